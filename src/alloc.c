@@ -1,0 +1,273 @@
+/* alloc.c - allocation: the malloc fast path, the generic path, calloc,
+ * aligned allocation, realloc, and large blocks (their own mappings).
+ *
+ * Fast path: a size <= EBB_DIRECT_MAX indexes heap->direct, whose page's
+ * `free` list gives the block - thread-local data only, no atomics.
+ *
+ * Large blocks: a mapping [header page][block], with the block start B
+ * aligned to the segment size, so free(B) finds the header at
+ * B - EBB_LARGE_HEADER_SIZE (the segment map marks B's slot EBB_MAP_LARGE).
+ * Any thread may free a large block; the registry (global lock) is their
+ * only shared list. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "prim.h"
+
+size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* set from options at init */
+
+static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
+  page->free = b->next;
+  page->used++;
+  return b;
+}
+
+ebb_export void *ebb_malloc(size_t size) {
+  ebb_heap_t *heap = _ebb_tls_heap;
+  if (ebb_likely(size <= EBB_DIRECT_MAX)) {
+    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
+    ebb_block_t *b = page->free;
+    if (ebb_likely(b != NULL)) return page_pop(page, b);
+  }
+  return _ebb_malloc_generic(heap, size, false);
+}
+EBB_STD(malloc, ebb_malloc);
+EBB_STD(__libc_malloc, ebb_malloc);
+
+static void *zero_block(ebb_page_t *page, ebb_block_t *b, size_t size) {
+  if (page->free_is_zero) b->next = NULL; /* only the link was written */
+  else memset(b, 0, size);
+  return b;
+}
+
+/* Everything the fast path does not do: first use by a thread, delayed
+ * frees, a page running dry, large sizes. */
+void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
+  if (ebb_unlikely(heap == &_ebb_heap_empty)) {
+    heap = _ebb_heap_get();
+    if (heap == NULL) return NULL;
+  }
+  _ebb_heap_drain_delayed(heap);
+  if (size > _ebb_large_threshold) return _ebb_large_alloc(size, 0, zero);
+  unsigned bin = _ebb_bin(size);
+  ebb_page_t *page = _ebb_page_find_free(heap, bin);
+  if (ebb_unlikely(page == NULL)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  ebb_assert_internal(page->free != NULL && page->bin == bin);
+  void *p = page_pop(page, page->free);
+  return zero ? zero_block(page, p, size) : p;
+}
+
+ebb_export void *ebb_calloc(size_t count, size_t size) {
+  size_t total;
+  if (ebb_unlikely(__builtin_mul_overflow(count, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  ebb_heap_t *heap = _ebb_tls_heap;
+  if (ebb_likely(total <= EBB_DIRECT_MAX)) {
+    ebb_page_t *page = heap->direct[_ebb_wsize(total)];
+    ebb_block_t *b = page->free;
+    if (ebb_likely(b != NULL)) return zero_block(page, page_pop(page, b), total);
+  }
+  return _ebb_malloc_generic(heap, total, true);
+}
+EBB_STD(calloc, ebb_calloc);
+EBB_STD(__libc_calloc, ebb_calloc);
+
+/* ---- large blocks ------------------------------------------------------- */
+ebb_segment_t *_ebb_large_segment_of(const void *p) {
+  return (ebb_segment_t *)((uint8_t *)p - EBB_LARGE_HEADER_SIZE);
+}
+
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) & ~(to - 1); }
+
+/* Maps a large block of at least `size` bytes aligned to max(align,
+ * segment size). Fresh mappings are zero, so `zero` costs nothing. */
+void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
+  (void)zero;
+  if (size > (size_t)PTRDIFF_MAX - 2 * EBB_SEGMENT_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  _ebb_init_process();
+  size_t total = round_up(size == 0 ? 1 : size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE;
+  size_t a = align > EBB_SEGMENT_SIZE ? align : EBB_SEGMENT_SIZE;
+  uint8_t *m = _ebb_os_map_aligned(total, a, EBB_LARGE_HEADER_SIZE);
+  if (m == NULL) return NULL;
+  ebb_segment_t *seg = (ebb_segment_t *)m;
+  seg->kind = EBB_PAGE_LARGE;
+  seg->page_shift = EBB_SEGMENT_SHIFT;
+  seg->page_count = 1;
+  seg->used_pages = 1;
+  seg->size = total;
+  seg->pages[0].start = m + EBB_LARGE_HEADER_SIZE;
+  seg->pages[0].in_use = 1;
+  seg->pages[0].used = 1;
+  _ebb_segment_registry_add(seg);
+  _ebb_os_map_set(m + EBB_LARGE_HEADER_SIZE, EBB_MAP_LARGE);
+  return m + EBB_LARGE_HEADER_SIZE;
+}
+
+void _ebb_large_free(ebb_segment_t *seg) {
+  _ebb_os_map_set(seg->pages[0].start, EBB_MAP_NONE);
+  _ebb_segment_registry_remove(seg);
+  _ebb_os_unmap(seg, seg->size);
+}
+
+/* Moves a large block to a new aligned place of `total` bytes without
+ * copying (mremap moves the page tables). NULL if that fails. */
+static void *large_move(ebb_segment_t *seg, size_t total) {
+  uint8_t *dst = _ebb_os_map_aligned(total, EBB_SEGMENT_SIZE, EBB_LARGE_HEADER_SIZE);
+  if (dst == NULL) return NULL;
+  void *old_block = seg->pages[0].start;
+  size_t old_total = seg->size;
+  _ebb_segment_registry_remove(seg);
+  ebb_segment_t *moved = _ebb_prim_remap(seg, old_total, total, dst, true);
+  if (moved == NULL) {
+    _ebb_segment_registry_add(seg);
+    _ebb_os_unmap(dst, total);
+    return NULL;
+  }
+  /* The old range is gone (mremap unmapped it); dst's placeholder pages
+   * were replaced. */
+  atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
+  _ebb_os_map_set(old_block, EBB_MAP_NONE);
+  moved->size = total;
+  moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
+  _ebb_segment_registry_add(moved);
+  _ebb_os_map_set(moved->pages[0].start, EBB_MAP_LARGE);
+  return moved->pages[0].start;
+}
+
+/* realloc of a large block to a size that stays large: shrink or grow in
+ * place when the address space allows, else move the mapping. */
+static void *large_realloc(ebb_segment_t *seg, size_t size) {
+  size_t total = round_up(size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE;
+  if (total == seg->size) return seg->pages[0].start;
+  if (_ebb_prim_remap(seg, seg->size, total, NULL, false) != NULL) {
+    if (total > seg->size) atomic_fetch_add_explicit(&_ebb_os_mapped, total - seg->size, memory_order_relaxed);
+    else atomic_fetch_sub_explicit(&_ebb_os_mapped, seg->size - total, memory_order_relaxed);
+    seg->size = total;
+    return seg->pages[0].start;
+  }
+  return large_move(seg, total);
+}
+
+/* ---- realloc ------------------------------------------------------------- */
+static void *realloc_copy(void *p, size_t old_usable, size_t size) {
+  void *q = ebb_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  ebb_free(p);
+  return q;
+}
+
+ebb_export void *ebb_realloc(void *p, size_t size) {
+  if (p == NULL) return ebb_malloc(size);
+  if (size == 0) { /* glibc: free and return NULL */
+    ebb_free(p);
+    return NULL;
+  }
+  size_t usable = _ebb_usable_size(p, "realloc");
+  if (usable == 0) { /* foreign pointer, reported (EBB_ON_ERROR=warn) */
+    errno = EINVAL;
+    return NULL;
+  }
+  if (size > (size_t)PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (_ebb_map_kind(p) == EBB_MAP_LARGE && size > _ebb_large_threshold) {
+    void *q = large_realloc(_ebb_large_segment_of(p), size);
+    return q != NULL ? q : realloc_copy(p, usable, size);
+  }
+  /* Stay in place while the block is big enough and not twice too big. */
+  if (size <= usable && size >= usable / 2) return p;
+  return realloc_copy(p, usable, size);
+}
+EBB_STD(realloc, ebb_realloc);
+EBB_STD(__libc_realloc, ebb_realloc);
+
+ebb_export void *ebb_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return ebb_realloc(p, total);
+}
+EBB_STD(reallocarray, ebb_reallocarray);
+
+/* ---- aligned allocation --------------------------------------------------- */
+/* `align` is a power of two. Size classes whose size is a multiple of align
+ * give aligned blocks (page starts are aligned to the segment header size),
+ * so small alignments cost at most the next class; larger ones are large
+ * blocks, which are segment-aligned. */
+static void *alloc_aligned(size_t align, size_t size, bool zero) {
+  if (align <= 8) return zero ? ebb_calloc(1, size) : ebb_malloc(size);
+  if (size > (size_t)PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (align <= EBB_SEGMENT_HEADER_SIZE) {
+    size_t s = round_up(size == 0 ? 1 : size, align);
+    if (s <= _ebb_large_threshold) {
+      unsigned bin = _ebb_bin(s);
+      while (_ebb_bin_size(bin) % align != 0) bin++;
+      size_t bsize = _ebb_bin_size(bin);
+      if (bsize <= _ebb_large_threshold) return zero ? ebb_calloc(1, bsize) : ebb_malloc(bsize);
+    }
+  }
+  return _ebb_large_alloc(size, align, zero);
+}
+
+static bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+ebb_export int ebb_posix_memalign(void **out, size_t align, size_t size) {
+  if (out == NULL || align < sizeof(void *) || !is_pow2(align)) return EINVAL;
+  void *p = alloc_aligned(align, size, false);
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+EBB_STD(posix_memalign, ebb_posix_memalign);
+EBB_STD(__posix_memalign, ebb_posix_memalign);
+
+ebb_export void *ebb_aligned_alloc(size_t align, size_t size) {
+  if (!is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return alloc_aligned(align, size, false);
+}
+EBB_STD(aligned_alloc, ebb_aligned_alloc);
+
+/* glibc rounds a non-power-of-two alignment up to the next power of two. */
+ebb_export void *ebb_memalign(size_t align, size_t size) {
+  if (align > ((size_t)1 << 62)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!is_pow2(align)) align = align == 0 ? 1 : (size_t)1 << (64 - __builtin_clzll(align));
+  return alloc_aligned(align, size, false);
+}
+EBB_STD(memalign, ebb_memalign);
+EBB_STD(__libc_memalign, ebb_memalign);
+
+ebb_export void *ebb_valloc(size_t size) { return alloc_aligned(EBB_OS_PAGE, size, false); }
+EBB_STD(valloc, ebb_valloc);
+EBB_STD(__libc_valloc, ebb_valloc);
+
+ebb_export void *ebb_pvalloc(size_t size) {
+  if (size > (size_t)PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_aligned(EBB_OS_PAGE, round_up(size == 0 ? 1 : size, EBB_OS_PAGE), false);
+}
+EBB_STD(pvalloc, ebb_pvalloc);
+EBB_STD(__libc_pvalloc, ebb_pvalloc);

@@ -1,0 +1,129 @@
+/* free.c - freeing: the local fast path, remote frees, and misuse checks.
+ *
+ * Local free (the page's segment belongs to this thread): push onto
+ * page->local_free, no atomics. Remote free: push onto page->thread_free
+ * with one CAS; if the page is full (USE_DELAYED) the block goes to the
+ * owner heap's delayed_free list instead, bracketed by the DELAYED_FREEING
+ * state, which keeps the owner from freeing the page (and its heap pointer)
+ * until the push is done. */
+#include <errno.h>
+
+#include "internal.h"
+#include "prim.h"
+
+static void free_remote(ebb_page_t *page, ebb_block_t *block) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  uintptr_t desired;
+  bool use_delayed;
+  do {
+    use_delayed = (tf & EBB_TF_STATE_MASK) == EBB_USE_DELAYED;
+    if (use_delayed) {
+      desired = (tf & ~EBB_TF_STATE_MASK) | EBB_DELAYED_FREEING;
+    } else {
+      block->next = (ebb_block_t *)(tf & ~EBB_TF_STATE_MASK);
+      desired = (uintptr_t)block | (tf & EBB_TF_STATE_MASK);
+    }
+  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired, memory_order_release,
+                                                  memory_order_relaxed));
+  if (!use_delayed) return;
+
+  /* DELAYED_FREEING: the owner waits for us before it retires the page. */
+  ebb_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_acquire);
+  ebb_assert(heap != NULL);
+  ebb_block_t *head = atomic_load_explicit(&heap->delayed_free, memory_order_relaxed);
+  do {
+    block->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&heap->delayed_free, &head, block, memory_order_release,
+                                                  memory_order_relaxed));
+  tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  do {
+    desired = (tf & ~EBB_TF_STATE_MASK) | EBB_NO_DELAYED;
+  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* The owner frees a block: used only by the slow paths (delayed frees). */
+void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block) {
+  block->next = page->local_free;
+  page->local_free = block;
+  page->used--;
+  if (page->used == 0 || page->in_full) _ebb_free_local_slow(_ebb_tls_heap, page);
+}
+
+/* A local free emptied the page or hit a full one. */
+void _ebb_free_local_slow(ebb_heap_t *heap, ebb_page_t *page) {
+  ebb_assert_internal(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap);
+  if (page->in_full) _ebb_page_unfull(heap, page);
+  if (page->used == 0) _ebb_page_retire(heap, page);
+}
+
+ebb_export void ebb_free(void *p) {
+  if (ebb_unlikely(_ebb_map_kind(p) != EBB_MAP_SEGMENT)) {
+    _ebb_free_slow(p);
+    return;
+  }
+  ebb_segment_t *seg = _ebb_segment_of(p);
+  ebb_page_t *page = _ebb_page_of(seg, p);
+  if (ebb_unlikely(!_ebb_is_block_start(page, p))) {
+    _ebb_free_slow(p);
+    return;
+  }
+  ebb_block_t *block = p;
+  if (ebb_likely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _ebb_thread_id())) {
+    block->next = page->local_free;
+    page->local_free = block;
+    if (ebb_unlikely(--page->used == 0 || page->in_full)) _ebb_free_local_slow(_ebb_tls_heap, page);
+    return;
+  }
+  free_remote(page, block);
+}
+EBB_STD(free, ebb_free);
+EBB_STD(cfree, ebb_free);
+EBB_STD(__libc_free, ebb_free);
+
+/* NULL, large blocks, and pointers that are not ebb's. */
+ebb_noinline void _ebb_free_slow(void *p) {
+  if (p == NULL) return;
+  if (_ebb_map_kind(p) == EBB_MAP_LARGE && ((uintptr_t)p & EBB_SEGMENT_MASK) == 0) {
+    _ebb_large_free(_ebb_large_segment_of(p));
+    return;
+  }
+  _ebb_error_foreign("free", p);
+}
+
+ebb_export void ebb_free_sized(void *p, size_t size) {
+  ebb_assert(p == NULL || size <= _ebb_usable_size(p, "free_sized"));
+  (void)size;
+  ebb_free(p);
+}
+EBB_STD(free_sized, ebb_free_sized);
+
+ebb_export void ebb_free_aligned_sized(void *p, size_t align, size_t size) {
+  ebb_assert(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
+  (void)align;
+  ebb_free_sized(p, size);
+}
+EBB_STD(free_aligned_sized, ebb_free_aligned_sized);
+
+/* Usable size of an ebb block; 0 (after reporting misuse as `caller`) for
+ * anything else. */
+size_t _ebb_usable_size(const void *p, const char *caller) {
+  uint8_t kind = _ebb_map_kind(p);
+  if (kind == EBB_MAP_SEGMENT) {
+    ebb_segment_t *seg = _ebb_segment_of(p);
+    ebb_page_t *page = _ebb_page_of(seg, p);
+    if (_ebb_is_block_start(page, p)) return page->block_size;
+  } else if (kind == EBB_MAP_LARGE && ((uintptr_t)p & EBB_SEGMENT_MASK) == 0) {
+    return _ebb_large_segment_of(p)->size - EBB_LARGE_HEADER_SIZE;
+  }
+  if (caller != NULL) _ebb_error_foreign(caller, p);
+  return 0;
+}
+
+ebb_export size_t ebb_malloc_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  return _ebb_usable_size(p, "malloc_usable_size");
+}
+EBB_STD(malloc_usable_size, ebb_malloc_usable_size);
+
+ebb_export bool ebb_owns(const void *p) { return p != NULL && _ebb_usable_size(p, NULL) != 0; }

@@ -1,0 +1,169 @@
+/* heap.c - thread-local heaps: creation on a thread's first allocation,
+ * the delayed-free list, and what happens when the thread exits.
+ *
+ * Concurrency: a heap is touched only by its thread, except delayed_free,
+ * which other threads push onto with a CAS (a LIFO of blocks, linked
+ * through the blocks). Heaps are never unmapped: a finished heap goes to a
+ * pool (global lock) and is reused by the next new thread, so a remote
+ * thread that read page->heap can always dereference it. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "prim.h"
+
+__thread ebb_heap_t *_ebb_tls_heap = &_ebb_heap_empty;
+
+ebb_page_t _ebb_page_empty; /* free == NULL: the fast path always misses */
+
+/* Statically initialised so the fast path works before initialisation. */
+ebb_heap_t _ebb_heap_empty = {.direct = {[0 ... EBB_DIRECT_COUNT - 1] = &_ebb_page_empty}};
+
+static ebb_heap_t *heap_pool;   /* unused heaps (global lock) */
+static ebb_heap_t *heap_all;    /* every heap (global lock) */
+static size_t heaps_live;       /* global lock */
+static pthread_key_t heap_key;  /* destructor: _ebb_heap_thread_done */
+static bool heap_key_ready;
+
+static void heap_reset(ebb_heap_t *heap) {
+  memset(heap->queues, 0, sizeof(heap->queues));
+  for (size_t w = 0; w < EBB_DIRECT_COUNT; w++) heap->direct[w] = &_ebb_page_empty;
+  for (unsigned b = 0; b <= EBB_BIN_FULL; b++) heap->queues[b].block_size = _ebb_bin_size(b);
+  atomic_store_explicit(&heap->delayed_free, NULL, memory_order_relaxed);
+  heap->segments = NULL;
+  heap->with_free[0] = heap->with_free[1] = NULL;
+}
+
+/* Called once at process init (before any thread can allocate). */
+void _ebb_heap_init_empty(void) {
+  heap_reset(&_ebb_heap_empty);
+  _ebb_heap_empty.thread_id = 0;
+  if (pthread_key_create(&heap_key, _ebb_heap_thread_done) == 0) heap_key_ready = true;
+}
+
+/* Heaps come from the OS in chunks, never from malloc. */
+static ebb_heap_t *heap_carve(void) {
+  enum { CHUNK = 256 * 1024 };
+  size_t per = CHUNK / sizeof(ebb_heap_t);
+  ebb_heap_t *chunk = _ebb_prim_map(CHUNK);
+  if (chunk == NULL) return NULL;
+  _ebb_lock();
+  for (size_t i = 1; i < per; i++) {
+    chunk[i].pool_next = heap_pool;
+    heap_pool = &chunk[i];
+    chunk[i].all_next = heap_all;
+    heap_all = &chunk[i];
+  }
+  chunk[0].all_next = heap_all;
+  heap_all = &chunk[0];
+  _ebb_unlock();
+  return &chunk[0];
+}
+
+static ebb_heap_t *heap_take(void) {
+  _ebb_lock();
+  ebb_heap_t *heap = heap_pool;
+  if (heap) heap_pool = heap->pool_next;
+  _ebb_unlock();
+  return heap ? heap : heap_carve();
+}
+
+/* This thread's heap, made on first use. NULL (errno ENOMEM) if the OS
+ * has no memory for one. */
+ebb_heap_t *_ebb_heap_get(void) {
+  ebb_heap_t *heap = _ebb_tls_heap;
+  if (ebb_likely(heap != &_ebb_heap_empty)) return heap;
+  _ebb_init_process();
+  heap = heap_take();
+  if (heap == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  heap_reset(heap);
+  heap->thread_id = _ebb_thread_id();
+  heap->live = true;
+  _ebb_lock();
+  heaps_live++;
+  _ebb_unlock();
+  _ebb_tls_heap = heap;
+  /* Set after the TLS pointer: pthread_setspecific may allocate. */
+  if (heap_key_ready) pthread_setspecific(heap_key, heap);
+  return heap;
+}
+
+/* ---- delayed frees ------------------------------------------------------- */
+void _ebb_heap_drain_delayed(ebb_heap_t *heap) {
+  if (atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) return;
+  ebb_block_t *b = atomic_exchange_explicit(&heap->delayed_free, NULL, memory_order_acquire);
+  while (b != NULL) {
+    ebb_block_t *next = b->next;
+    ebb_segment_t *seg = _ebb_segment_of(b);
+    _ebb_free_block_local(_ebb_page_of(seg, b), b);
+    b = next;
+  }
+}
+
+/* ---- collection ------------------------------------------------------------ */
+/* Collects every page's frees and gives empty pages back. With force, also
+ * the one page per class that _ebb_page_retire keeps. */
+void _ebb_heap_collect(ebb_heap_t *heap, bool force) {
+  _ebb_heap_drain_delayed(heap);
+  for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
+    ebb_page_t *page = heap->queues[qi].first;
+    while (page != NULL) {
+      ebb_page_t *next = page->next;
+      _ebb_page_collect(page);
+      if (page->used == 0) {
+        if (force) _ebb_page_free(heap, page);
+        else _ebb_page_retire(heap, page);
+      } else if (page->in_full && page->free != NULL) {
+        _ebb_page_unfull(heap, page);
+      }
+      page = next;
+    }
+  }
+}
+
+/* ---- thread exit -------------------------------------------------------------- */
+static void heap_never_delayed(ebb_heap_t *heap) {
+  for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
+    for (ebb_page_t *page = heap->queues[qi].first; page != NULL; page = page->next)
+      _ebb_page_set_delayed(page, EBB_NEVER_DELAYED, false);
+  }
+}
+
+/* The pthread key destructor: the thread is exiting. Its pages stop taking
+ * delayed frees (so nobody will touch the heap again), its frees are
+ * collected, empty pages are returned, and the segments that still hold
+ * live blocks are abandoned for other threads to adopt. */
+void _ebb_heap_thread_done(void *arg) {
+  ebb_heap_t *heap = arg;
+  if (heap == NULL || heap == &_ebb_heap_empty || !heap->live) return;
+  heap_never_delayed(heap);
+  _ebb_heap_drain_delayed(heap);
+  for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
+    for (ebb_page_t *page = heap->queues[qi].first, *next; page != NULL; page = next) {
+      next = page->next;
+      _ebb_page_collect(page);
+      if (page->used == 0) _ebb_page_free(heap, page);
+    }
+  }
+  _ebb_segment_abandon_all(heap);
+  heap->live = false;
+  if (_ebb_tls_heap == heap) _ebb_tls_heap = &_ebb_heap_empty;
+  _ebb_lock();
+  heaps_live--;
+  heap->pool_next = heap_pool;
+  heap_pool = heap;
+  _ebb_unlock();
+}
+
+/* ---- statistics (global lock held) ------------------------------------------------- */
+void _ebb_heap_stats(ebb_stats_t *st) {
+  st->heaps_count = heaps_live;
+  for (ebb_heap_t *h = heap_all; h != NULL; h = h->all_next) st->metadata += sizeof(ebb_heap_t);
+}
+
+/* After fork() the child has one thread; the others' heaps stay as they
+ * were (their segments keep their owner ids, so frees in the child to them
+ * are remote frees that nobody collects: safe, not reclaimed). */

@@ -1,0 +1,63 @@
+/* init.c - process initialisation, the global lock, fork, and exit.
+ *
+ * Initialisation is lazy: the first allocation (which may come from the
+ * dynamic loader, dlsym, or another library's constructor that runs before
+ * ours) calls _ebb_init_process. It only reads options and creates the
+ * pthread key; nothing in it allocates, so it cannot recurse. Concurrent
+ * first calls: one thread initialises, the others wait on init_state.
+ *
+ * fork: the global lock is taken before fork and released after it in
+ * both processes, so the child never inherits it locked by a thread that
+ * does not exist there. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "internal.h"
+#include "prim.h"
+
+pthread_mutex_t _ebb_global_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void _ebb_lock(void) { pthread_mutex_lock(&_ebb_global_lock); }
+void _ebb_unlock(void) { pthread_mutex_unlock(&_ebb_global_lock); }
+
+enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
+static _Atomic int init_state = INIT_NONE;
+
+bool _ebb_is_initialized(void) { return atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE; }
+
+void _ebb_fork_prepare(void) { _ebb_lock(); }
+void _ebb_fork_parent(void) { _ebb_unlock(); }
+void _ebb_fork_child(void) { pthread_mutex_init(&_ebb_global_lock, NULL); }
+
+void _ebb_init_process(void) {
+  if (ebb_likely(_ebb_is_initialized())) return;
+  int expected = INIT_NONE;
+  if (!atomic_compare_exchange_strong(&init_state, &expected, INIT_RUNNING)) {
+    while (!_ebb_is_initialized()) _ebb_prim_yield();
+    return;
+  }
+  _ebb_options_init();
+  _ebb_heap_init_empty();
+  pthread_atfork(_ebb_fork_prepare, _ebb_fork_parent, _ebb_fork_child);
+  atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
+  _ebb_verbose("ebb: initialised (ebb %s, large threshold %zu)\n", ebb_version(),
+               (size_t)_ebb_option(EBB_OPT_LARGE_THRESHOLD));
+}
+
+__attribute__((constructor)) static void ebb_constructor(void) { _ebb_init_process(); }
+
+__attribute__((destructor)) static void ebb_destructor(void) {
+  if (_ebb_is_initialized() && _ebb_option(EBB_OPT_STATS)) ebb_stats_print();
+}
+
+ebb_export const char *ebb_version(void) { return "0.1.0"; }
+
+/* Collects this thread's frees, gives back every empty page and the
+ * segment cache. Returns 1 if memory was released (glibc's contract). */
+ebb_export int ebb_malloc_trim(size_t pad) {
+  (void)pad;
+  ebb_heap_t *heap = _ebb_tls_heap;
+  if (heap != &_ebb_heap_empty) _ebb_heap_collect(heap, true);
+  return _ebb_segment_trim_cache() > 0 ? 1 : 0;
+}
+EBB_STD(malloc_trim, ebb_malloc_trim);

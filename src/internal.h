@@ -1,0 +1,209 @@
+/* internal.h - what ebb's modules share: assertions, the fast inline helpers
+ * (size class, pointer -> segment -> page, thread id, the segment map) and
+ * the cross-module functions, grouped by the module that defines them.
+ * Names: _ebb_<module>_<what>; public names ebb_* live in include/ebb.h. */
+#ifndef EBB_INTERNAL_H
+#define EBB_INTERNAL_H
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ebb.h"
+#include "types.h"
+
+#ifndef EBB_DEBUG
+#define EBB_DEBUG 0
+#endif
+
+#define ebb_export __attribute__((visibility("default")))
+#define ebb_likely(x) __builtin_expect(!!(x), 1)
+#define ebb_unlikely(x) __builtin_expect(!!(x), 0)
+#define ebb_noinline __attribute__((noinline))
+#define ebb_cold __attribute__((cold, noinline))
+
+/* The standard names. Each public ebb_ function that has a standard
+ * counterpart is followed by EBB_STD(name, ebb_name): an alias in the same
+ * translation unit (aliases cannot cross files), so malloc costs no extra
+ * jump. Built with EBB_OVERRIDE=0 (libebb-prefix), only the ebb_ names
+ * exist and the C library's allocator stays in place. */
+#ifndef EBB_OVERRIDE
+#define EBB_OVERRIDE 1
+#endif
+#if EBB_OVERRIDE
+#define EBB_STD(name, target) \
+  extern __typeof__(target) name __attribute__((alias(#target), copy(target), visibility("default")))
+#else
+#define EBB_STD(name, target) extern __typeof__(target) ebb_unused_##name
+#endif
+
+/* ---- checks at three depths (EBB_DEBUG 1..3); the handler never allocates */
+_Noreturn void _ebb_assert_fail(const char *expr, const char *file, int line);
+#define EBB_ASSERT_AT(level, cond) \
+  ((EBB_DEBUG >= (level) && !(cond)) ? _ebb_assert_fail(#cond, __FILE__, __LINE__) : (void)0)
+#define ebb_assert(cond) EBB_ASSERT_AT(1, cond)
+#define ebb_assert_internal(cond) EBB_ASSERT_AT(2, cond)
+#define ebb_assert_expensive(cond) EBB_ASSERT_AT(3, cond)
+
+static_assert(EBB_SEGMENT_SIZE == ((size_t)1 << EBB_SEGMENT_SHIFT), "segment size");
+static_assert(EBB_MAX_PAGES <= 64, "one descriptor per small page");
+static_assert(EBB_WIDE_OBJ_MAX * 4 <= EBB_SEGMENT_SIZE, "wide pages hold several blocks");
+static_assert(sizeof(ebb_segment_t) + EBB_MAX_PAGES * sizeof(ebb_page_t) <= EBB_SEGMENT_HEADER_SIZE,
+              "segment header fits");
+
+/* ---- size classes --------------------------------------------------- */
+static inline size_t _ebb_wsize(size_t size) { return (size + 7) >> 3; }
+
+/* Bin of a request size (size <= EBB_WIDE_OBJ_MAX). */
+static inline unsigned _ebb_bin(size_t size) {
+  size_t w = _ebb_wsize(size);
+  if (w <= 16) return w <= 1 ? 1 : (unsigned)w;
+  w--;
+  unsigned b = 63u - (unsigned)__builtin_clzll(w);
+  return ((b << 3) | (unsigned)((w >> (b - 3)) & 7)) - 15;
+}
+
+/* Block size of a bin. */
+static inline size_t _ebb_bin_size(unsigned bin) {
+  if (bin <= 16) return (size_t)bin * 8;
+  unsigned b = (bin + 15) >> 3, x = (bin + 15) & 7;
+  return ((size_t)(9 + x) << (b - 3)) * 8;
+}
+
+/* ---- pointer -> metadata ------------------------------------------- */
+enum { EBB_MAP_NONE = 0, EBB_MAP_SEGMENT = 1, EBB_MAP_LARGE = 2 };
+extern _Atomic(uint8_t) _ebb_segment_map[EBB_MAP_SLOTS];
+
+static inline uint8_t _ebb_map_kind(const void *p) {
+  uintptr_t slot = (uintptr_t)p >> EBB_SEGMENT_SHIFT;
+  if (ebb_unlikely(slot >= EBB_MAP_SLOTS)) return EBB_MAP_NONE;
+  return atomic_load_explicit(&_ebb_segment_map[slot], memory_order_relaxed);
+}
+
+static inline ebb_segment_t *_ebb_segment_of(const void *p) {
+  return (ebb_segment_t *)((uintptr_t)p & ~(uintptr_t)EBB_SEGMENT_MASK);
+}
+
+static inline ebb_page_t *_ebb_page_of(ebb_segment_t *seg, const void *p) {
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift;
+  return &seg->pages[idx];
+}
+
+/* True if p is the start of a block that the page has carved. With
+ * m = ceil(2^44 / size) and off < 2^22: off * m mod 2^44 is off/size * e
+ * (e = m*size - 2^44 < size) for an exact multiple, which is < 2^22 < m,
+ * and >= m for any other offset. One multiply, no division. */
+static inline bool _ebb_is_block_start(const ebb_page_t *page, const void *p) {
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  if (off >= page->span) return false; /* below start, past capacity, or unused page */
+  return ((off * page->div_magic) & (((uint64_t)1 << 44) - 1)) < page->div_magic;
+}
+
+/* ---- threads --------------------------------------------------------- */
+/* A unique non-zero id per live thread: its TLS base. */
+static inline uintptr_t _ebb_thread_id(void) {
+#if defined(__x86_64__)
+  uintptr_t tid;
+  __asm__("movq %%fs:0, %0" : "=r"(tid));
+  return tid;
+#else
+  return (uintptr_t)__builtin_thread_pointer();
+#endif
+}
+
+extern __thread ebb_heap_t *_ebb_tls_heap;
+extern ebb_heap_t _ebb_heap_empty; /* every thread's heap until its first malloc */
+extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
+
+/* ---- global state (init.c) -------------------------------------------- */
+/* One lock for the slow global state: segment registry, segment cache,
+ * abandoned list, heap pool. Never held across a system call that can block
+ * for long (mmap/munmap are made outside it). Taken around fork(). */
+extern pthread_mutex_t _ebb_global_lock;
+void _ebb_lock(void);
+void _ebb_unlock(void);
+void _ebb_init_process(void);
+bool _ebb_is_initialized(void);
+
+/* ---- messages (stats.c) ----------------------------------------------- */
+/* Tiny formatter: %s %d %u %zu %zx %x %p %%. Never allocates. */
+size_t _ebb_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+void _ebb_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void _ebb_verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void _ebb_fatal(const char *what);
+/* Heap misuse: prints "ebb: error: <what> of a pointer not allocated by ebb:
+ * 0x..." and aborts, unless EBB_ON_ERROR=warn. */
+void _ebb_error_foreign(const char *what, const void *p);
+
+/* ---- options (options.c) ---------------------------------------------- */
+typedef enum ebb_option_e {
+  EBB_OPT_VERBOSE,
+  EBB_OPT_STATS,
+  EBB_OPT_ON_ERROR,      /* 0 = abort, 1 = warn */
+  EBB_OPT_LARGE_THRESHOLD,
+  EBB_OPT_SEGMENT_CACHE,
+  EBB_OPT_COUNT
+} ebb_option_t;
+void _ebb_options_init(void);
+long long _ebb_option(ebb_option_t opt);
+bool _ebb_option_set(ebb_option_t opt, long long value); /* false if out of range */
+/* Parsing, exposed for unit tests: 0 on success, else -1. */
+int _ebb_options_parse_size(const char *text, long long *out);
+
+/* ---- os.c: aligned segments and large mappings ------------------------- */
+void *_ebb_os_map_aligned(size_t size, size_t align, size_t offset);
+void _ebb_os_unmap(void *p, size_t size);
+void _ebb_os_map_set(const void *slot_start, uint8_t kind);
+extern _Atomic(size_t) _ebb_os_mapped;
+
+/* ---- segment.c -------------------------------------------------------- */
+ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind);
+void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_segment_abandon_all(ebb_heap_t *heap);
+size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, uint8_t **start);
+void _ebb_segment_registry_add(ebb_segment_t *seg);
+void _ebb_segment_registry_remove(ebb_segment_t *seg);
+void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
+size_t _ebb_segment_trim_cache(void);
+
+/* ---- page.c ----------------------------------------------------------- */
+void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin);
+void _ebb_page_collect(ebb_page_t *page);
+bool _ebb_page_extend(ebb_page_t *page);
+void _ebb_page_set_delayed(ebb_page_t *page, ebb_delayed_t state, bool override_never);
+bool _ebb_page_is_valid(const ebb_page_t *page);
+void _ebb_queue_push_front(ebb_heap_t *heap, unsigned qi, ebb_page_t *page);
+void _ebb_queue_push_back(ebb_heap_t *heap, unsigned qi, ebb_page_t *page);
+void _ebb_queue_remove(ebb_heap_t *heap, unsigned qi, ebb_page_t *page);
+ebb_page_t *_ebb_page_find_free(ebb_heap_t *heap, unsigned bin);
+bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_retire(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page);
+
+/* ---- heap.c ----------------------------------------------------------- */
+ebb_heap_t *_ebb_heap_get(void); /* this thread's heap, made on first use */
+void _ebb_heap_init_empty(void);
+void _ebb_heap_thread_done(void *heap);
+void _ebb_heap_drain_delayed(ebb_heap_t *heap);
+void _ebb_heap_collect(ebb_heap_t *heap, bool force);
+void _ebb_heap_stats(ebb_stats_t *st); /* caller holds the global lock */
+
+/* ---- alloc.c / free.c ------------------------------------------------- */
+void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);
+void *_ebb_large_alloc(size_t size, size_t align, bool zero);
+void _ebb_large_free(ebb_segment_t *seg);
+size_t _ebb_usable_size(const void *p, const char *caller);
+void _ebb_free_local_slow(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block);
+void _ebb_free_slow(void *p);
+ebb_segment_t *_ebb_large_segment_of(const void *p);
+
+/* ---- init.c ----------------------------------------------------------- */
+void _ebb_fork_prepare(void);
+void _ebb_fork_parent(void);
+void _ebb_fork_child(void);
+
+#endif /* EBB_INTERNAL_H */

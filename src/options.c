@@ -1,0 +1,166 @@
+/* options.c - the option table: every tunable, its EBB_<NAME> environment
+ * variable, default, range and one line of help; plus mallopt.
+ *
+ * Options are read once, at process initialisation, before any other
+ * thread can exist; afterwards they change only through mallopt (relaxed
+ * atomic stores: a racing reader sees the old or the new value). */
+#include <malloc.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+#include "prim.h"
+
+typedef enum { OPT_BOOL, OPT_SIZE, OPT_COUNT, OPT_CHOICE } opt_kind_t;
+
+typedef struct option_desc_s {
+  const char *name;       /* EBB_<name> */
+  opt_kind_t kind;
+  long long def, min, max;
+  const char *choices[3]; /* OPT_CHOICE: value i is choices[i] */
+  const char *help;
+} option_desc_t;
+
+static const option_desc_t options[EBB_OPT_COUNT] = {
+  [EBB_OPT_VERBOSE] = {"VERBOSE", OPT_BOOL, 0, 0, 1, {0}, "explain decisions on stderr"},
+  [EBB_OPT_STATS] = {"STATS", OPT_BOOL, 0, 0, 1, {0}, "print statistics to stderr at exit"},
+  [EBB_OPT_ON_ERROR] = {"ON_ERROR", OPT_CHOICE, 0, 0, 1, {"abort", "warn"},
+                        "on heap misuse: abort, or warn and go on without freeing"},
+  [EBB_OPT_LARGE_THRESHOLD] = {"LARGE_THRESHOLD", OPT_SIZE, 512 * 1024, 4096, 512 * 1024, {0},
+                               "blocks above this size get their own mapping"},
+  [EBB_OPT_SEGMENT_CACHE] = {"SEGMENT_CACHE", OPT_COUNT, 4, 0, 64, {0},
+                             "free 4 MiB segments kept mapped for reuse"},
+};
+
+static _Atomic(long long) values[EBB_OPT_COUNT];
+extern size_t _ebb_large_threshold;
+
+long long _ebb_option(ebb_option_t opt) { return atomic_load_explicit(&values[opt], memory_order_relaxed); }
+
+static void apply(ebb_option_t opt, long long v) {
+  atomic_store_explicit(&values[opt], v, memory_order_relaxed);
+  if (opt == EBB_OPT_LARGE_THRESHOLD) _ebb_large_threshold = (size_t)v;
+}
+
+bool _ebb_option_set(ebb_option_t opt, long long value) {
+  if (value < options[opt].min || value > options[opt].max) return false;
+  apply(opt, value);
+  return true;
+}
+
+/* ---- parsing ---------------------------------------------------------------- */
+static int parse_uint(const char *s, long long *out, const char **end) {
+  long long v = 0;
+  if (*s < '0' || *s > '9') return -1;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    if (v > (1LL << 50)) return -1;
+    v = v * 10 + (*s - '0');
+  }
+  *out = v;
+  *end = s;
+  return 0;
+}
+
+/* "4096", "64k", "8M", "1g" (powers of 1024; an optional trailing b/B). */
+int _ebb_options_parse_size(const char *text, long long *out) {
+  long long v;
+  const char *s;
+  if (text == NULL || parse_uint(text, &v, &s) != 0) return -1;
+  int shift = 0;
+  switch (*s) {
+  case 'k': case 'K': shift = 10; s++; break;
+  case 'm': case 'M': shift = 20; s++; break;
+  case 'g': case 'G': shift = 30; s++; break;
+  default: break;
+  }
+  if (*s == 'b' || *s == 'B') s++;
+  if (*s != 0) return -1;
+  *out = v << shift;
+  return 0;
+}
+
+static int parse_bool(const char *s, long long *out) {
+  static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
+  for (int i = 0; i < 4; i++) {
+    if (strcasecmp(s, yes[i]) == 0) return (*out = 1), 0;
+    if (strcasecmp(s, no[i]) == 0) return (*out = 0), 0;
+  }
+  return -1;
+}
+
+static int parse_value(const option_desc_t *d, const char *text, long long *out) {
+  const char *end;
+  switch (d->kind) {
+  case OPT_BOOL: return parse_bool(text, out);
+  case OPT_SIZE: return _ebb_options_parse_size(text, out);
+  case OPT_COUNT: return (parse_uint(text, out, &end) == 0 && *end == 0) ? 0 : -1;
+  case OPT_CHOICE:
+    for (int i = 0; i < 3 && d->choices[i]; i++) {
+      if (strcasecmp(text, d->choices[i]) == 0) return (*out = i), 0;
+    }
+    return -1;
+  }
+  return -1;
+}
+
+static void warn_invalid(const option_desc_t *d, const char *text) {
+  switch (d->kind) {
+  case OPT_BOOL:
+    _ebb_message("ebb: warning: EBB_%s=%s is invalid: expected 0 or 1; using %d\n", d->name, text, (int)d->def);
+    break;
+  case OPT_CHOICE:
+    _ebb_message("ebb: warning: EBB_%s=%s is invalid: expected %s or %s; using %s\n", d->name, text, d->choices[0],
+                 d->choices[1], d->choices[d->def]);
+    break;
+  default:
+    _ebb_message("ebb: warning: EBB_%s=%s is invalid: expected %s from %zu to %zu; using %zu\n", d->name, text,
+                 d->kind == OPT_SIZE ? "a size (k/m/g suffixes)" : "a number", (size_t)d->min, (size_t)d->max,
+                 (size_t)d->def);
+  }
+}
+
+/* Reads every EBB_<NAME> variable; a bad value gets one warning line and
+ * the default. */
+void _ebb_options_init(void) {
+  for (int i = 0; i < EBB_OPT_COUNT; i++) {
+    const option_desc_t *d = &options[i];
+    char var[64];
+    size_t n = strlen(d->name);
+    memcpy(var, "EBB_", 4);
+    memcpy(var + 4, d->name, n + 1);
+    long long v = d->def;
+    const char *text = _ebb_prim_getenv(var);
+    if (text != NULL && *text != 0) {
+      if (parse_value(d, text, &v) != 0 || v < d->min || v > d->max) {
+        warn_invalid(d, text);
+        v = d->def;
+      }
+    }
+    apply((ebb_option_t)i, v);
+  }
+}
+
+/* ---- mallopt ------------------------------------------------------------------- */
+/* M_MMAP_THRESHOLD sets the large threshold (clamped to its range: blocks
+ * above the largest size class always have their own mapping). The other
+ * glibc parameters describe glibc's arenas; they are accepted and ignored.
+ * Unknown parameters return 0. */
+ebb_export int ebb_mallopt(int param, int value) {
+  _ebb_init_process();
+  switch (param) {
+  case M_MMAP_THRESHOLD: {
+    const option_desc_t *d = &options[EBB_OPT_LARGE_THRESHOLD];
+    if (value < 0) return 0;
+    long long v = value < d->min ? d->min : value > d->max ? d->max : value;
+    apply(EBB_OPT_LARGE_THRESHOLD, v);
+    _ebb_verbose("ebb: mallopt: large threshold = %zu\n", (size_t)v);
+    return 1;
+  }
+  case M_TRIM_THRESHOLD: case M_TOP_PAD: case M_MMAP_MAX: case M_MXFAST: case M_CHECK_ACTION:
+  case M_PERTURB: case M_ARENA_TEST: case M_ARENA_MAX:
+    return 1;
+  default:
+    return 0;
+  }
+}
+EBB_STD(mallopt, ebb_mallopt);

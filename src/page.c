@@ -1,0 +1,287 @@
+/* page.c - pages of one size class and the heap's page queues.
+ *
+ * A page has three free lists:
+ *   free        blocks to allocate from (owner only)
+ *   local_free  blocks the owner freed (owner only); moved to `free` when
+ *               `free` runs dry, so allocation and free never touch the
+ *               same list head
+ *   thread_free blocks other threads freed, pushed with one CAS; the owner
+ *               takes the whole list with one CAS
+ * The low two bits of thread_free hold the delayed-free state (types.h): a
+ * full page is not on any queue the allocator looks at, so while it is
+ * full, remote frees go to the heap's delayed_free list instead, which the
+ * owner drains on its slow path - that is how a full page comes back.
+ *
+ * Queues: heap->queues[bin] holds the pages of a size class that may have
+ * free blocks, most recently useful first; heap->queues[EBB_BIN_FULL] holds
+ * full pages. heap->direct[w] points to the first page of the queue that
+ * serves w words (or to the empty page), for sizes <= EBB_DIRECT_MAX. */
+#include <string.h>
+
+#include "internal.h"
+#include "prim.h"
+
+/* ---- delayed-free state ------------------------------------------------- */
+static ebb_delayed_t tf_state(uintptr_t tf) { return (ebb_delayed_t)(tf & EBB_TF_STATE_MASK); }
+static ebb_block_t *tf_block(uintptr_t tf) { return (ebb_block_t *)(tf & ~EBB_TF_STATE_MASK); }
+
+/* Sets the page's delayed state. Waits while a remote thread is in the
+ * middle of a delayed free (it reads page->heap). NEVER is sticky unless
+ * override_never. */
+void _ebb_page_set_delayed(ebb_page_t *page, ebb_delayed_t state, bool override_never) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  for (;;) {
+    ebb_delayed_t old = tf_state(tf);
+    if (old == EBB_DELAYED_FREEING) {
+      _ebb_prim_yield();
+      tf = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+      continue;
+    }
+    if (old == state || (old == EBB_NEVER_DELAYED && !override_never)) return;
+    uintptr_t desired = (tf & ~EBB_TF_STATE_MASK) | (uintptr_t)state;
+    if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired, memory_order_acq_rel,
+                                              memory_order_acquire))
+      return;
+  }
+}
+
+/* ---- collecting freed blocks ---------------------------------------------- */
+/* Takes the blocks other threads freed. Returns how many. */
+static uint32_t collect_thread_free(ebb_page_t *page) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  do {
+    if (tf_block(tf) == NULL) return 0;
+  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, tf & EBB_TF_STATE_MASK,
+                                                  memory_order_acquire, memory_order_relaxed));
+  ebb_block_t *head = tf_block(tf), *tail = head;
+  uint32_t n = 1;
+  while (tail->next != NULL) {
+    tail = tail->next;
+    n++;
+  }
+  tail->next = page->free;
+  page->free = head;
+  ebb_assert(page->used >= n);
+  page->used -= n;
+  page->free_is_zero = 0;
+  return n;
+}
+
+/* Moves local and remote frees onto `free`. */
+void _ebb_page_collect(ebb_page_t *page) {
+  if (page->local_free != NULL) {
+    if (page->free == NULL) {
+      page->free = page->local_free;
+    } else {
+      ebb_block_t *tail = page->local_free;
+      while (tail->next != NULL) tail = tail->next;
+      tail->next = page->free;
+      page->free = page->local_free;
+    }
+    page->local_free = NULL;
+    page->free_is_zero = 0;
+  }
+  collect_thread_free(page);
+}
+
+/* ---- carving --------------------------------------------------------------- */
+/* Carve at most this many bytes of new blocks at a time, so that a page's
+ * memory is touched only as it is needed. */
+#define EBB_EXTEND_BYTES (16 * EBB_KiB)
+
+/* Carves more blocks onto an empty `free` list. False if the page is full. */
+bool _ebb_page_extend(ebb_page_t *page) {
+  ebb_assert(page->free == NULL);
+  if (page->capacity >= page->reserved) return false;
+  uint32_t n = (uint32_t)(EBB_EXTEND_BYTES / page->block_size);
+  if (n == 0) n = 1;
+  if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
+  size_t bsize = page->block_size;
+  uint8_t *first = page->start + (size_t)page->capacity * bsize;
+  ebb_block_t *b = (ebb_block_t *)first;
+  for (uint32_t i = 1; i < n; i++) {
+    ebb_block_t *next = (ebb_block_t *)((uint8_t *)b + bsize);
+    b->next = next;
+    b = next;
+  }
+  b->next = NULL;
+  page->free = (ebb_block_t *)first;
+  page->capacity += n;
+  page->span = (size_t)page->capacity * bsize;
+  page->free_is_zero = page->is_fresh;
+  return true;
+}
+
+/* Sets up an empty page for size class `bin`. */
+void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
+  ebb_segment_t *seg = _ebb_segment_of(page);
+  size_t bsize = _ebb_bin_size(bin);
+  uint8_t *start;
+  size_t psize = _ebb_segment_page_size(seg, page, &start);
+  page->start = start;
+  page->block_size = (uint32_t)bsize;
+  page->div_magic = (((uint64_t)1 << 44) + bsize - 1) / bsize;
+  page->reserved = (uint32_t)(psize / bsize);
+  page->capacity = 0;
+  page->span = 0;
+  page->used = 0;
+  page->bin = (uint8_t)bin;
+  page->free = page->local_free = NULL;
+  page->in_full = 0;
+  page->free_is_zero = 0;
+  atomic_store_explicit(&page->heap, heap, memory_order_release);
+  atomic_store_explicit(&page->thread_free, (uintptr_t)EBB_NO_DELAYED, memory_order_release);
+  _ebb_page_extend(page);
+}
+
+/* ---- queues ------------------------------------------------------------------- */
+/* Points heap->direct at the first page of queue `qi` for every word size
+ * the bin serves. */
+static void direct_update(ebb_heap_t *heap, unsigned qi) {
+  if (qi == EBB_BIN_FULL) return;
+  size_t bsize = _ebb_bin_size(qi);
+  if (bsize > EBB_DIRECT_MAX) return;
+  ebb_page_t *page = heap->queues[qi].first ? heap->queues[qi].first : &_ebb_page_empty;
+  size_t lo = qi == 1 ? 0 : _ebb_wsize(_ebb_bin_size(qi - 1)) + 1;
+  for (size_t w = lo; w <= bsize / 8; w++) heap->direct[w] = page;
+}
+
+void _ebb_queue_push_front(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
+  ebb_page_queue_t *q = &heap->queues[qi];
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+  direct_update(heap, qi);
+}
+
+void _ebb_queue_push_back(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
+  ebb_page_queue_t *q = &heap->queues[qi];
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page;
+  else q->first = page;
+  q->last = page;
+  if (q->first == page) direct_update(heap, qi);
+}
+
+void _ebb_queue_remove(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
+  ebb_page_queue_t *q = &heap->queues[qi];
+  bool was_first = (q->first == page);
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+  if (was_first) direct_update(heap, qi);
+}
+
+/* ---- full pages ------------------------------------------------------------------ */
+/* Moves a page with nothing free to the full queue. From now on remote
+ * frees to it go to heap->delayed_free. */
+/* Returns false, leaving the page at the front of its queue, if a remote
+ * free slipped onto thread_free before the state changed. */
+bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page) {
+  ebb_assert(!page->in_full);
+  _ebb_queue_remove(heap, page->bin, page);
+  _ebb_queue_push_back(heap, EBB_BIN_FULL, page);
+  page->in_full = 1;
+  _ebb_page_set_delayed(page, EBB_USE_DELAYED, false);
+  if (tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire)) == NULL) return true;
+  _ebb_page_unfull(heap, page);
+  return false;
+}
+
+/* Brings a full page back to its size class queue (a block was freed). */
+void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page) {
+  ebb_assert(page->in_full);
+  /* Blocks that raced onto thread_free before USE_DELAYED was set are
+   * collected when the page is next used; no remote free is lost. */
+  _ebb_page_set_delayed(page, EBB_NO_DELAYED, false);
+  _ebb_queue_remove(heap, EBB_BIN_FULL, page);
+  page->in_full = 0;
+  _ebb_queue_push_front(heap, page->bin, page);
+}
+
+/* ---- finding a page with a free block ------------------------------------------------ */
+/* Makes `page` able to allocate: collects its frees, or carves more. */
+static bool page_make_ready(ebb_page_t *page) {
+  if (page->free != NULL) return true;
+  _ebb_page_collect(page);
+  if (page->free != NULL) return true;
+  return _ebb_page_extend(page);
+}
+
+static ebb_page_t *page_fresh(ebb_heap_t *heap, unsigned bin) {
+  size_t bsize = _ebb_bin_size(bin);
+  ebb_page_kind_t kind = bsize <= EBB_SMALL_OBJ_MAX    ? EBB_PAGE_SMALL
+                         : bsize <= EBB_MEDIUM_OBJ_MAX ? EBB_PAGE_MEDIUM
+                                                       : EBB_PAGE_WIDE;
+  ebb_page_t *page = _ebb_segment_page_alloc(heap, kind);
+  if (page == NULL) return NULL;
+  _ebb_page_init(page, heap, bin);
+  _ebb_queue_push_front(heap, bin, page);
+  return page;
+}
+
+/* The page to allocate a block of class `bin` from, first in its queue;
+ * NULL if out of memory. Pages found full on the way move to the full
+ * queue, so each is skipped once. */
+ebb_page_t *_ebb_page_find_free(ebb_heap_t *heap, unsigned bin) {
+  ebb_page_queue_t *q = &heap->queues[bin];
+  ebb_page_t *page = q->first;
+  while (page != NULL) {
+    ebb_page_t *next = page->next;
+    ebb_assert_expensive(_ebb_page_is_valid(page));
+    if (page_make_ready(page)) {
+      if (page != q->first) {
+        _ebb_queue_remove(heap, bin, page);
+        _ebb_queue_push_front(heap, bin, page);
+      }
+      return page;
+    }
+    if (!_ebb_page_to_full(heap, page) && page_make_ready(page)) return page;
+    page = next;
+  }
+  return page_fresh(heap, bin);
+}
+
+/* ---- empty pages ------------------------------------------------------------------------ */
+/* Gives an empty page back to its segment. */
+void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page) {
+  ebb_assert(page->used == 0);
+  _ebb_queue_remove(heap, page->in_full ? EBB_BIN_FULL : page->bin, page);
+  page->in_full = 0;
+  /* No remote thread may still be reading page->heap. */
+  _ebb_page_set_delayed(page, EBB_NEVER_DELAYED, false);
+  _ebb_segment_page_free(heap, page);
+}
+
+/* A page became empty. The only page of its class stays, so that a loop
+ * that allocates and frees one object does not churn pages. */
+void _ebb_page_retire(ebb_heap_t *heap, ebb_page_t *page) {
+  ebb_page_queue_t *q = &heap->queues[page->bin];
+  if (!page->in_full && q->first == page && q->last == page) return;
+  _ebb_page_free(heap, page);
+}
+
+/* ---- validation (EBB_DEBUG >= 3) --------------------------------------------------------- */
+static bool list_is_valid(const ebb_page_t *page, const ebb_block_t *b, uint32_t *count) {
+  const uint8_t *end = page->start + (size_t)page->capacity * page->block_size;
+  for (; b != NULL; b = b->next) {
+    const uint8_t *p = (const uint8_t *)b;
+    if (p < page->start || p >= end || !_ebb_is_block_start(page, p)) return false;
+    if (++*count > page->capacity) return false;
+  }
+  return true;
+}
+
+/* Checks the page invariant used + |free| + |local_free| == capacity. */
+bool _ebb_page_is_valid(const ebb_page_t *page) {
+  uint32_t nfree = 0, nlocal = 0;
+  if (!page->in_use || page->capacity > page->reserved) return false;
+  if (!list_is_valid(page, page->free, &nfree)) return false;
+  if (!list_is_valid(page, page->local_free, &nlocal)) return false;
+  return page->used + nfree + nlocal == page->capacity;
+}

@@ -1,0 +1,34 @@
+/* prim.h - the platform contract: every system call ebb makes goes through
+ * these functions (implemented in prim/linux.c). None of them allocates.
+ * Errors: functions returning a pointer return NULL and leave errno set;
+ * those returning int return 0 on success or an errno value. Any failure
+ * other than ENOMEM on unmap/advise means a broken invariant and is fatal. */
+#ifndef EBB_PRIM_H
+#define EBB_PRIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reserve and commit `size` bytes of zeroed read/write memory anywhere
+ * (size: multiple of the OS page). NULL + errno on failure. */
+void *_ebb_prim_map(size_t size);
+/* Release [p, p+size) (both OS-page aligned). Fatal on failure. */
+void _ebb_prim_unmap(void *p, size_t size);
+/* Grow or move a mapping; `fixed_to` (if not NULL) is where it must land.
+ * NULL + errno if it cannot. */
+void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to, bool may_move);
+/* Give the memory back to the OS; it reads as zero afterwards. 0 or errno. */
+int _ebb_prim_decommit(void *p, size_t size);
+/* Monotonic clock in nanoseconds. */
+uint64_t _ebb_prim_clock_ns(void);
+/* Write all of buf to stderr, ignoring errors (used on fatal paths). */
+void _ebb_prim_write_stderr(const char *buf, size_t len);
+/* An environment variable, or NULL. Never allocates. */
+const char *_ebb_prim_getenv(const char *name);
+/* Terminate the process with SIGABRT. */
+_Noreturn void _ebb_prim_abort(void);
+/* Give the CPU to another thread (spin-wait back-off). */
+void _ebb_prim_yield(void);
+
+#endif /* EBB_PRIM_H */

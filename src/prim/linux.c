@@ -1,0 +1,83 @@
+/* prim/linux.c - the Linux implementation of prim.h: mmap, munmap, mremap,
+ * madvise, the clock and stderr. Stateless except for syscall counters
+ * (relaxed atomics, read by the statistics). */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "prim.h"
+
+_Atomic(uint64_t) _ebb_prim_mmap_calls;
+_Atomic(uint64_t) _ebb_prim_munmap_calls;
+
+static void count(_Atomic(uint64_t) *counter) {
+  atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+void *_ebb_prim_map(size_t size) {
+  count(&_ebb_prim_mmap_calls);
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    if (errno != ENOMEM && errno != EAGAIN) _ebb_fatal("mmap failed unexpectedly");
+    errno = ENOMEM;
+    return NULL;
+  }
+  return p;
+}
+
+void _ebb_prim_unmap(void *p, size_t size) {
+  if (size == 0) return;
+  count(&_ebb_prim_munmap_calls);
+  if (munmap(p, size) != 0) _ebb_fatal("munmap failed");
+}
+
+void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to, bool may_move) {
+  int flags = may_move ? MREMAP_MAYMOVE : 0;
+  if (fixed_to != NULL) flags |= MREMAP_MAYMOVE | MREMAP_FIXED;
+  void *q = fixed_to ? mremap(p, old_size, new_size, flags, fixed_to) : mremap(p, old_size, new_size, flags);
+  if (q == MAP_FAILED) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return q;
+}
+
+int _ebb_prim_decommit(void *p, size_t size) {
+  if (madvise(p, size, MADV_DONTNEED) != 0) return errno;
+  return 0;
+}
+
+uint64_t _ebb_prim_clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void _ebb_prim_write_stderr(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(STDERR_FILENO, buf, len);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+/* getenv does not allocate; it only reads environ, which the loader has set
+ * before any constructor (and so before any allocation) runs. */
+const char *_ebb_prim_getenv(const char *name) { return getenv(name); }
+
+_Noreturn void _ebb_prim_abort(void) {
+  abort();
+}
+
+void _ebb_prim_yield(void) { sched_yield(); }

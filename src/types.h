@@ -1,0 +1,146 @@
+/* types.h - ebb's data structures and layout constants.
+ *
+ * Memory comes from the OS in segments: 4 MiB regions aligned to 4 MiB. A
+ * segment's header (ebb_segment_t, at its start) holds the descriptors of its
+ * pages; a page holds blocks of one size class. free(p) finds the segment by
+ * masking p and the page by shifting the offset: O(1), no lock.
+ *
+ *   small  pages: 64 KiB,  blocks up to 8 KiB
+ *   medium pages: 512 KiB, blocks up to 64 KiB
+ *   wide   pages: the whole segment, blocks up to 512 KiB
+ *   large  blocks: their own mapping (above the large threshold, an option)
+ *
+ * Ownership: a segment belongs to one thread's heap (segment->thread_id) or
+ * to nobody (0: abandoned by an exited thread, on the global abandoned list).
+ * Only the owner touches a page's plain fields; other threads only push onto
+ * page->thread_free (atomic) and heap->delayed_free (atomic).
+ */
+#ifndef EBB_TYPES_H
+#define EBB_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EBB_KiB ((size_t)1024)
+#define EBB_MiB (EBB_KiB * EBB_KiB)
+
+#define EBB_SEGMENT_SHIFT 22
+#define EBB_SEGMENT_SIZE ((size_t)1 << EBB_SEGMENT_SHIFT)
+#define EBB_SEGMENT_MASK (EBB_SEGMENT_SIZE - 1)
+#define EBB_SMALL_PAGE_SHIFT 16
+#define EBB_MEDIUM_PAGE_SHIFT 19
+#define EBB_SMALL_OBJ_MAX (8 * EBB_KiB)
+#define EBB_MEDIUM_OBJ_MAX (64 * EBB_KiB)
+#define EBB_WIDE_OBJ_MAX (512 * EBB_KiB) /* largest size class */
+#define EBB_MAX_PAGES (EBB_SEGMENT_SIZE >> EBB_SMALL_PAGE_SHIFT) /* 64 */
+#define EBB_OS_PAGE 4096
+/* Segment header: rounded so that page 0's blocks start OS-page aligned. */
+#define EBB_SEGMENT_HEADER_SIZE (8 * EBB_KiB)
+/* A large block's header sits on the OS page just below the block. */
+#define EBB_LARGE_HEADER_SIZE EBB_OS_PAGE
+
+/* Address space covered by the segment map: 47 bits (x86-64 and arm64
+ * user space without explicit opt-in to 5-level paging). */
+#define EBB_ADDRESS_BITS 47
+#define EBB_MAP_SLOTS ((size_t)1 << (EBB_ADDRESS_BITS - EBB_SEGMENT_SHIFT))
+
+/* Size classes: exact multiples of 8 up to 128 B, then 8 classes per doubling
+ * (rounding waste <= 12.5%). Bins 1..EBB_BIN_MAX; bin 0 is unused. */
+#define EBB_BIN_MAX 112
+#define EBB_BIN_FULL (EBB_BIN_MAX + 1) /* the queue of full pages */
+#define EBB_DIRECT_MAX 1024            /* sizes served through heap->direct */
+#define EBB_DIRECT_COUNT (EBB_DIRECT_MAX / 8 + 1)
+
+typedef struct ebb_block_s {
+  struct ebb_block_s *next; /* free-list link, in the freed block itself */
+} ebb_block_t;
+
+/* page->thread_free packs a block pointer and a 2-bit delayed-free state. */
+typedef enum ebb_delayed_e {
+  EBB_NO_DELAYED = 0,       /* remote frees push onto thread_free */
+  EBB_USE_DELAYED = 1,      /* page is full: remote frees go to heap->delayed_free */
+  EBB_DELAYED_FREEING = 2,  /* a remote thread is pushing onto heap->delayed_free */
+  EBB_NEVER_DELAYED = 3     /* page has no heap (abandoned or being freed) */
+} ebb_delayed_t;
+#define EBB_TF_STATE_MASK ((uintptr_t)3)
+
+typedef enum ebb_page_kind_e {
+  EBB_PAGE_SMALL,
+  EBB_PAGE_MEDIUM,
+  EBB_PAGE_WIDE,
+  EBB_PAGE_LARGE
+} ebb_page_kind_t;
+
+struct ebb_heap_s;
+
+/* A page: blocks of one size, owned by one heap. Fields used by the malloc
+ * and free fast paths come first (one cache line).
+ * Invariant: used + |free| + |local_free| == capacity <= reserved, where
+ * used counts blocks that are live or waiting on thread_free/delayed lists. */
+typedef struct ebb_page_s {
+  ebb_block_t *free;          /* blocks ready to allocate (owner only) */
+  uint32_t used;              /* blocks not on free or local_free */
+  uint32_t block_size;        /* bytes per block (size class) */
+  ebb_block_t *local_free;    /* blocks freed by the owner since last collect */
+  uint8_t *start;             /* first block */
+  uint64_t div_magic;         /* ceil(2^44 / block_size): block-start test */
+  size_t span;                /* capacity * block_size: 0 while the page is unused */
+  uint8_t in_full;            /* on the heap's full queue */
+  uint8_t free_is_zero;       /* blocks on `free` are zero but for their link */
+  uint8_t in_use;             /* page holds a size class (not free in its segment) */
+  uint8_t is_fresh;           /* memory past `capacity` is untouched OS memory */
+  uint8_t bin;                /* size class index */
+  uint16_t index;             /* position in the segment */
+  uint32_t capacity;          /* blocks carved so far */
+  uint32_t reserved;          /* blocks that fit the page */
+  _Atomic(uintptr_t) thread_free; /* remote frees (LIFO) | ebb_delayed_t */
+  _Atomic(struct ebb_heap_s *) heap; /* owner heap; stable while DELAYED_FREEING */
+  struct ebb_page_s *next;    /* in the heap's queue for `bin` (or full) */
+  struct ebb_page_s *prev;
+} ebb_page_t;
+
+/* Pages of one size class that may have free blocks, first = most recently
+ * used; allocation takes from the first. */
+typedef struct ebb_page_queue_s {
+  ebb_page_t *first;
+  ebb_page_t *last;
+  size_t block_size;
+} ebb_page_queue_t;
+
+/* A segment: header + pages. Pages never straddle segments. */
+typedef struct ebb_segment_s {
+  _Atomic(uintptr_t) thread_id; /* owner thread, 0 when abandoned */
+  ebb_page_kind_t kind;
+  uint32_t page_shift;        /* log2 page size (wide/large: segment size) */
+  uint32_t page_count;        /* pages in this segment */
+  uint32_t used_pages;        /* pages in_use */
+  size_t size;                /* bytes mapped (large: header page + block) */
+  struct ebb_heap_s *heap;    /* owner heap (owner writes; NULL when abandoned) */
+  struct ebb_segment_s *next; /* owner's segments, or the abandoned list */
+  struct ebb_segment_s *prev;
+  struct ebb_segment_s *free_next; /* owner's segments of this kind with a free page */
+  struct ebb_segment_s *free_prev;
+  bool in_free_queue;         /* on the owner's with_free list */
+  bool is_fresh;              /* never used since it came from the OS */
+  struct ebb_segment_s *all_next; /* registry of every mapped segment (lock) */
+  struct ebb_segment_s *all_prev;
+  ebb_page_t pages[];         /* page_count descriptors */
+} ebb_segment_t;
+
+/* A thread's heap. Only its thread touches it, except delayed_free. */
+typedef struct ebb_heap_s {
+  ebb_page_t *direct[EBB_DIRECT_COUNT]; /* words -> page to allocate from */
+  ebb_page_queue_t queues[EBB_BIN_FULL + 1]; /* per bin; [EBB_BIN_FULL] = full pages */
+  _Atomic(ebb_block_t *) delayed_free; /* remote frees to full pages (LIFO) */
+  uintptr_t thread_id;        /* owning thread */
+  ebb_segment_t *segments;    /* every segment this heap owns */
+  ebb_segment_t *with_free[2]; /* small/medium segments with a free page */
+  struct ebb_heap_s *pool_next; /* unused heaps (global lock) */
+  struct ebb_heap_s *all_next;  /* every heap ever made (global lock) */
+  bool live;                  /* owned by a running thread */
+} ebb_heap_t;
+
+#endif /* EBB_TYPES_H */
