@@ -125,17 +125,19 @@ static void *large_move(ebb_segment_t *seg, size_t total) {
   if (dst == NULL) return NULL;
   void *old_block = seg->pages[0].start;
   size_t old_total = seg->size;
+  /* Unmark before the old range can be reused by another thread's mmap. */
+  _ebb_os_map_set(old_block, EBB_MAP_NONE);
   _ebb_segment_registry_remove(seg);
   ebb_segment_t *moved = _ebb_prim_remap(seg, old_total, total, dst, true);
   if (moved == NULL) {
     _ebb_segment_registry_add(seg);
+    _ebb_os_map_set(old_block, EBB_MAP_LARGE);
     _ebb_os_unmap(dst, total);
     return NULL;
   }
   /* The old range is gone (mremap unmapped it); dst's placeholder pages
    * were replaced. */
   atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
-  _ebb_os_map_set(old_block, EBB_MAP_NONE);
   moved->size = total;
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);

@@ -11,7 +11,7 @@
 #include "internal.h"
 #include "prim.h"
 
-static void free_remote(ebb_page_t *page, ebb_block_t *block) {
+static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t desired;
   bool use_delayed;
@@ -51,12 +51,14 @@ void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block) {
 }
 
 /* A local free emptied the page or hit a full one. */
-void _ebb_free_local_slow(ebb_heap_t *heap, ebb_page_t *page) {
+ebb_noinline void _ebb_free_local_slow(ebb_heap_t *heap, ebb_page_t *page) {
   ebb_assert_internal(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap);
   if (page->in_full) _ebb_page_unfull(heap, page);
   if (page->used == 0) _ebb_page_retire(heap, page);
 }
 
+/* The fast path is kept free of calls that return to it, so that it needs
+ * no stack frame: every exit is a return or a tail call. */
 ebb_export void ebb_free(void *p) {
   if (ebb_unlikely(_ebb_map_kind(p) != EBB_MAP_SEGMENT)) {
     _ebb_free_slow(p);
@@ -69,13 +71,13 @@ ebb_export void ebb_free(void *p) {
     return;
   }
   ebb_block_t *block = p;
-  if (ebb_likely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _ebb_thread_id())) {
-    block->next = page->local_free;
-    page->local_free = block;
-    if (ebb_unlikely(--page->used == 0 || page->in_full)) _ebb_free_local_slow(_ebb_tls_heap, page);
+  if (ebb_unlikely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _ebb_thread_id())) {
+    free_remote(page, block);
     return;
   }
-  free_remote(page, block);
+  block->next = page->local_free;
+  page->local_free = block;
+  if (ebb_unlikely(--page->used == 0 || page->in_full)) _ebb_free_local_slow(_ebb_tls_heap, page);
 }
 EBB_STD(free, ebb_free);
 EBB_STD(cfree, ebb_free);

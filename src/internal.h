@@ -54,21 +54,25 @@ static_assert(sizeof(ebb_segment_t) + EBB_MAX_PAGES * sizeof(ebb_page_t) <= EBB_
               "segment header fits");
 
 /* ---- size classes --------------------------------------------------- */
+/* 8 B, then multiples of 16 up to 128 B (every block of 16 B or more is
+ * 16-byte aligned, as glibc promises: alignof(max_align_t)), then 8 classes
+ * per doubling, so rounding wastes at most 12.5% from 128 B up. */
 static inline size_t _ebb_wsize(size_t size) { return (size + 7) >> 3; }
 
 /* Bin of a request size (size <= EBB_WIDE_OBJ_MAX). */
 static inline unsigned _ebb_bin(size_t size) {
-  size_t w = _ebb_wsize(size);
-  if (w <= 16) return w <= 1 ? 1 : (unsigned)w;
-  w--;
+  if (size <= 8) return 1;
+  if (size <= 128) return 1 + (unsigned)((size + 15) >> 4);
+  size_t w = _ebb_wsize(size) - 1;
   unsigned b = 63u - (unsigned)__builtin_clzll(w);
-  return ((b << 3) | (unsigned)((w >> (b - 3)) & 7)) - 15;
+  return ((b << 3) | (unsigned)((w >> (b - 3)) & 7)) - 22;
 }
 
 /* Block size of a bin. */
 static inline size_t _ebb_bin_size(unsigned bin) {
-  if (bin <= 16) return (size_t)bin * 8;
-  unsigned b = (bin + 15) >> 3, x = (bin + 15) & 7;
+  if (bin <= 1) return 8;
+  if (bin <= 9) return (size_t)(bin - 1) * 16;
+  unsigned b = (bin + 22) >> 3, x = (bin + 22) & 7;
   return ((size_t)(9 + x) << (b - 3)) * 8;
 }
 
@@ -92,13 +96,14 @@ static inline ebb_page_t *_ebb_page_of(ebb_segment_t *seg, const void *p) {
 }
 
 /* True if p is the start of a block that the page has carved. With
- * m = ceil(2^44 / size) and off < 2^22: off * m mod 2^44 is off/size * e
+ * m = ceil(2^44 / size) and off < 2^22: off * m mod 2^44 is (off/size) * e
  * (e = m*size - 2^44 < size) for an exact multiple, which is < 2^22 < m,
- * and >= m for any other offset. One multiply, no division. */
+ * and >= m for any other offset. page->div_magic holds m << 20, so the
+ * "mod 2^44" is the 64-bit wrap-around of one multiply: no division. */
 static inline bool _ebb_is_block_start(const ebb_page_t *page, const void *p) {
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (off >= page->span) return false; /* below start, past capacity, or unused page */
-  return ((off * page->div_magic) & (((uint64_t)1 << 44) - 1)) < page->div_magic;
+  return off * page->div_magic < page->div_magic;
 }
 
 /* ---- threads --------------------------------------------------------- */

@@ -120,7 +120,7 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   size_t psize = _ebb_segment_page_size(seg, page, &start);
   page->start = start;
   page->block_size = (uint32_t)bsize;
-  page->div_magic = (((uint64_t)1 << 44) + bsize - 1) / bsize;
+  page->div_magic = ((((uint64_t)1 << 44) + bsize - 1) / bsize) << 20;
   page->reserved = (uint32_t)(psize / bsize);
   page->capacity = 0;
   page->span = 0;

@@ -63,7 +63,15 @@ size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, 
 static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   uint32_t shift = kind_shift(kind);
   uint32_t count = (uint32_t)(EBB_SEGMENT_SIZE >> shift);
-  if (!fresh) memset(seg, 0, sizeof(*seg) + count * sizeof(ebb_page_t));
+  /* Not a memset of the whole header: a cached segment stays on the
+   * registry, whose links other threads may rewrite under the lock. */
+  if (!fresh) {
+    memset(seg->pages, 0, count * sizeof(ebb_page_t));
+    seg->used_pages = 0;
+    seg->heap = NULL;
+    seg->next = seg->prev = seg->free_next = seg->free_prev = NULL;
+    seg->in_free_queue = false;
+  }
   seg->kind = kind;
   seg->page_shift = shift;
   seg->page_count = count;

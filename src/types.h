@@ -47,9 +47,9 @@
 #define EBB_ADDRESS_BITS 47
 #define EBB_MAP_SLOTS ((size_t)1 << (EBB_ADDRESS_BITS - EBB_SEGMENT_SHIFT))
 
-/* Size classes: exact multiples of 8 up to 128 B, then 8 classes per doubling
- * (rounding waste <= 12.5%). Bins 1..EBB_BIN_MAX; bin 0 is unused. */
-#define EBB_BIN_MAX 112
+/* Size classes (internal.h): 8 B, multiples of 16 up to 128 B, then 8 per
+ * doubling. Bins 1..EBB_BIN_MAX; bin 0 is unused. */
+#define EBB_BIN_MAX 105
 #define EBB_BIN_FULL (EBB_BIN_MAX + 1) /* the queue of full pages */
 #define EBB_DIRECT_MAX 1024            /* sizes served through heap->direct */
 #define EBB_DIRECT_COUNT (EBB_DIRECT_MAX / 8 + 1)
@@ -86,7 +86,7 @@ typedef struct ebb_page_s {
   uint32_t block_size;        /* bytes per block (size class) */
   ebb_block_t *local_free;    /* blocks freed by the owner since last collect */
   uint8_t *start;             /* first block */
-  uint64_t div_magic;         /* ceil(2^44 / block_size): block-start test */
+  uint64_t div_magic;         /* ceil(2^44 / block_size) << 20: block-start test */
   size_t span;                /* capacity * block_size: 0 while the page is unused */
   uint8_t in_full;            /* on the heap's full queue */
   uint8_t free_is_zero;       /* blocks on `free` are zero but for their link */

@@ -1,0 +1,16 @@
+/* expect: SIGABRT */
+/* stderr: ebb: error: free of a pointer not allocated by ebb: 0x */
+/* free_stack.c - free() of a stack address: ebb refuses it with one line
+ * naming the pointer, then aborts. A malloc/free pair first makes sure ebb
+ * is initialised, so the outcome does not depend on initialisation order. */
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(void) {
+  char buf[64];
+  void *volatile p = buf; /* volatile: gcc must not see, and warn about, the misuse */
+  free(malloc(16));
+  free(p);
+  fputs("misuse went unnoticed\n", stderr);
+  return 3;
+}
