@@ -3,14 +3,14 @@
 #   make check      every test, against the release and the EBB_DEBUG=3 build
 #   make demo       memory going back to the OS, glibc vs ebb side by side
 #   make install    PREFIX=/usr/local by default
-#   make bench      benchmark suite; make bench-instr: callgrind counts
+#   make bench      benchmark suite (QUICK=1: < 2 min); make bench-instr: callgrind counts
 #   make lint       clang-tidy and cppcheck over src/
 
 PREFIX ?= /usr/local
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE  ?= cmake
 
-.PHONY: all release debug check check-release check-debug demo install bench bench-instr lint clean
+.PHONY: all release debug check check-release check-debug demo install bench bench-smoke bench-instr lint clean
 
 all: release
 
@@ -38,6 +38,9 @@ install: release
 
 bench: release
 	./bench/run.sh $(if $(QUICK),--quick,)
+
+bench-smoke: release
+	./bench/run.sh --smoke
 
 bench-instr: release
 	./bench/instr.sh

@@ -164,6 +164,12 @@ void _ebb_heap_stats(ebb_stats_t *st) {
   for (ebb_heap_t *h = heap_all; h != NULL; h = h->all_next) st->metadata += sizeof(ebb_heap_t);
 }
 
-/* After fork() the child has one thread; the others' heaps stay as they
- * were (their segments keep their owner ids, so frees in the child to them
- * are remote frees that nobody collects: safe, not reclaimed). */
+/* After fork() the child has one thread: the other heaps are dead. They
+ * are not reused (their lists may have been mid-update at the fork). */
+void _ebb_heap_orphan_others(ebb_heap_t *self) {
+  heaps_live = 0;
+  for (ebb_heap_t *h = heap_all; h != NULL; h = h->all_next) {
+    if (h != self) h->live = false;
+    else if (h->live) heaps_live = 1;
+  }
+}

@@ -27,7 +27,12 @@ bool _ebb_is_initialized(void) { return atomic_load_explicit(&init_state, memory
 
 void _ebb_fork_prepare(void) { _ebb_lock(); }
 void _ebb_fork_parent(void) { _ebb_unlock(); }
-void _ebb_fork_child(void) { pthread_mutex_init(&_ebb_global_lock, NULL); }
+void _ebb_fork_child(void) {
+  ebb_heap_t *self = _ebb_tls_heap;
+  _ebb_segment_orphan_others(_ebb_thread_id());
+  _ebb_heap_orphan_others(self);
+  pthread_mutex_init(&_ebb_global_lock, NULL);
+}
 
 void _ebb_init_process(void) {
   if (ebb_likely(_ebb_is_initialized())) return;

@@ -172,6 +172,8 @@ void _ebb_segment_registry_add(ebb_segment_t *seg);
 void _ebb_segment_registry_remove(ebb_segment_t *seg);
 void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
 size_t _ebb_segment_trim_cache(void);
+void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
+#define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
 
 /* ---- page.c ----------------------------------------------------------- */
 void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin);
@@ -195,6 +197,7 @@ void _ebb_heap_thread_done(void *heap);
 void _ebb_heap_drain_delayed(ebb_heap_t *heap);
 void _ebb_heap_collect(ebb_heap_t *heap, bool force);
 void _ebb_heap_stats(ebb_stats_t *st); /* caller holds the global lock */
+void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held */
 
 /* ---- alloc.c / free.c ------------------------------------------------- */
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);

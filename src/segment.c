@@ -287,6 +287,20 @@ void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {
   free_queue_add(heap, seg);
 }
 
+/* ---- fork ---------------------------------------------------------------------- */
+/* In a fork child (global lock held, so the registry is consistent) the
+ * other threads are gone, but a thread the child creates may get the same
+ * TLS base - the same thread id - as one of them. Their segments are given
+ * an id no thread has, so they are never mistaken for local: frees to them
+ * become remote frees that nobody collects (the child keeps that memory). */
+void _ebb_segment_orphan_others(uintptr_t self) {
+  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
+    if (seg->kind == EBB_PAGE_LARGE) continue;
+    uintptr_t tid = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
+    if (tid != 0 && tid != self) atomic_store_explicit(&seg->thread_id, EBB_THREAD_ORPHAN, memory_order_relaxed);
+  }
+}
+
 /* ---- statistics (global lock held) --------------------------------------------- */
 static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_stats_t *st) {
   if (!page->in_use) return;
