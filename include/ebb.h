@@ -64,30 +64,57 @@ EBB_API const char *ebb_version(void);
  * call with any value, including NULL and pointers of other allocators. */
 EBB_API bool ebb_owns(const void *p);
 
-/* Statistics, merged over all threads at the time of the call. The struct is
- * versioned: callers set nothing; ebb fills version and size, and new fields
- * are only ever appended. All figures are bytes unless named _count. */
+/* Returns memory to the OS now: this thread's empty pages, and every page,
+ * cached segment and cached large block that has waited purge_delay (all
+ * of them with force). Returns the bytes released. malloc_trim(0) is
+ * ebb_collect(true). */
+EBB_API size_t ebb_collect(bool force);
+
+/* Statistics, computed at the time of the call from every thread's pages.
+ * They add up: live + free_in_pages + segment_cache + large_cache +
+ * metadata = resident (ebb's estimate of its resident memory), and
+ * resident + purged_or_untouched = mapped. The struct is versioned: ebb
+ * fills version and size, and new fields are only ever appended. Figures
+ * are bytes unless named _count. One X-macro list makes the struct, the
+ * text and the JSON. */
 #define EBB_STATS_VERSION 1
+#define EBB_STATS_FIELDS(X)                                                                   \
+  X(live, "bytes in live blocks, rounded to their size class (large included)")              \
+  X(large_live, "of which live large blocks (their own mappings)")                           \
+  X(free_in_pages, "resident bytes in pages that no live block uses")                        \
+  X(segment_cache, "resident bytes of free segments kept for reuse")                         \
+  X(large_cache, "bytes of freed large blocks kept for reuse")                               \
+  X(metadata, "segment and large-block headers, thread heaps")                               \
+  X(resident, "live + free_in_pages + segment_cache + large_cache + metadata")              \
+  X(mapped, "address space held from the OS")                                                \
+  X(purged_or_untouched, "mapped but not resident: purged, or never touched")                \
+  X(dirty, "bytes waiting for their purge delay (free, resident)")                           \
+  X(purged_total, "bytes given back to the OS since start")                                  \
+  X(purged_lazy_total, "of which with MADV_FREE (RSS shows them until the kernel takes them)") \
+  X(segments_count, "segments mapped")                                                        \
+  X(abandoned_count, "segments of exited threads not yet reclaimed")                          \
+  X(heaps_count, "thread heaps in use")                                                       \
+  X(large_count, "live large blocks")                                                         \
+  X(mmap_calls, "mmap system calls so far")                                                   \
+  X(munmap_calls, "munmap system calls so far")                                               \
+  X(madvise_calls, "madvise system calls so far")
+
 typedef struct ebb_stats_s {
-  uint32_t version;        /* EBB_STATS_VERSION of the library that filled it */
-  uint32_t size;           /* sizeof(ebb_stats_t) of that library */
-  uint64_t live;           /* bytes in live blocks, rounded to their size class */
-  uint64_t free_in_pages;  /* committed bytes of pages in use that hold no live block */
-  uint64_t large_live;     /* bytes of live large blocks (own mappings), included in live */
-  uint64_t metadata;       /* segment headers, heaps and other bookkeeping */
-  uint64_t mapped;         /* address space ebb holds from the OS (segments + large) */
-  uint64_t segments_count; /* segments currently mapped */
-  uint64_t abandoned_count;/* segments of exited threads not yet reclaimed */
-  uint64_t heaps_count;    /* thread heaps in use */
-  uint64_t large_count;    /* live large blocks */
-  uint64_t mmap_calls;     /* mmap system calls made so far */
-  uint64_t munmap_calls;   /* munmap system calls made so far */
+  uint32_t version; /* EBB_STATS_VERSION of the library that filled it */
+  uint32_t size;    /* sizeof(ebb_stats_t) of that library */
+#define EBB_STATS_MEMBER(name, help) uint64_t name;
+  EBB_STATS_FIELDS(EBB_STATS_MEMBER)
+#undef EBB_STATS_MEMBER
 } ebb_stats_t;
 
 /* Fills *out; returns false (errno = EINVAL) when out is NULL. */
 EBB_API bool ebb_stats_get(ebb_stats_t *out);
 /* Prints the statistics as text to stderr. */
 EBB_API void ebb_stats_print(void);
+/* Writes the statistics as one JSON object (with a trailing newline) into
+ * buf, NUL-terminated. Returns the length it needs without the NUL (as
+ * snprintf does): if that is >= size the text was cut. */
+EBB_API size_t ebb_stats_json(char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -49,6 +49,11 @@ void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
     if (heap == NULL) return NULL;
   }
   _ebb_heap_drain_delayed(heap);
+  if (ebb_unlikely(--heap->reap_countdown == 0)) {
+    heap->reap_countdown = 1024;
+    _ebb_page_reap(heap);
+    if (!_ebb_option(EBB_OPT_PURGE_THREAD)) _ebb_purge_on_entry();
+  }
   if (size > _ebb_large_threshold) return _ebb_large_alloc(size, 0, zero);
   unsigned bin = _ebb_bin(size);
   ebb_page_t *page = _ebb_page_find_free(heap, bin);
@@ -85,37 +90,139 @@ ebb_segment_t *_ebb_large_segment_of(const void *p) {
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) & ~(to - 1); }
 
+/* ---- the large cache ------------------------------------------------------
+ * Freed large blocks wait here (global lock, newest first) so that a
+ * program that allocates and frees big buffers in a loop does not map and
+ * unmap every time. Bounded by EBB_LARGE_CACHE bytes; a purge pass unmaps
+ * the ones older than purge_delay. */
+static ebb_segment_t *large_cache;  /* global lock */
+static size_t large_cache_bytes;    /* global lock */
+
+static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - EBB_LARGE_HEADER_SIZE; }
+
+/* A cached block of at least `size` bytes (and not much more), aligned. */
+static ebb_segment_t *large_cache_take(size_t size, size_t align) {
+  if (__atomic_load_n(&large_cache, __ATOMIC_RELAXED) == NULL) return NULL;
+  size_t slack = size / 4 > EBB_MiB ? size / 4 : EBB_MiB;
+  ebb_segment_t *best = NULL, **best_link = NULL;
+  _ebb_lock();
+  for (ebb_segment_t **link = &large_cache; *link != NULL; link = &(*link)->next) {
+    ebb_segment_t *seg = *link;
+    size_t bytes = large_block_bytes(seg);
+    if (bytes < size || bytes > size + slack || ((uintptr_t)seg->pages[0].start & (align - 1)) != 0) continue;
+    if (best == NULL || bytes < large_block_bytes(best)) {
+      best = seg;
+      best_link = link;
+    }
+  }
+  if (best != NULL) {
+    *best_link = best->next;
+    large_cache_bytes -= best->size;
+    best->cached_since = 0;
+  }
+  _ebb_unlock();
+  if (best != NULL) _ebb_purge_dirty_sub(best->size);
+  return best;
+}
+
+/* Keeps a freed block if the cache has room. */
+static bool large_cache_put(ebb_segment_t *seg) {
+  size_t limit = (size_t)_ebb_option(EBB_OPT_LARGE_CACHE);
+  size_t size = seg->size; /* once the lock is released the block may be gone */
+  bool kept = false;
+  if (size > limit) return false;
+  /* Counted as dirty before it is visible, so the count never goes negative. */
+  _ebb_purge_dirty_add(size);
+  seg->cached_since = _ebb_purge_clock_ms();
+  _ebb_lock();
+  if (large_cache_bytes + size <= limit) {
+    seg->next = large_cache;
+    large_cache = seg;
+    large_cache_bytes += size;
+    kept = true;
+  }
+  _ebb_unlock();
+  if (!kept) _ebb_purge_dirty_sub(size);
+  return kept;
+}
+
+static void large_unmap(ebb_segment_t *seg) {
+  _ebb_segment_registry_remove(seg);
+  _ebb_os_unmap(seg, seg->size);
+}
+
+/* Unmaps cached blocks older than the delay (all with force). */
+size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
+  ebb_segment_t *gone = NULL;
+  _ebb_lock();
+  for (ebb_segment_t **link = &large_cache; *link != NULL;) {
+    ebb_segment_t *seg = *link;
+    if (force || now - seg->cached_since >= delay) {
+      *link = seg->next;
+      large_cache_bytes -= seg->size;
+      seg->next = gone;
+      gone = seg;
+    } else {
+      link = &seg->next;
+    }
+  }
+  _ebb_unlock();
+  size_t released = 0;
+  while (gone != NULL) {
+    ebb_segment_t *seg = gone;
+    gone = seg->next;
+    released += seg->size;
+    _ebb_purge_dirty_sub(seg->size);
+    large_unmap(seg);
+  }
+  atomic_fetch_add_explicit(&_ebb_purged_total, released, memory_order_relaxed);
+  return released;
+}
+
 /* Maps a large block of at least `size` bytes aligned to max(align,
- * segment size). Fresh mappings are zero, so `zero` costs nothing. */
+ * segment size), or reuses a cached one. */
 void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
-  (void)zero;
   if (size > (size_t)PTRDIFF_MAX - 2 * EBB_SEGMENT_SIZE) {
     errno = ENOMEM;
     return NULL;
   }
   _ebb_init_process();
-  size_t total = round_up(size == 0 ? 1 : size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE;
+  size_t block = round_up(size == 0 ? 1 : size, EBB_OS_PAGE);
   size_t a = align > EBB_SEGMENT_SIZE ? align : EBB_SEGMENT_SIZE;
+  ebb_segment_t *seg = large_cache_take(block, a);
+  if (seg != NULL) {
+    if (zero) memset(seg->pages[0].start, 0, size);
+    atomic_fetch_add_explicit(&_ebb_inuse_bytes, seg->size, memory_order_relaxed);
+    _ebb_os_map_set(seg->pages[0].start, EBB_MAP_LARGE);
+    return seg->pages[0].start;
+  }
+  size_t total = block + EBB_LARGE_HEADER_SIZE;
   uint8_t *m = _ebb_os_map_aligned(total, a, EBB_LARGE_HEADER_SIZE);
   if (m == NULL) return NULL;
-  ebb_segment_t *seg = (ebb_segment_t *)m;
+  seg = (ebb_segment_t *)m;
   seg->kind = EBB_PAGE_LARGE;
   seg->page_shift = EBB_SEGMENT_SHIFT;
   seg->page_count = 1;
   seg->used_pages = 1;
   seg->size = total;
+  seg->cached_since = 0;
   seg->pages[0].start = m + EBB_LARGE_HEADER_SIZE;
   seg->pages[0].in_use = 1;
   seg->pages[0].used = 1;
   _ebb_segment_registry_add(seg);
+  atomic_fetch_add_explicit(&_ebb_inuse_bytes, total, memory_order_relaxed);
   _ebb_os_map_set(m + EBB_LARGE_HEADER_SIZE, EBB_MAP_LARGE);
   return m + EBB_LARGE_HEADER_SIZE;
 }
 
 void _ebb_large_free(ebb_segment_t *seg) {
   _ebb_os_map_set(seg->pages[0].start, EBB_MAP_NONE);
-  _ebb_segment_registry_remove(seg);
-  _ebb_os_unmap(seg, seg->size);
+  atomic_fetch_sub_explicit(&_ebb_inuse_bytes, seg->size, memory_order_relaxed);
+  if (large_cache_put(seg)) {
+    _ebb_purge_notify();
+    return;
+  }
+  large_unmap(seg);
 }
 
 /* Moves a large block to a new aligned place of `total` bytes without
@@ -138,6 +245,7 @@ static void *large_move(ebb_segment_t *seg, size_t total) {
   /* The old range is gone (mremap unmapped it); dst's placeholder pages
    * were replaced. */
   atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
+  atomic_fetch_add_explicit(&_ebb_inuse_bytes, total - old_total, memory_order_relaxed);
   moved->size = total;
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);
@@ -151,8 +259,13 @@ static void *large_realloc(ebb_segment_t *seg, size_t size) {
   size_t total = round_up(size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE;
   if (total == seg->size) return seg->pages[0].start;
   if (_ebb_prim_remap(seg, seg->size, total, NULL, false) != NULL) {
-    if (total > seg->size) atomic_fetch_add_explicit(&_ebb_os_mapped, total - seg->size, memory_order_relaxed);
-    else atomic_fetch_sub_explicit(&_ebb_os_mapped, seg->size - total, memory_order_relaxed);
+    if (total > seg->size) {
+      atomic_fetch_add_explicit(&_ebb_os_mapped, total - seg->size, memory_order_relaxed);
+      atomic_fetch_add_explicit(&_ebb_inuse_bytes, total - seg->size, memory_order_relaxed);
+    } else {
+      atomic_fetch_sub_explicit(&_ebb_os_mapped, seg->size - total, memory_order_relaxed);
+      atomic_fetch_sub_explicit(&_ebb_inuse_bytes, seg->size - total, memory_order_relaxed);
+    }
     seg->size = total;
     return seg->pages[0].start;
   }

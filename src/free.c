@@ -44,17 +44,15 @@ static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block) {
 
 /* The owner frees a block: used only by the slow paths (delayed frees). */
 void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block) {
+  ebb_heap_t *heap = _ebb_tls_heap;
+  ebb_assert_internal(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap);
+  if (page->flags != 0) {
+    _ebb_page_free_flagged(heap, page, block);
+    return;
+  }
   block->next = page->local_free;
   page->local_free = block;
-  page->used--;
-  if (page->used == 0 || page->in_full) _ebb_free_local_slow(_ebb_tls_heap, page);
-}
-
-/* A local free emptied the page or hit a full one. */
-ebb_noinline void _ebb_free_local_slow(ebb_heap_t *heap, ebb_page_t *page) {
-  ebb_assert_internal(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap);
-  if (page->in_full) _ebb_page_unfull(heap, page);
-  if (page->used == 0) _ebb_page_retire(heap, page);
+  if (--page->used <= page->park_at) _ebb_page_after_free(heap, page);
 }
 
 /* The fast path is kept free of calls that return to it, so that it needs
@@ -75,10 +73,15 @@ ebb_export void ebb_free(void *p) {
     free_remote(page, block);
     return;
   }
+  if (ebb_unlikely(page->flags != 0)) { /* full or parked */
+    _ebb_page_free_flagged(_ebb_tls_heap, page, block);
+    return;
+  }
   block->next = page->local_free;
   page->local_free = block;
-  if (ebb_unlikely(--page->used == 0 || page->in_full)) _ebb_free_local_slow(_ebb_tls_heap, page);
+  if (ebb_unlikely(--page->used <= page->park_at)) _ebb_page_after_free(_ebb_tls_heap, page);
 }
+
 EBB_STD(free, ebb_free);
 EBB_STD(cfree, ebb_free);
 EBB_STD(__libc_free, ebb_free);

@@ -32,6 +32,8 @@ static void heap_reset(ebb_heap_t *heap) {
   atomic_store_explicit(&heap->delayed_free, NULL, memory_order_relaxed);
   heap->segments = NULL;
   heap->with_free[0] = heap->with_free[1] = NULL;
+  memset(heap->parked, 0, sizeof(heap->parked));
+  heap->reap_countdown = 1024;
 }
 
 /* Called once at process init (before any thread can allocate). */
@@ -104,8 +106,8 @@ void _ebb_heap_drain_delayed(ebb_heap_t *heap) {
 }
 
 /* ---- collection ------------------------------------------------------------ */
-/* Collects every page's frees and gives empty pages back. With force, also
- * the one page per class that _ebb_page_retire keeps. */
+/* Collects every page's frees: empty pages are parked (offered for
+ * purging); with force, parked pages give their frees back too. */
 void _ebb_heap_collect(ebb_heap_t *heap, bool force) {
   _ebb_heap_drain_delayed(heap);
   for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
@@ -113,14 +115,18 @@ void _ebb_heap_collect(ebb_heap_t *heap, bool force) {
     while (page != NULL) {
       ebb_page_t *next = page->next;
       _ebb_page_collect(page);
-      if (page->used == 0) {
-        if (force) _ebb_page_free(heap, page);
-        else _ebb_page_retire(heap, page);
-      } else if (page->in_full && page->free != NULL) {
-        _ebb_page_unfull(heap, page);
-      }
+      if ((page->flags & EBB_PAGE_IN_FULL) && page->free != NULL) _ebb_page_unfull(heap, page);
+      if (page->used == 0) _ebb_page_park(heap, page);
       page = next;
     }
+  }
+  (void)force;
+}
+
+/* Takes every parked page back into the queues (before the thread exits). */
+static void heap_unpark_all(ebb_heap_t *heap) {
+  for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
+    while (heap->parked[bin] != NULL) _ebb_page_unpark(heap, heap->parked[bin]);
   }
 }
 
@@ -139,6 +145,7 @@ static void heap_never_delayed(ebb_heap_t *heap) {
 void _ebb_heap_thread_done(void *arg) {
   ebb_heap_t *heap = arg;
   if (heap == NULL || heap == &_ebb_heap_empty || !heap->live) return;
+  heap_unpark_all(heap);
   heap_never_delayed(heap);
   _ebb_heap_drain_delayed(heap);
   for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {

@@ -25,13 +25,21 @@ static _Atomic int init_state = INIT_NONE;
 
 bool _ebb_is_initialized(void) { return atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE; }
 
-void _ebb_fork_prepare(void) { _ebb_lock(); }
-void _ebb_fork_parent(void) { _ebb_unlock(); }
+/* Order: the purge pass lock first (a pass takes the global lock). */
+void _ebb_fork_prepare(void) {
+  _ebb_purge_fork_prepare();
+  _ebb_lock();
+}
+void _ebb_fork_parent(void) {
+  _ebb_unlock();
+  _ebb_purge_fork_parent();
+}
 void _ebb_fork_child(void) {
   ebb_heap_t *self = _ebb_tls_heap;
   _ebb_segment_orphan_others(_ebb_thread_id());
   _ebb_heap_orphan_others(self);
   pthread_mutex_init(&_ebb_global_lock, NULL);
+  _ebb_purge_fork_child();
 }
 
 void _ebb_init_process(void) {
@@ -57,12 +65,10 @@ __attribute__((destructor)) static void ebb_destructor(void) {
 
 ebb_export const char *ebb_version(void) { return "0.1.0"; }
 
-/* Collects this thread's frees, gives back every empty page and the
- * segment cache. Returns 1 if memory was released (glibc's contract). */
+/* glibc's contract: returns 1 if memory was released. `pad` (bytes to
+ * leave at the top of glibc's heap) has no meaning here. */
 ebb_export int ebb_malloc_trim(size_t pad) {
   (void)pad;
-  ebb_heap_t *heap = _ebb_tls_heap;
-  if (heap != &_ebb_heap_empty) _ebb_heap_collect(heap, true);
-  return _ebb_segment_trim_cache() > 0 ? 1 : 0;
+  return ebb_collect(true) > 0 ? 1 : 0;
 }
 EBB_STD(malloc_trim, ebb_malloc_trim);

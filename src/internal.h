@@ -52,6 +52,7 @@ static_assert(EBB_MAX_PAGES <= 64, "one descriptor per small page");
 static_assert(EBB_WIDE_OBJ_MAX * 4 <= EBB_SEGMENT_SIZE, "wide pages hold several blocks");
 static_assert(sizeof(ebb_segment_t) + EBB_MAX_PAGES * sizeof(ebb_page_t) <= EBB_SEGMENT_HEADER_SIZE,
               "segment header fits");
+static_assert(sizeof(ebb_page_t) == 128, "page descriptors index with a shift");
 
 /* ---- size classes --------------------------------------------------- */
 /* 8 B, then multiples of 16 up to 128 B (every block of 16 B or more is
@@ -135,6 +136,7 @@ bool _ebb_is_initialized(void);
 /* ---- messages (stats.c) ----------------------------------------------- */
 /* Tiny formatter: %s %d %u %zu %zx %x %p %%. Never allocates. */
 size_t _ebb_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t _ebb_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void _ebb_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void _ebb_verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void _ebb_fatal(const char *what);
@@ -149,6 +151,12 @@ typedef enum ebb_option_e {
   EBB_OPT_ON_ERROR,      /* 0 = abort, 1 = warn */
   EBB_OPT_LARGE_THRESHOLD,
   EBB_OPT_SEGMENT_CACHE,
+  EBB_OPT_PURGE_DELAY_MS,
+  EBB_OPT_PURGE_THREAD,
+  EBB_OPT_DIRTY_MAX,
+  EBB_OPT_DIRTY_FRACTION,
+  EBB_OPT_LARGE_CACHE,
+  EBB_OPT_MADVISE,       /* 0 = dontneed, 1 = free */
   EBB_OPT_COUNT
 } ebb_option_t;
 void _ebb_options_init(void);
@@ -168,17 +176,23 @@ ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind);
 void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_segment_abandon_all(ebb_heap_t *heap);
 size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, uint8_t **start);
+void _ebb_segment_clear_purged(ebb_segment_t *seg, const uint8_t *start, size_t len);
 void _ebb_segment_registry_add(ebb_segment_t *seg);
 void _ebb_segment_registry_remove(ebb_segment_t *seg);
 void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
-size_t _ebb_segment_trim_cache(void);
+size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
+size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force);
+size_t _ebb_segment_purge_abandoned(void);
+size_t _ebb_segment_cache_count(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
 
 /* ---- page.c ----------------------------------------------------------- */
 void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin);
+void _ebb_page_reset_purged(ebb_page_t *page);
 void _ebb_page_collect(ebb_page_t *page);
 bool _ebb_page_extend(ebb_page_t *page);
+bool _ebb_page_recarve(ebb_page_t *page);
 void _ebb_page_set_delayed(ebb_page_t *page, ebb_delayed_t state, bool override_never);
 bool _ebb_page_is_valid(const ebb_page_t *page);
 void _ebb_queue_push_front(ebb_heap_t *heap, unsigned qi, ebb_page_t *page);
@@ -187,8 +201,32 @@ void _ebb_queue_remove(ebb_heap_t *heap, unsigned qi, ebb_page_t *page);
 ebb_page_t *_ebb_page_find_free(ebb_heap_t *heap, unsigned bin);
 bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page);
-void _ebb_page_retire(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_offer(ebb_page_t *page, size_t bytes);
+ebb_claim_t _ebb_page_claim(ebb_page_t *page);
+void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_reap(ebb_heap_t *heap);
+void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block);
+void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page);
+
+/* ---- purge.c: the purge policy ------------------------------------------ */
+void _ebb_purge_dirty_add(size_t bytes); /* may wake the purge thread (budget) */
+void _ebb_purge_dirty_sub(size_t bytes);
+void _ebb_purge_notify(void);            /* something was offered: start/wake */
+void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
+size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
+size_t _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page); /* caller holds it */
+uint64_t _ebb_purge_clock_ms(void);
+bool _ebb_purge_zeroes(void);           /* purged memory reads as zero */
+extern _Atomic(size_t) _ebb_lazy_total;
+void _ebb_purge_fork_prepare(void);
+void _ebb_purge_fork_parent(void);
+void _ebb_purge_fork_child(void);
+extern _Atomic(size_t) _ebb_dirty_bytes;
+extern _Atomic(size_t) _ebb_purged_total;
+extern _Atomic(size_t) _ebb_inuse_bytes;
+extern _Atomic(int) _ebb_abandoned_hint;
 
 /* ---- heap.c ----------------------------------------------------------- */
 ebb_heap_t *_ebb_heap_get(void); /* this thread's heap, made on first use */
@@ -203,8 +241,8 @@ void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held 
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);
 void *_ebb_large_alloc(size_t size, size_t align, bool zero);
 void _ebb_large_free(ebb_segment_t *seg);
+size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_usable_size(const void *p, const char *caller);
-void _ebb_free_local_slow(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block);
 void _ebb_free_slow(void *p);
 ebb_segment_t *_ebb_large_segment_of(const void *p);

@@ -29,7 +29,19 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
   [EBB_OPT_LARGE_THRESHOLD] = {"LARGE_THRESHOLD", OPT_SIZE, 512 * 1024, 4096, 512 * 1024, {0},
                                "blocks above this size get their own mapping"},
   [EBB_OPT_SEGMENT_CACHE] = {"SEGMENT_CACHE", OPT_COUNT, 4, 0, 64, {0},
-                             "free 4 MiB segments kept mapped for reuse"},
+                             "free 4 MiB segments kept for reuse (purged after the delay)"},
+  [EBB_OPT_PURGE_DELAY_MS] = {"PURGE_DELAY_MS", OPT_COUNT, 50, 0, 60000, {0},
+                              "free memory stays resident this long before it goes back to the OS"},
+  [EBB_OPT_PURGE_THREAD] = {"PURGE_THREAD", OPT_BOOL, 1, 0, 1, {0},
+                            "purge from a background thread (0: on allocator entry only)"},
+  [EBB_OPT_DIRTY_MAX] = {"DIRTY_MAX", OPT_SIZE, 64LL << 20, 0, 1LL << 40, {0},
+                         "free-but-resident bytes past which purging is immediate"},
+  [EBB_OPT_DIRTY_FRACTION] = {"DIRTY_FRACTION", OPT_COUNT, 25, 0, 100, {0},
+                              "the same bound as a percentage of memory in use (at least 4 MiB)"},
+  [EBB_OPT_LARGE_CACHE] = {"LARGE_CACHE", OPT_SIZE, 64LL << 20, 0, 1LL << 40, {0},
+                           "bytes of freed large blocks kept for reuse (purged after the delay)"},
+  [EBB_OPT_MADVISE] = {"MADVISE", OPT_CHOICE, 0, 0, 1, {"dontneed", "free"},
+                       "how pages are purged: dontneed (RSS drops now) or free (lazy)"},
 };
 
 static _Atomic(long long) values[EBB_OPT_COUNT];
@@ -142,8 +154,9 @@ void _ebb_options_init(void) {
 
 /* ---- mallopt ------------------------------------------------------------------- */
 /* M_MMAP_THRESHOLD sets the large threshold (clamped to its range: blocks
- * above the largest size class always have their own mapping). The other
- * glibc parameters describe glibc's arenas; they are accepted and ignored.
+ * above the largest size class always have their own mapping);
+ * M_TRIM_THRESHOLD sets the dirty budget (EBB_DIRTY_MAX). The other glibc
+ * parameters describe glibc's arenas; they are accepted and ignored.
  * Unknown parameters return 0. */
 ebb_export int ebb_mallopt(int param, int value) {
   _ebb_init_process();
@@ -156,7 +169,12 @@ ebb_export int ebb_mallopt(int param, int value) {
     _ebb_verbose("ebb: mallopt: large threshold = %zu\n", (size_t)v);
     return 1;
   }
-  case M_TRIM_THRESHOLD: case M_TOP_PAD: case M_MMAP_MAX: case M_MXFAST: case M_CHECK_ACTION:
+  case M_TRIM_THRESHOLD:
+    if (value < 0) return 0;
+    apply(EBB_OPT_DIRTY_MAX, value);
+    _ebb_verbose("ebb: mallopt: dirty budget = %zu\n", (size_t)value);
+    return 1;
+  case M_TOP_PAD: case M_MMAP_MAX: case M_MXFAST: case M_CHECK_ACTION:
   case M_PERTURB: case M_ARENA_TEST: case M_ARENA_MAX:
     return 1;
   default:

@@ -15,7 +15,16 @@
  * Queues: heap->queues[bin] holds the pages of a size class that may have
  * free blocks, most recently useful first; heap->queues[EBB_BIN_FULL] holds
  * full pages. heap->direct[w] points to the first page of the queue that
- * serves w words (or to the empty page), for sizes <= EBB_DIRECT_MAX. */
+ * serves w words (or to the empty page), for sizes <= EBB_DIRECT_MAX.
+ *
+ * Parking: a page the owner stops allocating from - empty, or sparse (at
+ * most a quarter of its blocks live) and not at the head of its queue -
+ * leaves the queue for heap->parked[bin] and is offered for purging
+ * (claim IDLE, see types.h). While parked, the owner's own frees to it are
+ * pushed onto thread_free like remote frees, so a purging thread that
+ * claimed it owns its lists. The owner takes it back (claim OWNED) when the
+ * bin runs out of pages with free blocks: fuller pages are used first, so
+ * sparse ones drain. */
 #include <string.h>
 
 #include "internal.h"
@@ -112,6 +121,33 @@ bool _ebb_page_extend(ebb_page_t *page) {
   return true;
 }
 
+/* Puts back on `free` the blocks that start in the first purged OS page
+ * of this page that has any (a purge took them off the lists: their
+ * links were in purged memory). False if there are none. */
+bool _ebb_page_recarve(ebb_page_t *page) {
+  ebb_segment_t *seg = _ebb_segment_of(page);
+  size_t bsize = page->block_size;
+  size_t first_os = (size_t)(page->start - (uint8_t *)seg) / EBB_OS_PAGE;
+  size_t end_os = (size_t)(page->start + page->span - (uint8_t *)seg + EBB_OS_PAGE - 1) / EBB_OS_PAGE;
+  for (size_t os = first_os; os < end_os && page->purged_blocks > 0; os++) {
+    uint64_t bit = (uint64_t)1 << (os % 64);
+    if (!(atomic_load_explicit(&seg->purged_os[os / 64], memory_order_relaxed) & bit)) continue;
+    atomic_fetch_and_explicit(&seg->purged_os[os / 64], ~bit, memory_order_relaxed);
+    size_t lo = os * EBB_OS_PAGE - (size_t)(page->start - (uint8_t *)seg); /* page starts are OS-aligned */
+    size_t hi = (os + 1) * EBB_OS_PAGE - (size_t)(page->start - (uint8_t *)seg);
+    size_t i = (lo + bsize - 1) / bsize, end = (hi + bsize - 1) / bsize;
+    if (end > page->capacity) end = page->capacity;
+    for (; i < end; i++) {
+      ebb_block_t *b = (ebb_block_t *)(page->start + i * bsize);
+      b->next = page->free;
+      page->free = b;
+      page->purged_blocks--;
+    }
+    if (page->free != NULL) return true;
+  }
+  return page->free != NULL;
+}
+
 /* Sets up an empty page for size class `bin`. */
 void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   ebb_segment_t *seg = _ebb_segment_of(page);
@@ -125,13 +161,29 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   page->capacity = 0;
   page->span = 0;
   page->used = 0;
+  page->park_at = 0;
+  page->purged_blocks = 0;
   page->bin = (uint8_t)bin;
   page->free = page->local_free = NULL;
-  page->in_full = 0;
+  page->flags = 0;
   page->free_is_zero = 0;
+  _ebb_segment_clear_purged(seg, start, psize);
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   atomic_store_explicit(&page->thread_free, (uintptr_t)EBB_NO_DELAYED, memory_order_release);
   _ebb_page_extend(page);
+}
+
+/* Resets a page whose blocks are all free and whose memory was purged, so
+ * that it carves again from zeroed memory. Called by whoever holds it. */
+void _ebb_page_reset_purged(ebb_page_t *page) {
+  ebb_segment_t *seg = _ebb_segment_of(page);
+  page->free = page->local_free = NULL;
+  page->capacity = 0;
+  page->span = 0;
+  page->purged_blocks = 0;
+  page->is_fresh = _ebb_purge_zeroes();
+  page->free_is_zero = 0;
+  _ebb_segment_clear_purged(seg, page->start, (size_t)page->reserved * page->block_size);
 }
 
 /* ---- queues ------------------------------------------------------------------- */
@@ -146,24 +198,39 @@ static void direct_update(ebb_heap_t *heap, unsigned qi) {
   for (size_t w = lo; w <= bsize / 8; w++) heap->direct[w] = page;
 }
 
+/* A page at the head of its queue is being allocated from: only an empty
+ * page leaves it. Any other page leaves when it becomes sparse. */
+static uint32_t sparse_at(const ebb_page_t *page) { return page->reserved / 4; }
+
+static void set_head(ebb_heap_t *heap, unsigned qi) {
+  ebb_page_t *first = heap->queues[qi].first;
+  if (first != NULL) first->park_at = 0;
+  direct_update(heap, qi);
+}
+
 void _ebb_queue_push_front(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   ebb_page_queue_t *q = &heap->queues[qi];
   page->prev = NULL;
   page->next = q->first;
-  if (q->first) q->first->prev = page;
-  else q->last = page;
+  if (q->first) {
+    q->first->prev = page;
+    q->first->park_at = sparse_at(q->first);
+  } else {
+    q->last = page;
+  }
   q->first = page;
-  direct_update(heap, qi);
+  set_head(heap, qi);
 }
 
 void _ebb_queue_push_back(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   ebb_page_queue_t *q = &heap->queues[qi];
   page->next = NULL;
   page->prev = q->last;
+  page->park_at = sparse_at(page);
   if (q->last) q->last->next = page;
   else q->first = page;
   q->last = page;
-  if (q->first == page) direct_update(heap, qi);
+  if (q->first == page) set_head(heap, qi);
 }
 
 void _ebb_queue_remove(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
@@ -174,7 +241,7 @@ void _ebb_queue_remove(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   if (page->next) page->next->prev = page->prev;
   else q->last = page->prev;
   page->next = page->prev = NULL;
-  if (was_first) direct_update(heap, qi);
+  if (was_first) set_head(heap, qi);
 }
 
 /* ---- full pages ------------------------------------------------------------------ */
@@ -183,10 +250,10 @@ void _ebb_queue_remove(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
 /* Returns false, leaving the page at the front of its queue, if a remote
  * free slipped onto thread_free before the state changed. */
 bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page) {
-  ebb_assert(!page->in_full);
+  ebb_assert(page->flags == 0);
   _ebb_queue_remove(heap, page->bin, page);
   _ebb_queue_push_back(heap, EBB_BIN_FULL, page);
-  page->in_full = 1;
+  page->flags = EBB_PAGE_IN_FULL;
   _ebb_page_set_delayed(page, EBB_USE_DELAYED, false);
   if (tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire)) == NULL) return true;
   _ebb_page_unfull(heap, page);
@@ -195,12 +262,12 @@ bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page) {
 
 /* Brings a full page back to its size class queue (a block was freed). */
 void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page) {
-  ebb_assert(page->in_full);
+  ebb_assert(page->flags == EBB_PAGE_IN_FULL);
   /* Blocks that raced onto thread_free before USE_DELAYED was set are
    * collected when the page is next used; no remote free is lost. */
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, false);
   _ebb_queue_remove(heap, EBB_BIN_FULL, page);
-  page->in_full = 0;
+  page->flags = 0;
   _ebb_queue_push_front(heap, page->bin, page);
 }
 
@@ -210,6 +277,7 @@ static bool page_make_ready(ebb_page_t *page) {
   if (page->free != NULL) return true;
   _ebb_page_collect(page);
   if (page->free != NULL) return true;
+  if (page->purged_blocks > 0 && _ebb_page_recarve(page)) return true;
   return _ebb_page_extend(page);
 }
 
@@ -244,26 +312,138 @@ ebb_page_t *_ebb_page_find_free(ebb_heap_t *heap, unsigned bin) {
     if (!_ebb_page_to_full(heap, page) && page_make_ready(page)) return page;
     page = next;
   }
+  /* Parked pages of the class before a fresh one. */
+  while (heap->parked[bin] != NULL) {
+    page = heap->parked[bin];
+    _ebb_page_unpark(heap, page);
+    if (page_make_ready(page)) return page;
+  }
   return page_fresh(heap, bin);
 }
 
-/* ---- empty pages ------------------------------------------------------------------------ */
-/* Gives an empty page back to its segment. */
+/* ---- parking --------------------------------------------------------------------------- */
+static void parked_remove(ebb_heap_t *heap, ebb_page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else heap->parked[page->bin] = page->next;
+  if (page->next) page->next->prev = page->prev;
+  page->next = page->prev = NULL;
+}
+
+/* Offers a page the owner no longer uses to the purge pass. `bytes` is the
+ * resident memory it holds that nothing uses (counted as dirty). */
+void _ebb_page_offer(ebb_page_t *page, size_t bytes) {
+  ebb_segment_t *seg = _ebb_segment_of(page);
+  page->offered = (uint32_t)bytes;
+  atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
+  atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+  _ebb_purge_dirty_add(bytes);
+  atomic_store_explicit(&page->claim, EBB_CLAIM_IDLE, memory_order_release);
+}
+
+/* Takes an offered page back; waits while a purge is working on it.
+ * Returns the state it was in (OWNED if it was not offered). */
+ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
+  uint32_t c = atomic_load_explicit(&page->claim, memory_order_acquire);
+  for (;;) {
+    if (c == EBB_CLAIM_OWNED) return EBB_CLAIM_OWNED;
+    if (c == EBB_CLAIM_PURGING) {
+      _ebb_prim_yield();
+      c = atomic_load_explicit(&page->claim, memory_order_acquire);
+      continue;
+    }
+    if (atomic_compare_exchange_weak_explicit(&page->claim, &c, EBB_CLAIM_OWNED, memory_order_acq_rel,
+                                              memory_order_acquire))
+      break;
+  }
+  if (c == EBB_CLAIM_IDLE) {
+    atomic_fetch_sub_explicit(&_ebb_segment_of(page)->idle_pages, 1, memory_order_relaxed);
+    _ebb_purge_dirty_sub(page->offered);
+  }
+  return (ebb_claim_t)c;
+}
+
+/* The owner stops allocating from `page` (empty, or sparse and not at the
+ * head of its queue). */
+void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
+  ebb_assert(page->flags == 0);
+  _ebb_queue_remove(heap, page->bin, page);
+  page->flags = EBB_PAGE_PARKED;
+  page->prev = NULL;
+  page->next = heap->parked[page->bin];
+  if (page->next) page->next->prev = page;
+  heap->parked[page->bin] = page;
+  _ebb_page_offer(page, (size_t)(page->capacity - page->used) * page->block_size);
+}
+
+/* The owner takes a parked page back into its queue. */
+void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page) {
+  ebb_assert(page->flags == EBB_PAGE_PARKED);
+  _ebb_page_claim(page);
+  parked_remove(heap, page);
+  page->flags = 0;
+  _ebb_queue_push_front(heap, page->bin, page);
+}
+
+/* Gives back to their segments the parked pages that a purge emptied (the
+ * owner's bookkeeping, which the purge thread may not do). */
+void _ebb_page_reap(ebb_heap_t *heap) {
+  for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
+    for (ebb_page_t *page = heap->parked[bin], *next; page != NULL; page = next) {
+      next = page->next;
+      if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_PURGED || page->used != 0)
+        continue;
+      _ebb_page_claim(page);
+      parked_remove(heap, page);
+      page->flags = 0;
+      _ebb_page_set_delayed(page, EBB_NEVER_DELAYED, false);
+      _ebb_segment_page_free(heap, page);
+    }
+  }
+}
+
+/* ---- local frees that need more than a push -------------------------------------------- */
+/* The page's flags are set: full, or parked. */
+void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block) {
+  if (page->flags & EBB_PAGE_PARKED) {
+    /* Parked: a purge may own the lists. Push like a remote free. */
+    uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+    do {
+      block->next = tf_block(tf);
+    } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, (uintptr_t)block | (tf & EBB_TF_STATE_MASK),
+                                                    memory_order_release, memory_order_relaxed));
+    return;
+  }
+  _ebb_page_unfull(heap, page);
+  block->next = page->local_free;
+  page->local_free = block;
+  if (--page->used <= page->park_at) _ebb_page_after_free(heap, page);
+}
+
+/* A local free left used <= park_at: park the page if it is empty, or
+ * sparse and not the page being allocated from. */
+void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
+  if (page->used != 0 && heap->queues[page->bin].first == page) {
+    page->park_at = 0;
+    return;
+  }
+  _ebb_page_park(heap, page);
+  _ebb_purge_notify();
+}
+
+/* ---- leaving the heap ------------------------------------------------------------------- */
+/* Gives an empty page back to its segment (queued or parked). */
 void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page) {
   ebb_assert(page->used == 0);
-  _ebb_queue_remove(heap, page->in_full ? EBB_BIN_FULL : page->bin, page);
-  page->in_full = 0;
+  if (page->flags & EBB_PAGE_PARKED) {
+    _ebb_page_claim(page);
+    parked_remove(heap, page);
+  } else {
+    _ebb_queue_remove(heap, (page->flags & EBB_PAGE_IN_FULL) ? EBB_BIN_FULL : page->bin, page);
+  }
+  page->flags = 0;
   /* No remote thread may still be reading page->heap. */
   _ebb_page_set_delayed(page, EBB_NEVER_DELAYED, false);
   _ebb_segment_page_free(heap, page);
-}
-
-/* A page became empty. The only page of its class stays, so that a loop
- * that allocates and frees one object does not churn pages. */
-void _ebb_page_retire(ebb_heap_t *heap, ebb_page_t *page) {
-  ebb_page_queue_t *q = &heap->queues[page->bin];
-  if (!page->in_full && q->first == page && q->last == page) return;
-  _ebb_page_free(heap, page);
 }
 
 /* ---- validation (EBB_DEBUG >= 3) --------------------------------------------------------- */
@@ -277,11 +457,11 @@ static bool list_is_valid(const ebb_page_t *page, const ebb_block_t *b, uint32_t
   return true;
 }
 
-/* Checks the page invariant used + |free| + |local_free| == capacity. */
+/* Checks used + |free| + |local_free| + purged_blocks == capacity. */
 bool _ebb_page_is_valid(const ebb_page_t *page) {
   uint32_t nfree = 0, nlocal = 0;
   if (!page->in_use || page->capacity > page->reserved) return false;
   if (!list_is_valid(page, page->free, &nfree)) return false;
   if (!list_is_valid(page, page->local_free, &nlocal)) return false;
-  return page->used + nfree + nlocal == page->capacity;
+  return page->used + nfree + nlocal + page->purged_blocks == page->capacity;
 }

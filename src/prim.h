@@ -18,8 +18,12 @@ void _ebb_prim_unmap(void *p, size_t size);
 /* Grow or move a mapping; `fixed_to` (if not NULL) is where it must land.
  * NULL + errno if it cannot. */
 void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to, bool may_move);
-/* Give the memory back to the OS; it reads as zero afterwards. 0 or errno. */
-int _ebb_prim_decommit(void *p, size_t size);
+/* Give the memory back to the OS. MADV_DONTNEED (lazy false): resident
+ * memory drops at once and the range reads as zero. MADV_FREE (lazy true):
+ * the kernel takes the pages only under memory pressure, and RSS does not
+ * show the difference until then; the range may or may not read as zero.
+ * 0 or errno. */
+int _ebb_prim_decommit(void *p, size_t size, bool lazy);
 /* Monotonic clock in nanoseconds. */
 uint64_t _ebb_prim_clock_ns(void);
 /* Write all of buf to stderr, ignoring errors (used on fatal paths). */

@@ -5,12 +5,18 @@
  *  - heap->with_free[kind]: owned small/medium segments with a free page,
  *    in no particular order (owner thread only).
  *  - abandoned: segments of exited threads that still hold live blocks,
- *    LIFO (global lock). A thread that needs a page adopts one.
- *  - cache: whole free segments kept for reuse, at most EBB_SEGMENT_CACHE
- *    (global lock).
- *  - registry: every mapped segment, for statistics (global lock).
+ *    LIFO (global lock). A thread that needs a page adopts one; a purge
+ *    pass pops them all, collects and purges them, and pushes back the ones
+ *    still in use.
+ *  - cache: whole free segments kept for reuse, at most EBB_SEGMENT_CACHE,
+ *    purged after purge_delay and unmapped after 10 x purge_delay (global
+ *    lock).
+ *  - registry: every mapped segment, for statistics and purge passes
+ *    (global lock; a segment is unmapped only after leaving it).
  * A segment's map byte is set while it is owned or abandoned, clear while
- * cached or unmapped. */
+ * cached or unmapped.
+ * A free page (in_use == 0) whose memory is dirty is offered (claim IDLE)
+ * like a parked page: the owner claims it back before using it. */
 #include <string.h>
 
 #include "internal.h"
@@ -18,7 +24,7 @@
 
 static ebb_segment_t *abandoned;       /* global lock */
 static size_t abandoned_count;         /* global lock */
-static ebb_segment_t *cache[64];       /* global lock */
+static ebb_segment_t *cache[64];       /* global lock, oldest first */
 static size_t cache_count;             /* global lock */
 static ebb_segment_t *registry;        /* global lock */
 
@@ -32,11 +38,15 @@ void _ebb_segment_registry_add(ebb_segment_t *seg) {
   _ebb_unlock();
 }
 
-void _ebb_segment_registry_remove(ebb_segment_t *seg) {
-  _ebb_lock();
+static void registry_remove_locked(ebb_segment_t *seg) {
   if (seg->all_prev) seg->all_prev->all_next = seg->all_next;
   else registry = seg->all_next;
   if (seg->all_next) seg->all_next->all_prev = seg->all_prev;
+}
+
+void _ebb_segment_registry_remove(ebb_segment_t *seg) {
+  _ebb_lock();
+  registry_remove_locked(seg);
   _ebb_unlock();
 }
 
@@ -60,6 +70,17 @@ size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, 
   return psize;
 }
 
+/* Forgets that blocks starting in [start, start+len) were purged. */
+void _ebb_segment_clear_purged(ebb_segment_t *seg, const uint8_t *start, size_t len) {
+  size_t first = (size_t)(start - (uint8_t *)seg) / EBB_OS_PAGE;
+  size_t end = (size_t)(start + len - (uint8_t *)seg + EBB_OS_PAGE - 1) / EBB_OS_PAGE;
+  for (size_t os = first; os < end && os < EBB_SEGMENT_OS_PAGES; os++) {
+    uint64_t bit = (uint64_t)1 << (os % 64);
+    if (atomic_load_explicit(&seg->purged_os[os / 64], memory_order_relaxed) & bit)
+      atomic_fetch_and_explicit(&seg->purged_os[os / 64], ~bit, memory_order_relaxed);
+  }
+}
+
 static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   uint32_t shift = kind_shift(kind);
   uint32_t count = (uint32_t)(EBB_SEGMENT_SIZE >> shift);
@@ -67,19 +88,23 @@ static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
    * registry, whose links other threads may rewrite under the lock. */
   if (!fresh) {
     memset(seg->pages, 0, count * sizeof(ebb_page_t));
+    memset((void *)seg->purged_os, 0, sizeof(seg->purged_os));
     seg->used_pages = 0;
     seg->heap = NULL;
     seg->next = seg->prev = seg->free_next = seg->free_prev = NULL;
     seg->in_free_queue = false;
+    atomic_store_explicit(&seg->idle_pages, 0, memory_order_relaxed);
   }
+  bool zero = fresh || seg->cache_purged;
   seg->kind = kind;
   seg->page_shift = shift;
   seg->page_count = count;
   seg->size = EBB_SEGMENT_SIZE;
   seg->is_fresh = fresh;
+  seg->cache_purged = false;
   for (uint32_t i = 0; i < count; i++) {
     seg->pages[i].index = (uint16_t)i;
-    seg->pages[i].is_fresh = fresh;
+    seg->pages[i].is_fresh = zero;
   }
 }
 
@@ -120,17 +145,21 @@ static void owned_remove(ebb_heap_t *heap, ebb_segment_t *seg) {
   seg->next = seg->prev = NULL;
 }
 
-/* ---- getting and releasing whole segments --------------------------------- */
+/* ---- the segment cache ------------------------------------------------------ */
 static ebb_segment_t *cache_pop(void) {
   ebb_segment_t *seg = NULL;
   _ebb_lock();
   if (cache_count > 0) seg = cache[--cache_count];
   _ebb_unlock();
+  if (seg != NULL && !seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
   return seg;
 }
 
 static bool cache_push(ebb_segment_t *seg) {
   bool kept = false;
+  seg->cached_since = _ebb_purge_clock_ms();
+  seg->cache_purged = false;
+  _ebb_purge_dirty_add(EBB_SEGMENT_SIZE); /* before it is visible to cache_pop */
   _ebb_lock();
   size_t limit = (size_t)_ebb_option(EBB_OPT_SEGMENT_CACHE);
   if (cache_count < limit && cache_count < sizeof(cache) / sizeof(cache[0])) {
@@ -138,9 +167,48 @@ static bool cache_push(ebb_segment_t *seg) {
     kept = true;
   }
   _ebb_unlock();
+  if (!kept) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
   return kept;
 }
 
+static void cache_remove_locked(size_t i) {
+  memmove(&cache[i], &cache[i + 1], (cache_count - i - 1) * sizeof(cache[0]));
+  cache_count--;
+}
+
+/* Purges cached segments after purge_delay, unmaps them after ten. The
+ * first OS page (registry links) stays until the unmap. */
+size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force) {
+  size_t released = 0;
+  uint64_t unmap_after = delay * 10 < 200 ? 200 : delay * 10;
+  _ebb_lock();
+  for (size_t i = 0; i < cache_count;) {
+    ebb_segment_t *seg = cache[i];
+    uint64_t age = now - seg->cached_since;
+    if (force || age >= unmap_after) {
+      cache_remove_locked(i);
+      registry_remove_locked(seg);
+      if (!seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
+      _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
+      released += EBB_SEGMENT_SIZE;
+      continue;
+    }
+    if (!seg->cache_purged && age >= delay) {
+      _ebb_prim_decommit((uint8_t *)seg + EBB_OS_PAGE, EBB_SEGMENT_SIZE - EBB_OS_PAGE, false);
+      seg->cache_purged = true;
+      _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
+      released += EBB_SEGMENT_SIZE - EBB_OS_PAGE;
+    }
+    i++;
+  }
+  _ebb_unlock();
+  return released;
+}
+
+/* Cached segments keep the purge thread waking until they are unmapped. */
+size_t _ebb_segment_cache_count(void) { return __atomic_load_n(&cache_count, __ATOMIC_RELAXED); }
+
+/* ---- getting and releasing whole segments --------------------------------- */
 static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   ebb_segment_t *seg = cache_pop();
   bool fresh = (seg == NULL);
@@ -155,36 +223,73 @@ static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   return seg;
 }
 
-static void segment_free(ebb_heap_t *heap, ebb_segment_t *seg) {
+/* A segment none of whose pages is in use: claim every page back from
+ * the purge passes, then cache or unmap it. heap is NULL for an abandoned
+ * segment. */
+static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
   ebb_assert(seg->used_pages == 0);
-  owned_remove(heap, seg);
+  for (uint32_t i = 0; i < seg->page_count; i++) _ebb_page_claim(&seg->pages[i]);
+  if (heap != NULL) owned_remove(heap, seg);
   atomic_store_explicit(&seg->thread_id, 0, memory_order_relaxed);
   _ebb_os_map_set(seg, EBB_MAP_NONE);
-  if (cache_push(seg)) return;
+  if (cache_push(seg)) {
+    _ebb_purge_notify();
+    return;
+  }
   _ebb_segment_registry_remove(seg);
   _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
 }
 
-/* Empties the segment cache; returns the bytes given back. */
-size_t _ebb_segment_trim_cache(void) {
-  size_t freed = 0;
-  for (ebb_segment_t *seg; (seg = cache_pop()) != NULL;) {
-    _ebb_segment_registry_remove(seg);
-    _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
-    freed += EBB_SEGMENT_SIZE;
+/* ---- pages ------------------------------------------------------------------ */
+static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    ebb_page_t *page = &seg->pages[i];
+    if (page->in_use) continue;
+    _ebb_page_claim(page); /* a purge may have it; it sets is_fresh */
+    page->in_use = 1;
+    atomic_fetch_add_explicit(&_ebb_inuse_bytes, (size_t)1 << seg->page_shift, memory_order_relaxed);
+    if (++seg->used_pages == seg->page_count) free_queue_remove(heap, seg);
+    return page;
   }
-  return freed;
+  _ebb_fatal("segment on the free queue has no free page");
+}
+
+/* Returns an empty page to its segment (heap NULL: an abandoned segment
+ * held by a purge pass). Dirty memory is offered for purging; the segment
+ * goes when its last page does. */
+static void page_release(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page) {
+  ebb_assert(page->in_use && page->used == 0);
+  if (page->capacity > 0) page->is_fresh = 0; /* carved memory is dirty (unless a purge reset it) */
+  page->in_use = 0;
+  page->capacity = 0;
+  page->span = 0;
+  page->purged_blocks = 0;
+  page->flags = 0;
+  page->free = page->local_free = NULL;
+  atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&_ebb_inuse_bytes, (size_t)1 << seg->page_shift, memory_order_relaxed);
+  seg->used_pages--;
+  if (seg->used_pages == 0) {
+    segment_release(heap, seg);
+    return;
+  }
+  if (heap != NULL) free_queue_add(heap, seg);
+  if (!page->is_fresh) _ebb_page_offer(page, _ebb_segment_page_size(seg, page, NULL));
+}
+
+void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {
+  page_release(heap, _ebb_segment_of(page), page);
 }
 
 /* ---- abandon and adopt ------------------------------------------------------ */
-/* Called by an exiting thread after its pages were collected and their
- * delayed state set to NEVER: hands every segment that still holds live
- * blocks to the abandoned list, frees the rest. */
+/* Called by an exiting thread after its pages were collected, unparked and
+ * their delayed state set to NEVER: hands every segment that still holds
+ * live blocks to the abandoned list, frees the rest. */
 void _ebb_segment_abandon_all(ebb_heap_t *heap) {
   while (heap->segments != NULL) {
     ebb_segment_t *seg = heap->segments;
     if (seg->used_pages == 0) {
-      segment_free(heap, seg);
+      segment_release(heap, seg);
       continue;
     }
     owned_remove(heap, seg);
@@ -196,6 +301,7 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
     abandoned_count++;
     _ebb_unlock();
   }
+  atomic_store_explicit(&_ebb_abandoned_hint, 1, memory_order_relaxed);
 }
 
 static ebb_segment_t *abandoned_pop(void) {
@@ -210,13 +316,21 @@ static ebb_segment_t *abandoned_pop(void) {
   return seg;
 }
 
+static void abandoned_push(ebb_segment_t *seg) {
+  _ebb_lock();
+  seg->next = abandoned;
+  abandoned = seg;
+  abandoned_count++;
+  _ebb_unlock();
+}
+
 /* Takes over one abandoned page: its blocks freed by other threads since
  * the owner left are collected; an empty page goes back to the segment. */
 static void adopt_page(ebb_heap_t *heap, ebb_page_t *page) {
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, true);
   _ebb_page_collect(page);
-  page->in_full = 0;
+  page->flags = 0;
   if (page->used == 0) {
     _ebb_segment_page_free(heap, page);
     return;
@@ -241,18 +355,6 @@ static bool adopt_one(ebb_heap_t *heap) {
   return true;
 }
 
-/* ---- pages ------------------------------------------------------------------ */
-static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg) {
-  for (uint32_t i = 0; i < seg->page_count; i++) {
-    ebb_page_t *page = &seg->pages[i];
-    if (page->in_use) continue;
-    page->in_use = 1;
-    if (++seg->used_pages == seg->page_count) free_queue_remove(heap, seg);
-    return page;
-  }
-  _ebb_fatal("segment on the free queue has no free page");
-}
-
 /* A page of `kind` for `heap`: from a segment the heap owns, from an
  * abandoned segment, or from a new segment. NULL + ENOMEM if the OS refuses. */
 ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
@@ -268,23 +370,86 @@ ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   return take_page(heap, seg);
 }
 
-/* Returns an empty page to its segment; frees the segment when it was the
- * last page in use. */
-void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {
-  ebb_segment_t *seg = _ebb_segment_of(page);
-  ebb_assert(page->in_use && page->used == 0);
-  page->in_use = 0;
-  page->is_fresh = 0;
-  page->capacity = 0;
-  page->span = 0;
-  page->free = page->local_free = NULL;
-  atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
-  seg->used_pages--;
-  if (seg->used_pages == 0) {
-    segment_free(heap, seg);
-    return;
+/* ---- purge passes --------------------------------------------------------------- */
+/* One offered page: stamp it the first time, purge it once its delay has
+ * passed. Returns bytes released; *pending is set if it must wait. */
+static size_t purge_idle_page(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force,
+                              bool *pending) {
+  if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_IDLE) return 0;
+  uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
+  if (!force && (since == 0 || now - since < delay)) {
+    if (since == 0) atomic_store_explicit(&page->idle_since, (uint32_t)now, memory_order_relaxed);
+    *pending = true;
+    return 0;
   }
-  free_queue_add(heap, seg);
+  uint32_t c = EBB_CLAIM_IDLE;
+  if (!atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_PURGING, memory_order_acquire,
+                                               memory_order_relaxed))
+    return 0;
+  atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+  _ebb_purge_dirty_sub(page->offered);
+  size_t released = _ebb_purge_page(seg, page);
+  atomic_store_explicit(&page->claim, EBB_CLAIM_PURGED, memory_order_release);
+  return released;
+}
+
+/* Purges the offered pages of every owned segment whose delay has passed. */
+size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
+  size_t released = 0;
+  bool pending = false;
+  now = (uint32_t)now; /* stamps are 32-bit milliseconds */
+  _ebb_lock();
+  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
+    if (seg->kind == EBB_PAGE_LARGE || atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
+    for (uint32_t i = 0; i < seg->page_count; i++)
+      released += purge_idle_page(seg, &seg->pages[i], now, delay, force, &pending);
+  }
+  _ebb_unlock();
+  return released;
+}
+
+/* A pass holds this segment alone (popped from the abandoned list):
+ * collects the frees other threads made, returns empty pages, purges what
+ * is free. Returns bytes released; the segment may be gone afterwards. */
+static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *released_segment) {
+  size_t released = 0;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    ebb_page_t *page = &seg->pages[i];
+    _ebb_page_claim(page);
+    if (page->in_use) {
+      _ebb_page_collect(page);
+      if (page->used == 0) {
+        released += _ebb_purge_page(seg, page);
+        if (seg->used_pages == 1) {
+          page_release(NULL, seg, page);
+          *released_segment = true;
+          return released;
+        }
+        page_release(NULL, seg, page); /* purged: is_fresh, so not offered */
+        continue;
+      }
+    }
+    released += _ebb_purge_page(seg, page);
+  }
+  return released;
+}
+
+/* Collects and purges every abandoned segment. */
+size_t _ebb_segment_purge_abandoned(void) {
+  size_t released = 0;
+  _ebb_lock();
+  ebb_segment_t *list = abandoned;
+  abandoned = NULL;
+  abandoned_count = 0;
+  _ebb_unlock();
+  while (list != NULL) {
+    ebb_segment_t *seg = list;
+    list = seg->next;
+    bool gone = false;
+    released += purge_abandoned_segment(seg, &gone);
+    if (!gone) abandoned_push(seg);
+  }
+  return released;
 }
 
 /* ---- fork ---------------------------------------------------------------------- */
@@ -302,32 +467,50 @@ void _ebb_segment_orphan_others(uintptr_t self) {
 }
 
 /* ---- statistics (global lock held) --------------------------------------------- */
+/* Another thread may own the page: its counters are read racily, which is
+ * good enough for a snapshot and cannot fault (the segment is mapped while
+ * it is in the registry and we hold the lock). */
 static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_stats_t *st) {
-  if (!page->in_use) return;
-  /* Another thread may own the page: its counters are read racily, which
-   * is good enough for a snapshot and cannot fault (the segment is mapped
-   * while it is in the registry and we hold the lock). */
-  uint32_t used = __atomic_load_n(&page->used, __ATOMIC_RELAXED);
-  uint32_t cap = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
-  size_t bsize = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
+  size_t psize = _ebb_segment_page_size(seg, page, NULL);
+  if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED)) {
+    if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) st->free_in_pages += psize;
+    return;
+  }
+  uint64_t used = __atomic_load_n(&page->used, __ATOMIC_RELAXED);
+  uint64_t cap = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+  uint64_t purged = __atomic_load_n(&page->purged_blocks, __ATOMIC_RELAXED);
+  uint64_t bsize = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
   if (used > cap) used = cap;
-  st->live += (uint64_t)used * bsize;
-  st->free_in_pages += (uint64_t)(cap - used) * bsize;
-  (void)seg;
+  if (purged > cap - used) purged = cap - used;
+  st->live += used * bsize;
+  st->free_in_pages += (cap - used - purged) * bsize;
+  if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED) && cap * bsize < psize)
+    st->free_in_pages += psize - cap * bsize; /* dirty, not yet carved again */
 }
 
 void _ebb_segment_stats(ebb_stats_t *st) {
   for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
-    st->segments_count++;
     st->mapped += seg->size;
     if (seg->kind == EBB_PAGE_LARGE) {
-      st->large_count++;
-      st->large_live += seg->size - EBB_LARGE_HEADER_SIZE;
-      st->live += seg->size - EBB_LARGE_HEADER_SIZE;
+      size_t bytes = seg->size - EBB_LARGE_HEADER_SIZE;
       st->metadata += EBB_LARGE_HEADER_SIZE;
+      if (seg->cached_since != 0) {
+        st->large_cache += bytes;
+      } else {
+        st->live += bytes;
+        st->large_live += bytes;
+        st->large_count++;
+      }
       continue;
     }
-    st->metadata += EBB_OS_PAGE * 2; /* the header's touched part */
+    st->segments_count++;
+    st->metadata += EBB_OS_PAGE * 3; /* the header's touched part */
+    bool cached = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == 0 && seg->heap == NULL &&
+                  __atomic_load_n(&seg->used_pages, __ATOMIC_RELAXED) == 0;
+    if (cached) {
+      if (!seg->cache_purged) st->segment_cache += EBB_SEGMENT_SIZE - EBB_OS_PAGE * 3;
+      continue;
+    }
     for (uint32_t i = 0; i < seg->page_count; i++) page_stats(seg, &seg->pages[i], st);
   }
   st->abandoned_count = abandoned_count;

@@ -73,6 +73,14 @@ size_t _ebb_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
   return o.len;
 }
 
+size_t _ebb_format(char *buf, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = _ebb_vformat(buf, cap, fmt, ap);
+  va_end(ap);
+  return n;
+}
+
 static void vmessage(const char *fmt, va_list ap) {
   char buf[512];
   size_t n = _ebb_vformat(buf, sizeof(buf), fmt, ap);
@@ -110,6 +118,8 @@ void _ebb_error_foreign(const char *what, const void *p) {
 }
 
 /* ---- ebb_stats ------------------------------------------------------------- */
+extern _Atomic(uint64_t) _ebb_prim_madvise_calls;
+
 ebb_export bool ebb_stats_get(ebb_stats_t *out) {
   if (out == NULL) {
     errno = EINVAL;
@@ -122,27 +132,66 @@ ebb_export bool ebb_stats_get(ebb_stats_t *out) {
   _ebb_segment_stats(out);
   _ebb_heap_stats(out);
   _ebb_unlock();
+  out->resident = out->live + out->free_in_pages + out->segment_cache + out->large_cache + out->metadata;
+  out->purged_or_untouched = out->mapped > out->resident ? out->mapped - out->resident : 0;
+  out->dirty = atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
+  out->purged_total = atomic_load_explicit(&_ebb_purged_total, memory_order_relaxed);
+  out->purged_lazy_total = atomic_load_explicit(&_ebb_lazy_total, memory_order_relaxed);
   out->mmap_calls = atomic_load_explicit(&_ebb_prim_mmap_calls, memory_order_relaxed);
   out->munmap_calls = atomic_load_explicit(&_ebb_prim_munmap_calls, memory_order_relaxed);
+  out->madvise_calls = atomic_load_explicit(&_ebb_prim_madvise_calls, memory_order_relaxed);
   return true;
 }
 
-static void print_bytes(const char *label, uint64_t bytes) {
-  _ebb_message("ebb:   %s %zu KiB\n", label, (size_t)(bytes / 1024));
+static bool is_count(const char *name) {
+  size_t n = strlen(name);
+  return (n > 6 && strcmp(name + n - 6, "_count") == 0) || (n > 6 && strcmp(name + n - 6, "_calls") == 0);
+}
+
+static void print_field(const char *name, uint64_t v, const char *help) {
+  if (is_count(name)) _ebb_message("ebb:   %s %zu  (%s)\n", name, (size_t)v, help);
+  else _ebb_message("ebb:   %s %zu KiB  (%s)\n", name, (size_t)(v / 1024), help);
 }
 
 ebb_export void ebb_stats_print(void) {
   ebb_stats_t st;
   ebb_stats_get(&st);
   _ebb_message("ebb: statistics (ebb %s)\n", ebb_version());
-  print_bytes("live            ", st.live);
-  print_bytes("  of which large", st.large_live);
-  print_bytes("free in pages   ", st.free_in_pages);
-  print_bytes("metadata        ", st.metadata);
-  print_bytes("mapped          ", st.mapped);
-  _ebb_message("ebb:   segments %zu (abandoned %zu), large blocks %zu, heaps %zu\n", (size_t)st.segments_count,
-               (size_t)st.abandoned_count, (size_t)st.large_count, (size_t)st.heaps_count);
-  _ebb_message("ebb:   mmap calls %zu, munmap calls %zu\n", (size_t)st.mmap_calls, (size_t)st.munmap_calls);
+#define EBB_PRINT_FIELD(name, help) print_field(#name, st.name, help);
+  EBB_STATS_FIELDS(EBB_PRINT_FIELD)
+#undef EBB_PRINT_FIELD
+}
+
+/* Appends to a caller's buffer, counting what does not fit. */
+typedef struct sink_s {
+  char *buf;
+  size_t size, len;
+} sink_t;
+
+static void sink_put(sink_t *k, const char *text) {
+  size_t n = strlen(text);
+  if (k->len < k->size) memcpy(k->buf + k->len, text, k->len + n <= k->size ? n : k->size - k->len);
+  k->len += n;
+}
+
+static void json_field(sink_t *k, const char *name, uint64_t v) {
+  char tmp[96];
+  _ebb_format(tmp, sizeof(tmp), "%s\"%s\": %zu", k->len > 1 ? ", " : "", name, (size_t)v);
+  sink_put(k, tmp);
+}
+
+ebb_export size_t ebb_stats_json(char *buf, size_t size) {
+  ebb_stats_t st;
+  ebb_stats_get(&st);
+  sink_t k = {buf, size, 0};
+  sink_put(&k, "{");
+  json_field(&k, "version", st.version);
+#define EBB_JSON_FIELD(name, help) json_field(&k, #name, st.name);
+  EBB_STATS_FIELDS(EBB_JSON_FIELD)
+#undef EBB_JSON_FIELD
+  sink_put(&k, "}\n");
+  if (size > 0) buf[k.len < size ? k.len : size - 1] = 0;
+  return k.len;
 }
 
 /* ---- glibc views --------------------------------------------------------------- */

@@ -38,7 +38,7 @@
 #define EBB_MAX_PAGES (EBB_SEGMENT_SIZE >> EBB_SMALL_PAGE_SHIFT) /* 64 */
 #define EBB_OS_PAGE 4096
 /* Segment header: rounded so that page 0's blocks start OS-page aligned. */
-#define EBB_SEGMENT_HEADER_SIZE (8 * EBB_KiB)
+#define EBB_SEGMENT_HEADER_SIZE (16 * EBB_KiB)
 /* A large block's header sits on the OS page just below the block. */
 #define EBB_LARGE_HEADER_SIZE EBB_OS_PAGE
 
@@ -76,30 +76,57 @@ typedef enum ebb_page_kind_e {
 
 struct ebb_heap_s;
 
+/* page->flags: any bit set sends the owner's free to its slow path. */
+#define EBB_PAGE_IN_FULL 1 /* on the heap's full queue */
+#define EBB_PAGE_PARKED 2  /* offered for purging; owner frees go to thread_free */
+
+/* page->claim: who may touch a page's lists and memory. The owner uses an
+ * OWNED page freely. A page the owner stops using (parked, or free in its
+ * segment) is offered: IDLE. Any thread running a purge pass may move IDLE
+ * to PURGING (CAS), purge, and store PURGED. The owner takes a page back
+ * with a CAS from IDLE or PURGED to OWNED, waiting out PURGING. */
+typedef enum ebb_claim_e {
+  EBB_CLAIM_OWNED = 0,
+  EBB_CLAIM_IDLE = 1,
+  EBB_CLAIM_PURGING = 2,
+  EBB_CLAIM_PURGED = 3
+} ebb_claim_t;
+
 /* A page: blocks of one size, owned by one heap. Fields used by the malloc
  * and free fast paths come first (one cache line).
- * Invariant: used + |free| + |local_free| == capacity <= reserved, where
- * used counts blocks that are live or waiting on thread_free/delayed lists. */
+ * Invariant: used + |free| + |local_free| + purged_blocks == capacity <=
+ * reserved, where used counts blocks that are live or waiting on the
+ * thread_free/delayed lists, and purged_blocks are free blocks whose first
+ * OS page was purged (they are on no list; see segment->purged_os). */
 typedef struct ebb_page_s {
   ebb_block_t *free;          /* blocks ready to allocate (owner only) */
-  uint32_t used;              /* blocks not on free or local_free */
-  uint32_t block_size;        /* bytes per block (size class) */
+  uint32_t used;              /* blocks not on free, local_free or purged */
+  uint32_t park_at;           /* a local free leaving used <= park_at takes the slow path */
   ebb_block_t *local_free;    /* blocks freed by the owner since last collect */
   uint8_t *start;             /* first block */
-  uint64_t div_magic;         /* ceil(2^44 / block_size) << 20: block-start test */
   size_t span;                /* capacity * block_size: 0 while the page is unused */
-  uint8_t in_full;            /* on the heap's full queue */
+  uint64_t div_magic;         /* ceil(2^44 / block_size) << 20: block-start test */
+  uint8_t flags;              /* EBB_PAGE_IN_FULL | EBB_PAGE_PARKED (owner only) */
   uint8_t free_is_zero;       /* blocks on `free` are zero but for their link */
   uint8_t in_use;             /* page holds a size class (not free in its segment) */
-  uint8_t is_fresh;           /* memory past `capacity` is untouched OS memory */
+  uint8_t is_fresh;           /* memory past `capacity` is zero and not resident */
   uint8_t bin;                /* size class index */
+  uint8_t reserved_pad;
   uint16_t index;             /* position in the segment */
+  uint32_t block_size;        /* bytes per block (size class) */
   uint32_t capacity;          /* blocks carved so far */
+  /* ---- slow-path fields ---- */
   uint32_t reserved;          /* blocks that fit the page */
+  uint32_t purged_blocks;     /* free blocks taken off the lists by a purge */
+  _Atomic(uint32_t) claim;    /* ebb_claim_t */
+  _Atomic(uint32_t) idle_since; /* purge clock (ms) when first seen IDLE, 0 = not yet */
+  uint32_t offered;           /* bytes counted as dirty while IDLE */
+  uint32_t pad2;
   _Atomic(uintptr_t) thread_free; /* remote frees (LIFO) | ebb_delayed_t */
   _Atomic(struct ebb_heap_s *) heap; /* owner heap; stable while DELAYED_FREEING */
-  struct ebb_page_s *next;    /* in the heap's queue for `bin` (or full) */
+  struct ebb_page_s *next;    /* in the heap's queue for `bin`, full queue, or parked list */
   struct ebb_page_s *prev;
+  uint64_t pad3;              /* to 128 bytes: the page index is a shift */
 } ebb_page_t;
 
 /* Pages of one size class that may have free blocks, first = most recently
@@ -111,22 +138,27 @@ typedef struct ebb_page_queue_s {
 } ebb_page_queue_t;
 
 /* A segment: header + pages. Pages never straddle segments. */
+#define EBB_SEGMENT_OS_PAGES (EBB_SEGMENT_SIZE / EBB_OS_PAGE)
 typedef struct ebb_segment_s {
-  _Atomic(uintptr_t) thread_id; /* owner thread, 0 when abandoned */
+  _Atomic(uintptr_t) thread_id; /* owner thread, 0 when abandoned or cached */
   ebb_page_kind_t kind;
   uint32_t page_shift;        /* log2 page size (wide/large: segment size) */
   uint32_t page_count;        /* pages in this segment */
   uint32_t used_pages;        /* pages in_use */
   size_t size;                /* bytes mapped (large: header page + block) */
   struct ebb_heap_s *heap;    /* owner heap (owner writes; NULL when abandoned) */
-  struct ebb_segment_s *next; /* owner's segments, or the abandoned list */
+  struct ebb_segment_s *next; /* owner's segments, the abandoned list, or a cache */
   struct ebb_segment_s *prev;
   struct ebb_segment_s *free_next; /* owner's segments of this kind with a free page */
   struct ebb_segment_s *free_prev;
+  struct ebb_segment_s *all_next; /* registry of every mapped segment (global lock) */
+  struct ebb_segment_s *all_prev;
   bool in_free_queue;         /* on the owner's with_free list */
   bool is_fresh;              /* never used since it came from the OS */
-  struct ebb_segment_s *all_next; /* registry of every mapped segment (lock) */
-  struct ebb_segment_s *all_prev;
+  bool cache_purged;          /* cached, and its memory already purged */
+  _Atomic(uint32_t) idle_pages; /* pages whose claim is IDLE: the purge pass skips 0 */
+  uint64_t cached_since;      /* purge clock (ms) when it entered a cache */
+  _Atomic(uint64_t) purged_os[EBB_SEGMENT_OS_PAGES / 64]; /* OS pages whose block starts are purged */
   ebb_page_t pages[];         /* page_count descriptors */
 } ebb_segment_t;
 
@@ -138,6 +170,8 @@ typedef struct ebb_heap_s {
   uintptr_t thread_id;        /* owning thread */
   ebb_segment_t *segments;    /* every segment this heap owns */
   ebb_segment_t *with_free[2]; /* small/medium segments with a free page */
+  ebb_page_t *parked[EBB_BIN_MAX + 1]; /* parked pages per bin (owner only), newest first */
+  uint32_t reap_countdown;    /* generic allocations until the next reap of purged pages */
   struct ebb_heap_s *pool_next; /* unused heaps (global lock) */
   struct ebb_heap_s *all_next;  /* every heap ever made (global lock) */
   bool live;                  /* owned by a running thread */

@@ -43,11 +43,13 @@
  * Concurrency rule of the test's own structures: a worker's slot table, PRNG
  * and counters belong to that worker's thread alone; the main thread reads the
  * counters only after pthread_join. Every object has exactly one owner at a
- * time, and ownership moves only (a) through atomic_exchange on an exchange
- * slot (acq_rel: the pattern written before the hand-over is visible to the
- * taker), or (b) through the churn collector list, read and written only under
- * collector.lock. The configuration is written before any thread starts and is
- * read-only afterwards; fork mode's stop flag is an atomic.
+ * time, and ownership moves only (a) through a slot of the exchange array, an
+ * _Atomic pointer written and emptied only with acq_rel compare-and-swap or
+ * atomic_exchange (so the pattern written before a hand-over is visible to
+ * the taker), or (b) through the churn collector list, read and written only
+ * under collector.lock. The configuration and the exchange array's address
+ * are written before any thread starts and are read-only afterwards; fork
+ * mode's two flags are atomics.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -82,31 +84,31 @@
 #define BURST_MAX 16          /* objects in one transient burst */
 
 #define CHURN_SLOTS 128       /* a churn thread's table */
-#define CHURN_STEPS 500       /* mixed steps each churn thread runs */
+#define CHURN_STEPS 300       /* mixed steps each churn thread runs */
 #define CHURN_LEAVE_PCT 35    /* % of its final objects a churn thread leaves behind */
-#define CHURN_BACKLOG 1000    /* collector length a churn thread tops up to */
-#define CHURN_TAKE 128        /* objects a thread frees from a full collector */
+#define CHURN_BACKLOG 1000    /* collector length from which a thread frees CHURN_TAKE, */
+#define CHURN_TAKE 128        /* not CHURN_TAKE / 8, of the oldest objects on it */
 
 #define FORK_MAIN_OBJS 64     /* main thread's own objects, inherited by children */
-#define FORK_MAIN_STEPS 500   /* main's steps between forks, other threads busy */
+#define FORK_MAIN_STEPS 100   /* main's steps between forks, other threads busy */
 #define CHILD_SLOTS 256
-#define CHILD_STEPS 3000      /* mixed steps of a child's main thread */
+#define CHILD_STEPS 1000      /* mixed steps of a child's main thread */
 #define CHILD_THREADS 2
-#define CHILD_THREAD_STEPS 1500
-#define CHILD_BIG_BLOCKS 4    /* 1..8 MiB blocks a child allocates and frees */
+#define CHILD_THREAD_STEPS 600
+#define CHILD_BIG_BLOCKS 2    /* 1..8 MiB blocks a child allocates and frees */
 #define CHILD_TIMEOUT_S 30    /* a child still running after this is deadlocked */
 #define CHILD_ID_BASE 1000000u /* thread ids inside a child */
 
 #define DEFAULT_SEED 42
 #define DEFAULT_THREADS 8
-#define DEFAULT_MIXED_ITERS 300000 /* steps per worker */
+#define DEFAULT_MIXED_ITERS 100000 /* steps per worker */
 #define DEFAULT_CHURN_ITERS 500    /* threads per worker slot: 8 * 500 = 4000 */
 #define DEFAULT_FORK_ITERS 50      /* forks */
 
 #ifdef NDEBUG
 #define DEBUG_WORK_SCALE 1.0
 #else
-#define DEBUG_WORK_SCALE 0.25 /* EBB_DEBUG=3 validates structures: slower */
+#define DEBUG_WORK_SCALE 0.5 /* EBB_DEBUG=3 validates structures: slower */
 #endif
 
 _Static_assert(FULL_CHECK_MAX >= 2 * EDGE_BYTES, "edges must not overlap");
@@ -400,10 +402,26 @@ static void obj_init(obj_t *o, rng_t *r, uint32_t owner, uint8_t *p, size_t size
 
 /* ---- workers ------------------------------------------------------------ */
 
+/* How often each size tier is drawn: a draw t in [0, 10000) is tiny when
+ * t < tiny, else small when t < small, and so on; huge when t >= large. */
+typedef struct size_mix_s {
+    uint16_t tiny;   /* 1 .. 128 bytes */
+    uint16_t small;  /* 129 .. 1 KiB */
+    uint16_t medium; /* 1 KiB .. 64 KiB */
+    uint16_t large;  /* 64 KiB .. 512 KiB; above: huge, 512 KiB .. 8 MiB */
+} size_mix_t;
+
+/* mixed and fork: small 88%, medium 9.5%, large 2.35%, huge 0.15% */
+static const size_mix_t mix_all = { 4400, 8800, 9750, 9985 };
+/* churn, about thread lifetimes more than big blocks: small 95%, medium
+ * 4.5%, large 0.45%, huge 0.05% */
+static const size_mix_t mix_churn = { 5000, 9500, 9950, 9995 };
+
 /* One thread's private state (see the concurrency rule at the top). */
 typedef struct worker_s {
     uint32_t id;          /* unique over the run; reported in failures */
     size_t inbox;         /* index of this worker's inbox in exchange */
+    const size_mix_t *mix;/* sizes it asks for */
     rng_t rng;            /* this thread's PRNG stream */
     obj_t **slots;        /* table of live objects; NULL = empty slot */
     size_t nslots;        /* entries in slots */
@@ -441,6 +459,7 @@ static void worker_init(worker_t *w, uint32_t id, size_t inbox, size_t nslots, u
     memset(w, 0, sizeof *w);
     w->id = id;
     w->inbox = inbox;
+    w->mix = &mix_all;
     w->rng = rng_make(cfg.seed, stream);
     w->nslots = nslots;
     w->slots = calloc(nslots, sizeof *w->slots);
@@ -449,17 +468,17 @@ static void worker_init(worker_t *w, uint32_t id, size_t inbox, size_t nslots, u
     w->ops++;
 }
 
-/* Request size: mostly small, some medium, fewer large, rarely huge. */
-static size_t pick_size(rng_t *r)
+/* Request size: tier by tier, with per-10000 thresholds on one draw. */
+static size_t pick_size(rng_t *r, const size_mix_t *mix)
 {
-    uint64_t t = rng_below(r, 1000);
-    if (t < 440)
+    uint64_t t = rng_below(r, 10000);
+    if (t < mix->tiny)
         return rng_range(r, 1, 128);
-    if (t < 880)
+    if (t < mix->small)
         return rng_range(r, 129, KiB);
-    if (t < 975)
+    if (t < mix->medium)
         return rng_range(r, KiB + 1, 64 * KiB);
-    if (t < 997)
+    if (t < mix->large)
         return rng_range(r, 64 * KiB + 1, 512 * KiB);
     return rng_range(r, 512 * KiB + 1, MAX_BLOCK);
 }
@@ -493,6 +512,16 @@ static void *calloc_split(rng_t *r, size_t size)
     return rng_below(r, 2) ? calloc(size / elem, elem) : calloc(elem, size / elem);
 }
 
+/* Fundamental alignment: 16 bytes for blocks of 16 bytes or more; a
+ * smaller object cannot need more than its size rounded down to 8. */
+static void check_min_align(worker_t *w, const char *what, const void *p, size_t size)
+{
+    size_t need = size >= 16 ? 16 : 8;
+    if ((uintptr_t)p % need != 0)
+        fail("thread %u: %s of %zu bytes returned %p, not %zu-byte aligned", w->id, what, size,
+             p, need);
+}
+
 /* Calls the allocation function `how` for *size bytes; may raise *size (to a
  * multiple of the alignment for aligned_alloc, to the usable size) and sets
  * *align. Fails the test on NULL or a misaligned result. */
@@ -522,11 +551,7 @@ static uint8_t *block_alloc(worker_t *w, how_t how, size_t *size, size_t *align)
     if (*align != 0 && (uintptr_t)p % *align != 0)
         fail("thread %u: %s(align %zu, %zu bytes) returned misaligned %p", w->id, how_names[how],
              *align, *size, p);
-    /* Fundamental alignment: 16 bytes for blocks of 16 bytes or more; a
-     * smaller object cannot need more than its size rounded down to 8. */
-    if ((uintptr_t)p % (*size >= 16 ? 16 : 8) != 0)
-        fail("thread %u: %s of %zu bytes returned %p, not 16-byte aligned", w->id, how_names[how],
-             *size, p);
+    check_min_align(w, how_names[how], p, *size);
     return p;
 }
 
@@ -564,7 +589,7 @@ static obj_t *obj_new(worker_t *w)
     if (o == NULL)
         fail("thread %u: malloc(%zu) for an object header returned NULL", w->id, sizeof *o);
     w->ops++;
-    obj_make(w, o, pick_size(&w->rng));
+    obj_make(w, o, pick_size(&w->rng, w->mix));
     return o;
 }
 
@@ -583,11 +608,11 @@ static void obj_free(worker_t *w, obj_t *o, const char *what)
 
 /* A new size for realloc: near the old one (shrink or grow in place or
  * across a size class) or anywhere (across tiers). */
-static size_t pick_resize(rng_t *r, size_t old)
+static size_t pick_resize(rng_t *r, const size_mix_t *mix, size_t old)
 {
     size_t n;
     if (rng_below(r, 2) == 0)
-        return pick_size(r);
+        return pick_size(r, mix);
     n = old / 2 + (size_t)rng_below(r, old + old / 2 + 2);
     if (n == 0)
         n = 1;
@@ -599,14 +624,13 @@ static size_t pick_resize(rng_t *r, size_t old)
 static void obj_realloc(worker_t *w, obj_t *o)
 {
     site_t s = { w->id, "realloc" };
-    size_t size = pick_resize(&w->rng, o->size);
+    size_t size = pick_resize(&w->rng, w->mix, o->size);
     uint8_t *q;
     obj_verify(s, o);
     q = realloc(o->p, size);
     if (q == NULL)
         fail("thread %u: realloc(%p, %zu) returned NULL", w->id, (void *)o->p, size);
-    if ((uintptr_t)q % (size >= 16 ? 16 : 8) != 0)
-        fail("thread %u: realloc to %zu bytes returned %p, not 16-byte aligned", w->id, size, q);
+    check_min_align(w, "realloc", q, size);
     s.what = "after realloc (preserved prefix)";
     check_bytes(s, o, q, size < o->size ? size : o->size, o->key, false);
     w->ops++;
@@ -657,6 +681,7 @@ static void transient_burst(worker_t *w)
         uint8_t *p = malloc(size);
         if (p == NULL)
             fail("thread %u: malloc(%zu) returned NULL", w->id, size);
+        check_min_align(w, "malloc", p, size);
         obj_init(&objs[i], &w->rng, w->id, p, size, 0, HOW_MALLOC);
     }
     while (n > 0) {
@@ -909,6 +934,7 @@ static void run_churn(void)
             totals_add(&t, w);
         }
         worker_init(w, (uint32_t)k, k % cfg.threads, CHURN_SLOTS, k);
+        w->mix = &mix_churn;
         start_thread(w, churn_thread);
     }
     for (uint64_t k = total > cfg.threads ? total - cfg.threads : 0; k < total; k++) {

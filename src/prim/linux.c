@@ -49,8 +49,11 @@ void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to,
   return q;
 }
 
-int _ebb_prim_decommit(void *p, size_t size) {
-  if (madvise(p, size, MADV_DONTNEED) != 0) return errno;
+_Atomic(uint64_t) _ebb_prim_madvise_calls;
+
+int _ebb_prim_decommit(void *p, size_t size, bool lazy) {
+  count(&_ebb_prim_madvise_calls);
+  if (madvise(p, size, lazy ? MADV_FREE : MADV_DONTNEED) != 0) return errno;
   return 0;
 }
 

@@ -1,0 +1,343 @@
+/* purge.c - the purge policy: when free memory goes back to the OS.
+ *
+ * Rules (why each exists):
+ *  - A page the owner stops using is offered (claim IDLE) and stays
+ *    resident for purge_delay: a program that frees and allocates again
+ *    soon should not pay a page fault per OS page. The delay is measured
+ *    from the first purge pass that sees the page IDLE, so purging happens
+ *    between purge_delay and 1.5 x purge_delay after the offer.
+ *  - Past the dirty budget (EBB_DIRTY_MAX bytes, or EBB_DIRTY_FRACTION % of
+ *    the memory in use, whichever is smaller, but never under 4 MiB so that
+ *    small programs do not purge on every free) purging is immediate.
+ *  - The deadline holds while the program is idle: a background thread,
+ *    started the first time something is offered (never during
+ *    initialisation), runs the passes. It sleeps without a timeout while
+ *    nothing is dirty. With EBB_PURGE_THREAD=0 the passes run on allocator
+ *    entry instead (an idle program then keeps its memory).
+ *  - Segments of exited threads are collected and purged by the passes too:
+ *    nobody else would notice that other threads freed their blocks.
+ *
+ * Concurrency: a pass claims each page it purges (IDLE -> PURGING -> PURGED,
+ * CAS), so it never races the owner, which claims pages back the same way.
+ * One pass at a time (pass_lock, also taken around fork). The thread's own
+ * state: thread_state/thread_idle/urgent are atomics; wake_lock + wake_cond
+ * park the thread. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "prim.h"
+
+_Atomic(size_t) _ebb_dirty_bytes;   /* offered or cached memory not yet purged */
+_Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start */
+_Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base */
+_Atomic(int) _ebb_abandoned_hint;   /* a remote free hit an abandoned segment */
+
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond;
+enum { THREAD_NONE, THREAD_RUNNING, THREAD_FAILED };
+static _Atomic int thread_state = THREAD_NONE;
+static _Atomic int thread_idle;     /* waiting with no timeout */
+static _Atomic int urgent;          /* over budget: purge without waiting */
+static _Atomic(uint64_t) next_entry_pass; /* EBB_PURGE_THREAD=0: clock of the next pass */
+
+uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
+
+static uint64_t delay_ms(void) { return (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS); }
+
+/* ---- the dirty budget ---------------------------------------------------- */
+static size_t budget(void) {
+  size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
+  size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
+  size_t floor = 4 * EBB_MiB, max = (size_t)_ebb_option(EBB_OPT_DIRTY_MAX);
+  if (frac < floor) frac = floor;
+  return frac < max ? frac : max;
+}
+
+void _ebb_purge_dirty_add(size_t bytes) {
+  size_t d = atomic_fetch_add_explicit(&_ebb_dirty_bytes, bytes, memory_order_seq_cst) + bytes;
+  if (d > budget()) atomic_store_explicit(&urgent, 1, memory_order_relaxed);
+}
+
+void _ebb_purge_dirty_sub(size_t bytes) {
+  atomic_fetch_sub_explicit(&_ebb_dirty_bytes, bytes, memory_order_relaxed);
+}
+
+/* ---- purging one page (the caller holds it: PURGING, or exclusively) ------ */
+static size_t os_round_up(size_t x) { return (x + EBB_OS_PAGE - 1) & ~(size_t)(EBB_OS_PAGE - 1); }
+
+_Atomic(size_t) _ebb_lazy_total; /* of which with MADV_FREE (RSS hides them) */
+
+/* With EBB_MADVISE=free, purged memory may keep its old contents. */
+bool _ebb_purge_zeroes(void) { return _ebb_option(EBB_OPT_MADVISE) == 0; }
+
+static size_t decommit(void *p, size_t size) {
+  if (size == 0) return 0;
+  bool lazy = !_ebb_purge_zeroes();
+  if (_ebb_prim_decommit(p, size, lazy) != 0) return 0;
+  atomic_fetch_add_explicit(&_ebb_purged_total, size, memory_order_relaxed);
+  if (lazy) atomic_fetch_add_explicit(&_ebb_lazy_total, size, memory_order_relaxed);
+  return size;
+}
+
+/* Bitmaps on the purging thread's stack: blocks of a page (at most a
+ * 64 KiB page of 8-byte blocks) and OS pages of a page (at most 4 MiB). */
+#define EBB_PAGE_MAX_BLOCKS (64 * 1024 / 8)
+#define EBB_PAGE_MAX_OS (EBB_SEGMENT_SIZE / EBB_OS_PAGE)
+typedef struct sparse_s {
+  uint64_t free[EBB_PAGE_MAX_BLOCKS / 64]; /* block i is free */
+  uint64_t os[EBB_PAGE_MAX_OS / 64];       /* OS page k holds only free memory */
+} sparse_t;
+
+static bool bit(const uint64_t *m, size_t i) { return (m[i / 64] >> (i % 64)) & 1; }
+static void set_bit(uint64_t *m, size_t i) { m[i / 64] |= (uint64_t)1 << (i % 64); }
+
+static size_t os_base(const ebb_segment_t *seg, const ebb_page_t *page) {
+  return (size_t)(page->start - (const uint8_t *)seg) / EBB_OS_PAGE;
+}
+
+static bool seg_purged(const ebb_segment_t *seg, size_t os) {
+  return (atomic_load_explicit(&seg->purged_os[os / 64], memory_order_relaxed) >> (os % 64)) & 1;
+}
+
+/* Marks the free blocks: those on `free`, and those a purge already took
+ * off the lists (they start in a purged OS page). */
+static void mark_free_blocks(const ebb_segment_t *seg, const ebb_page_t *page, sparse_t *sp) {
+  size_t bs = page->block_size, base = os_base(seg, page);
+  for (const ebb_block_t *b = page->free; b != NULL; b = b->next)
+    set_bit(sp->free, (size_t)((const uint8_t *)b - page->start) / bs);
+  if (page->purged_blocks == 0) return;
+  for (size_t i = 0; i < page->capacity; i++) {
+    if (seg_purged(seg, base + i * bs / EBB_OS_PAGE)) set_bit(sp->free, i);
+  }
+}
+
+/* OS page k (relative to the page start) holds no live byte. */
+static bool os_page_free(const ebb_page_t *page, const sparse_t *sp, size_t k) {
+  size_t bs = page->block_size;
+  size_t first = k * EBB_OS_PAGE / bs, last = ((k + 1) * EBB_OS_PAGE - 1) / bs;
+  for (size_t i = first; i <= last && i < page->capacity; i++) {
+    if (!bit(sp->free, i)) return false;
+  }
+  return true;
+}
+
+/* Purges the OS pages of a page in use that hold only free blocks, and
+ * takes off `free` the blocks that start in them (their links are gone). */
+static size_t purge_sparse(ebb_segment_t *seg, ebb_page_t *page) {
+  static_assert(EBB_SMALL_OBJ_MAX >= 8, "blocks");
+  sparse_t sp;
+  memset(&sp, 0, sizeof(sp));
+  ebb_assert(page->reserved <= EBB_PAGE_MAX_BLOCKS);
+  mark_free_blocks(seg, page, &sp);
+  size_t carved = os_round_up((size_t)page->capacity * page->block_size);
+  size_t n_os = carved / EBB_OS_PAGE, base = os_base(seg, page), released = 0;
+  for (size_t k = 0; k < n_os;) {
+    if (!os_page_free(page, &sp, k)) {
+      k++;
+      continue;
+    }
+    size_t run = k;
+    while (run < n_os && os_page_free(page, &sp, run)) set_bit(sp.os, run++);
+    for (size_t j = k; j < run; j++) {
+      if (seg_purged(seg, base + j)) continue;
+      size_t end = j;
+      while (end < run && !seg_purged(seg, base + end)) end++;
+      released += decommit(page->start + j * EBB_OS_PAGE, (end - j) * EBB_OS_PAGE);
+      j = end;
+    }
+    k = run;
+  }
+  ebb_block_t *keep = NULL;
+  for (ebb_block_t *b = page->free, *next; b != NULL; b = next) {
+    next = b->next;
+    size_t k = (size_t)((uint8_t *)b - page->start) / EBB_OS_PAGE;
+    if (bit(sp.os, k)) {
+      page->purged_blocks++;
+    } else {
+      b->next = keep;
+      keep = b;
+    }
+  }
+  page->free = keep;
+  page->free_is_zero = 0;
+  for (size_t k = 0; k < n_os; k++) {
+    if (bit(sp.os, k))
+      atomic_fetch_or_explicit(&seg->purged_os[(base + k) / 64], (uint64_t)1 << ((base + k) % 64),
+                               memory_order_relaxed);
+  }
+  return released;
+}
+
+/* Purges what a page holds that nothing uses. The caller holds the page
+ * (claim PURGING, or an abandoned segment it popped). */
+size_t _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page) {
+  if (!page->in_use) {
+    if (page->is_fresh) return 0;
+    uint8_t *start;
+    size_t size = _ebb_segment_page_size(seg, page, &start);
+    page->is_fresh = _ebb_purge_zeroes();
+    return decommit(start, size);
+  }
+  _ebb_page_collect(page);
+  if (page->used != 0) return purge_sparse(seg, page);
+  size_t size = page->is_fresh ? os_round_up((size_t)page->capacity * page->block_size)
+                               : os_round_up((size_t)page->reserved * page->block_size);
+  size_t released = decommit(page->start, size);
+  _ebb_page_reset_purged(page);
+  return released;
+}
+
+/* ---- one pass -------------------------------------------------------------- */
+/* Purges every offered page whose delay has passed (all of them if force),
+ * the caches, and segments of exited threads. Returns bytes released. */
+size_t _ebb_purge_run(bool force) {
+  uint64_t now = _ebb_purge_clock_ms(), delay = delay_ms();
+  if (delay == 0) force = true;
+  size_t released = _ebb_segment_purge_idle(now, delay, force);
+  released += _ebb_segment_purge_cache(now, delay, force);
+  released += _ebb_large_purge_cache(now, delay, force);
+  if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
+    released += _ebb_segment_purge_abandoned();
+  if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);
+  return released;
+}
+
+/* ---- the background thread --------------------------------------------------- */
+static bool nothing_to_do(void) {
+  return atomic_load_explicit(&_ebb_dirty_bytes, memory_order_seq_cst) == 0 && _ebb_segment_cache_count() == 0 &&
+         !atomic_load_explicit(&urgent, memory_order_relaxed) &&
+         !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed);
+}
+
+static void wait_for_work(void) {
+  pthread_mutex_lock(&wake_lock);
+  if (nothing_to_do()) {
+    atomic_store_explicit(&thread_idle, 1, memory_order_seq_cst);
+    while (nothing_to_do()) pthread_cond_wait(&wake_cond, &wake_lock);
+    atomic_store_explicit(&thread_idle, 0, memory_order_relaxed);
+  } else if (!atomic_load_explicit(&urgent, memory_order_relaxed)) {
+    uint64_t wait_ms = delay_ms() / 2 + 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(wait_ms / 1000);
+    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&wake_cond, &wake_lock, &ts);
+  }
+  pthread_mutex_unlock(&wake_lock);
+}
+
+static void *purge_thread(void *arg) {
+  (void)arg;
+  for (;;) {
+    pthread_mutex_lock(&pass_lock);
+    bool force = atomic_exchange_explicit(&urgent, 0, memory_order_relaxed);
+    _ebb_purge_run(force);
+    pthread_mutex_unlock(&pass_lock);
+    wait_for_work();
+  }
+  return NULL;
+}
+
+/* Starts the thread with every signal blocked (the program's handlers must
+ * not run on it) and a small stack. It never allocates. */
+static void start_thread(void) {
+  int expected = THREAD_NONE;
+  if (!atomic_compare_exchange_strong(&thread_state, &expected, THREAD_RUNNING)) return;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&wake_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, purge_thread, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    atomic_store(&thread_state, THREAD_FAILED);
+    _ebb_verbose("ebb: purge thread could not start (error %d); purging on allocator entry\n", rc);
+    return;
+  }
+  _ebb_verbose("ebb: purge thread started (delay %zu ms)\n", (size_t)delay_ms());
+}
+
+/* EBB_PURGE_THREAD=0 (or the thread failed to start): a pass from the
+ * allocating thread, at most every purge_delay / 2. */
+void _ebb_purge_on_entry(void) {
+  if (atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) == 0 &&
+      !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed))
+    return;
+  uint64_t now = _ebb_purge_clock_ms();
+  bool due = atomic_load_explicit(&urgent, memory_order_relaxed) ||
+             now >= atomic_load_explicit(&next_entry_pass, memory_order_relaxed);
+  if (!due || pthread_mutex_trylock(&pass_lock) != 0) return;
+  atomic_store_explicit(&next_entry_pass, now + delay_ms() / 2 + 1, memory_order_relaxed);
+  bool force = atomic_exchange_explicit(&urgent, 0, memory_order_relaxed);
+  _ebb_purge_run(force);
+  pthread_mutex_unlock(&pass_lock);
+}
+
+/* Something was offered or cached. Called with no lock held (starting the
+ * thread may allocate). */
+void _ebb_purge_notify(void) {
+  if (!_ebb_option(EBB_OPT_PURGE_THREAD)) {
+    _ebb_purge_on_entry();
+    return;
+  }
+  int st = atomic_load_explicit(&thread_state, memory_order_acquire);
+  if (st == THREAD_NONE) {
+    start_thread();
+    return;
+  }
+  if (st == THREAD_FAILED) {
+    _ebb_purge_on_entry();
+    return;
+  }
+  if (atomic_load_explicit(&thread_idle, memory_order_seq_cst) || atomic_load_explicit(&urgent, memory_order_relaxed)) {
+    pthread_mutex_lock(&wake_lock);
+    pthread_cond_signal(&wake_cond);
+    pthread_mutex_unlock(&wake_lock);
+  }
+}
+
+/* ---- fork --------------------------------------------------------------------------- */
+/* No pass runs across fork; the child has no purge thread and starts one
+ * lazily, like the parent did. */
+void _ebb_purge_fork_prepare(void) { pthread_mutex_lock(&pass_lock); }
+void _ebb_purge_fork_parent(void) { pthread_mutex_unlock(&pass_lock); }
+void _ebb_purge_fork_child(void) {
+  pthread_mutex_init(&pass_lock, NULL);
+  pthread_mutex_init(&wake_lock, NULL);
+  atomic_store(&thread_idle, 0);
+  if (atomic_load(&thread_state) == THREAD_RUNNING) atomic_store(&thread_state, THREAD_NONE);
+}
+
+/* ---- explicit control -------------------------------------------------------------- */
+/* Purges everything purgeable now (all offered pages with force, else the
+ * expired ones) after giving back this thread's own empty pages. Returns
+ * the bytes released. */
+ebb_export size_t ebb_collect(bool force) {
+  _ebb_init_process();
+  ebb_heap_t *heap = _ebb_tls_heap;
+  if (heap != &_ebb_heap_empty) _ebb_heap_collect(heap, force);
+  pthread_mutex_lock(&pass_lock);
+  size_t released = _ebb_purge_run(force);
+  pthread_mutex_unlock(&pass_lock);
+  if (heap != &_ebb_heap_empty) _ebb_page_reap(heap);
+  return released;
+}
