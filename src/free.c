@@ -25,7 +25,10 @@ static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block) {
     }
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired, memory_order_release,
                                                   memory_order_relaxed));
-  if (!use_delayed) return;
+  if (!use_delayed) {
+    _ebb_page_reoffer(page); /* a parked page a purge already handled */
+    return;
+  }
 
   /* DELAYED_FREEING: the owner waits for us before it retires the page. */
   ebb_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_acquire);

@@ -202,6 +202,8 @@ ebb_page_t *_ebb_page_find_free(ebb_heap_t *heap, unsigned bin);
 bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_offer(ebb_page_t *page, size_t bytes);
+void _ebb_page_reoffer(ebb_page_t *page);
+void _ebb_page_purge_done(ebb_page_t *page);
 ebb_claim_t _ebb_page_claim(ebb_page_t *page);
 void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page);
@@ -216,7 +218,13 @@ void _ebb_purge_dirty_sub(size_t bytes);
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
 void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
 size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
-size_t _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page); /* caller holds it */
+typedef struct ebb_purge_batch_s {
+  uint8_t *start; /* a run of memory to purge with one call */
+  size_t len;
+  size_t released; /* bytes purged by the flushes so far */
+} ebb_purge_batch_t;
+void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *batch);
+void _ebb_purge_batch_flush(ebb_purge_batch_t *batch);
 uint64_t _ebb_purge_clock_ms(void);
 bool _ebb_purge_zeroes(void);           /* purged memory reads as zero */
 extern _Atomic(size_t) _ebb_lazy_total;

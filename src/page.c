@@ -346,7 +346,7 @@ ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
   uint32_t c = atomic_load_explicit(&page->claim, memory_order_acquire);
   for (;;) {
     if (c == EBB_CLAIM_OWNED) return EBB_CLAIM_OWNED;
-    if (c == EBB_CLAIM_PURGING) {
+    if (c == EBB_CLAIM_PURGING || c == EBB_CLAIM_PURGING_AGAIN) {
       _ebb_prim_yield();
       c = atomic_load_explicit(&page->claim, memory_order_acquire);
       continue;
@@ -362,6 +362,49 @@ ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
   return (ebb_claim_t)c;
 }
 
+/* A block was freed to a page a purge already handled (parked, PURGED):
+ * offer it again, or the memory of that block would never go back. Any
+ * thread may do this; the CAS makes one of them win. */
+void _ebb_page_reoffer(ebb_page_t *page) {
+  uint32_t c = atomic_load_explicit(&page->claim, memory_order_relaxed);
+  for (;;) {
+    if (c == EBB_CLAIM_PURGING) {
+      /* The purge in progress will offer it again when it is done. */
+      if (atomic_compare_exchange_weak_explicit(&page->claim, &c, EBB_CLAIM_PURGING_AGAIN, memory_order_relaxed,
+                                                memory_order_relaxed))
+        return;
+      continue;
+    }
+    if (c != EBB_CLAIM_PURGED) return;
+    ebb_segment_t *seg = _ebb_segment_of(page);
+    atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+    _ebb_purge_dirty_add(page->offered);
+    if (atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_IDLE, memory_order_release,
+                                                memory_order_relaxed)) {
+      _ebb_purge_notify();
+      return;
+    }
+    atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+    _ebb_purge_dirty_sub(page->offered);
+  }
+}
+
+/* A purge is done with a page: PURGED, or IDLE again if blocks were freed
+ * to it meanwhile (their memory has not been purged). */
+void _ebb_page_purge_done(ebb_page_t *page) {
+  uint32_t c = EBB_CLAIM_PURGING;
+  if (atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_PURGED, memory_order_release,
+                                              memory_order_relaxed))
+    return;
+  ebb_assert(c == EBB_CLAIM_PURGING_AGAIN);
+  ebb_segment_t *seg = _ebb_segment_of(page);
+  atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
+  atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+  _ebb_purge_dirty_add(page->offered);
+  atomic_store_explicit(&page->claim, EBB_CLAIM_IDLE, memory_order_release);
+}
+
 /* The owner stops allocating from `page` (empty, or sparse and not at the
  * head of its queue). */
 void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
@@ -372,7 +415,8 @@ void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
   page->next = heap->parked[page->bin];
   if (page->next) page->next->prev = page;
   heap->parked[page->bin] = page;
-  _ebb_page_offer(page, (size_t)(page->capacity - page->used) * page->block_size);
+  size_t offered = (size_t)(page->capacity - page->used) * page->block_size;
+  _ebb_page_offer(page, offered > page->block_size ? offered : page->block_size);
 }
 
 /* The owner takes a parked page back into its queue. */
@@ -411,9 +455,17 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
       block->next = tf_block(tf);
     } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, (uintptr_t)block | (tf & EBB_TF_STATE_MASK),
                                                     memory_order_release, memory_order_relaxed));
+    _ebb_page_reoffer(page);
     return;
   }
+  ebb_page_t *old_head = heap->queues[page->bin].first;
   _ebb_page_unfull(heap, page);
+  /* The page it displaces at the head may already be sparse, and may see
+   * no more frees that would park it: park it now. */
+  if (old_head != NULL && old_head->used > 0 && old_head->used <= old_head->park_at) {
+    _ebb_page_park(heap, old_head);
+    _ebb_purge_notify();
+  }
   block->next = page->local_free;
   page->local_free = block;
   if (--page->used <= page->park_at) _ebb_page_after_free(heap, page);

@@ -371,38 +371,48 @@ ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
 }
 
 /* ---- purge passes --------------------------------------------------------------- */
-/* One offered page: stamp it the first time, purge it once its delay has
- * passed. Returns bytes released; *pending is set if it must wait. */
-static size_t purge_idle_page(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force,
-                              bool *pending) {
-  if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_IDLE) return 0;
+/* One offered page: stamp it the first time, claim it once its delay has
+ * passed. True if the caller now holds it (PURGING). */
+static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force) {
+  if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_IDLE) return false;
   uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
   if (!force && (since == 0 || now - since < delay)) {
     if (since == 0) atomic_store_explicit(&page->idle_since, (uint32_t)now, memory_order_relaxed);
-    *pending = true;
-    return 0;
+    return false;
   }
   uint32_t c = EBB_CLAIM_IDLE;
   if (!atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_PURGING, memory_order_acquire,
                                                memory_order_relaxed))
-    return 0;
+    return false;
   atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
   _ebb_purge_dirty_sub(page->offered);
-  size_t released = _ebb_purge_page(seg, page);
-  atomic_store_explicit(&page->claim, EBB_CLAIM_PURGED, memory_order_release);
-  return released;
+  return true;
+}
+
+/* Purges a segment's expired offered pages, adjacent ones in one call. */
+static size_t purge_segment_idle(ebb_segment_t *seg, uint64_t now, uint64_t delay, bool force) {
+  ebb_page_t *held[EBB_MAX_PAGES];
+  uint32_t n = 0;
+  ebb_purge_batch_t batch = {0};
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    ebb_page_t *page = &seg->pages[i];
+    if (!claim_expired(seg, page, now, delay, force)) continue;
+    _ebb_purge_page(seg, page, &batch);
+    held[n++] = page;
+  }
+  _ebb_purge_batch_flush(&batch);
+  for (uint32_t i = 0; i < n; i++) _ebb_page_purge_done(held[i]);
+  return batch.released;
 }
 
 /* Purges the offered pages of every owned segment whose delay has passed. */
 size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
   size_t released = 0;
-  bool pending = false;
   now = (uint32_t)now; /* stamps are 32-bit milliseconds */
   _ebb_lock();
   for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
     if (seg->kind == EBB_PAGE_LARGE || atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
-    for (uint32_t i = 0; i < seg->page_count; i++)
-      released += purge_idle_page(seg, &seg->pages[i], now, delay, force, &pending);
+    released += purge_segment_idle(seg, now, delay, force);
   }
   _ebb_unlock();
   return released;
@@ -410,28 +420,29 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
 
 /* A pass holds this segment alone (popped from the abandoned list):
  * collects the frees other threads made, returns empty pages, purges what
- * is free. Returns bytes released; the segment may be gone afterwards. */
-static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *released_segment) {
-  size_t released = 0;
+ * is free. Returns bytes released; *gone if the segment was released. */
+static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *gone) {
+  ebb_purge_batch_t batch = {0};
   for (uint32_t i = 0; i < seg->page_count; i++) {
     ebb_page_t *page = &seg->pages[i];
     _ebb_page_claim(page);
-    if (page->in_use) {
-      _ebb_page_collect(page);
-      if (page->used == 0) {
-        released += _ebb_purge_page(seg, page);
-        if (seg->used_pages == 1) {
-          page_release(NULL, seg, page);
-          *released_segment = true;
-          return released;
-        }
-        page_release(NULL, seg, page); /* purged: is_fresh, so not offered */
-        continue;
-      }
-    }
-    released += _ebb_purge_page(seg, page);
+    if (page->in_use) _ebb_page_collect(page);
+    _ebb_purge_page(seg, page, &batch);
   }
-  return released;
+  _ebb_purge_batch_flush(&batch);
+  /* Empty pages go back to the segment (purged: is_fresh, not offered);
+   * the last one releases the segment itself. */
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    ebb_page_t *page = &seg->pages[i];
+    if (!page->in_use || page->used != 0) continue;
+    bool last = (seg->used_pages == 1);
+    page_release(NULL, seg, page);
+    if (last) {
+      *gone = true;
+      break;
+    }
+  }
+  return batch.released;
 }
 
 /* Collects and purges every abandoned segment. */

@@ -89,7 +89,8 @@ typedef enum ebb_claim_e {
   EBB_CLAIM_OWNED = 0,
   EBB_CLAIM_IDLE = 1,
   EBB_CLAIM_PURGING = 2,
-  EBB_CLAIM_PURGED = 3
+  EBB_CLAIM_PURGED = 3,
+  EBB_CLAIM_PURGING_AGAIN = 4 /* PURGING, and blocks were freed meanwhile: re-offer after */
 } ebb_claim_t;
 
 /* A page: blocks of one size, owned by one heap. Fields used by the malloc
