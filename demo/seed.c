@@ -1,0 +1,594 @@
+/* demo/seed.c - the seed experiment: how much memory a process still holds
+ * one idle second after it freed everything, for every allocation size.
+ *
+ * The program only calls malloc and free; the allocator under test is chosen
+ * with LD_PRELOAD by demo/run.sh (or by the demo_bar test). One process runs
+ * one allocator; the rows run one after another in that process, in order.
+ *
+ * Measure. RSS is VmRSS from /proc/self/status. "Retained" is the RSS after
+ * the idle period minus the RSS recorded once at the start, after a warm-up;
+ * it can be negative. While measuring, the program does not allocate: the
+ * pointer array and the sparse bitmap are mapped and touched before the start
+ * RSS is taken, /proc is read with open/read into a stack buffer, output is
+ * formatted by hand into a stack buffer and written with write(2), and the
+ * idle period is a plain nanosleep - no malloc_trim, no allocator call.
+ *
+ * Rows (names for --only in brackets):
+ *   round1 [round1/<size>]  for each size, allocate ~256 MiB in blocks of that
+ *                           size (at least one block), write a byte in every
+ *                           4 KiB of every block, free them all, idle, measure.
+ *   round2 [round2/<size>]  the same again: by now glibc has raised its mmap
+ *                           threshold, so the same sizes are served differently.
+ *   trap   [trap/1MiB]      malloc+touch+free one 1 MiB block (glibc moves its
+ *                           threshold to 1 MiB), then 256 x 1 MiB the same way.
+ *   sparse [sparse/1KiB, sparse/4KiB]  100,000 blocks, touched; all but a
+ *                           random 1% (fixed seed) freed; idle; measure retained
+ *                           and the live bytes still held; then free the rest.
+ *
+ * Output, tab separated, one line per fact, written as soon as it is known:
+ *   which <path>            the object that `malloc` resolves to
+ *   idle_ms <n>
+ *   start_kib <n>           RSS after the warm-up
+ *   row <group> <size> <retained_kib> <live_kib> <peak_kib>
+ *                           peak = RSS above start with every block touched
+ *   done                    every selected row ran
+ *   check ok | check fail <n>   (--check only)
+ *
+ * --check: compare each row with the bar of the project's issue and exit 1,
+ * with one line on stderr per failing row, if any row misses it:
+ *   size and trap rows: retained <= 1 MiB + slack (--slack-kib, default 1 MiB)
+ *   sparse rows:        retained <= 2 x live + 4 MiB
+ * If LD_PRELOAD is set, --check first verifies that malloc really comes from
+ * the preloaded library, so a failed preload cannot pass as a result.
+ *
+ * Build without ebb: gcc -O2 -fno-builtin-malloc -fno-builtin-free seed.c -ldl
+ * (-fno-builtin: the compiler must not pair a malloc with its free and drop
+ * both; the writes also go through a volatile pointer).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr, RTLD_DEFAULT */
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KIB 1024ul
+#define MIB (1024ul * 1024ul)
+#define TARGET_BYTES (256ul * MIB)   /* bytes per size row */
+#define TOUCH_STRIDE 4096ul          /* one write per OS page */
+#define MAX_BLOCKS (TARGET_BYTES / KIB) /* the most pointers a row holds: 1 KiB rows */
+#define TRAP_BLOCKS 256ul
+#define SPARSE_BLOCKS 100000ul
+#define SPARSE_KEEP (SPARSE_BLOCKS / 100) /* 1% stays live */
+#define SPARSE_SEED 0x65626273u      /* "ebbs" */
+#define DEFAULT_IDLE_MS 1000ul
+#define DEFAULT_SLACK_KIB 1024l
+#define BAR_SIZE_KIB 1024l           /* the issue's bar for size rows */
+#define BAR_SPARSE_FIXED_KIB 4096l   /* sparse: 2 x live + this */
+#define MAX_ONLY 8                   /* --only may be given this many times */
+
+_Static_assert(MAX_BLOCKS >= SPARSE_BLOCKS && MAX_BLOCKS >= TRAP_BLOCKS, "pointer array too small");
+
+typedef enum { KIND_SIZE, KIND_TRAP, KIND_SPARSE } kind_t;
+
+typedef struct {
+    const char *group; /* round1, round2, trap, sparse */
+    const char *label; /* the size as shown: 1KiB, 80KB, ... */
+    size_t size;       /* block size in bytes */
+    kind_t kind;
+} row_t;
+
+typedef struct {
+    long retained_kib; /* RSS after idle - start RSS */
+    long live_kib;     /* bytes the program still holds (requested sizes) */
+    long peak_kib;     /* RSS above start with every block touched */
+    int ran;
+} result_t;
+
+typedef struct {
+    unsigned long idle_ms;
+    long slack_kib;
+    const char *only[MAX_ONLY]; /* row or group names; none = every row */
+    int n_only;
+    int check;
+    int which; /* --which: print the malloc object and exit */
+} config_t;
+
+#define SIZE_ROWS(G)                                                                  \
+    { G, "1KiB", 1 * KIB, KIND_SIZE }, { G, "8KiB", 8 * KIB, KIND_SIZE },            \
+    { G, "64KiB", 64 * KIB, KIND_SIZE }, { G, "80KB", 80000, KIND_SIZE },            \
+    { G, "127KiB", 127 * KIB, KIND_SIZE }, { G, "129KiB", 129 * KIB, KIND_SIZE },    \
+    { G, "256KiB", 256 * KIB, KIND_SIZE }, { G, "800KB", 800000, KIND_SIZE },        \
+    { G, "8MiB", 8 * MIB, KIND_SIZE }, { G, "64MiB", 64 * MIB, KIND_SIZE },          \
+    { G, "512MiB", 512 * MIB, KIND_SIZE }
+
+/* Every row, in the order they run. Order matters: round 2 follows round 1. */
+static const row_t rows[] = {
+    SIZE_ROWS("round1"),
+    SIZE_ROWS("round2"),
+    { "trap", "1MiB", 1 * MIB, KIND_TRAP },
+    { "sparse", "1KiB", 1 * KIB, KIND_SPARSE },
+    { "sparse", "4KiB", 4 * KIB, KIND_SPARSE },
+};
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+static result_t results[N_ROWS];
+static void **ptrs;                                  /* MAX_BLOCKS slots, mapped at start */
+static uint64_t keep_bits[(SPARSE_BLOCKS + 63) / 64]; /* sparse: which blocks stay live */
+static long start_kib;
+
+/* ---- output without malloc: a line is built in a stack buffer ---------- */
+
+typedef struct {
+    char buf[1024];
+    size_t len;
+} line_t;
+
+static void put_str(line_t *l, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > sizeof l->buf - l->len)
+        n = sizeof l->buf - l->len;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put_long(line_t *l, long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+    tmp[--i] = '\0';
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    put_str(l, tmp + i);
+}
+
+/* KiB as MiB with one decimal, rounded half away from zero. */
+static void put_mib(line_t *l, long kib)
+{
+    long tenths = (labs(kib) * 10 + 512) / 1024;
+    if (kib < 0 && tenths != 0)
+        put_str(l, "-");
+    put_long(l, tenths / 10);
+    put_str(l, ".");
+    put_long(l, tenths % 10);
+}
+
+static void emit(int fd, line_t *l)
+{
+    put_str(l, "\n");
+    for (size_t off = 0; off < l->len;) {
+        ssize_t n = write(fd, l->buf + off, l->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
+    l->len = 0;
+}
+
+/* One line "seed: <a><b><c>" on stderr. */
+static void say(const char *a, const char *b, const char *c)
+{
+    line_t l = { .len = 0 };
+    put_str(&l, "seed: ");
+    put_str(&l, a);
+    put_str(&l, b);
+    put_str(&l, c);
+    emit(2, &l);
+}
+
+static void die(const char *a, const char *b)
+{
+    say(a, b, "");
+    exit(1);
+}
+
+static void usage_error(const char *what, const char *arg)
+{
+    say(what, arg, "; usage: seed [--idle-ms N] [--only NAME]... [--check] [--which] [--help]");
+    exit(2);
+}
+
+/* ---- measuring ----------------------------------------------------------- */
+
+/* VmRSS in KiB, read without allocating. */
+static long rss_kib(void)
+{
+    char buf[4096];
+    size_t len = 0;
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("cannot open /proc/self/status: ", strerror(errno));
+    for (ssize_t n; len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) != 0;) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("cannot read /proc/self/status: ", strerror(errno));
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    const char *p = strstr(buf, "\nVmRSS:");
+    if (p == NULL)
+        die("no VmRSS line in /proc/self/status", "");
+    return strtol(p + 7, NULL, 10); /* strtol skips the blanks; the unit is kB */
+}
+
+/* Sleep for ms milliseconds, resuming after signals. No allocator call. */
+static void idle(unsigned long ms)
+{
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000l };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Write one byte in every 4 KiB of the block, and its last byte. */
+static void touch(char *p, size_t size)
+{
+    volatile char *v = p;
+    for (size_t off = 0; off < size; off += TOUCH_STRIDE)
+        v[off] = 1;
+    v[size - 1] = 1;
+}
+
+static char *alloc_touched(size_t size)
+{
+    char *p = malloc(size);
+    if (p == NULL)
+        die("malloc failed: ", strerror(errno));
+    touch(p, size);
+    return p;
+}
+
+/* ---- the rows -------------------------------------------------------------- */
+
+static void free_all(size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ptrs[i]);
+}
+
+/* Allocate and touch n blocks of size; returns the peak above start. */
+static long fill(size_t n, size_t size)
+{
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = alloc_touched(size);
+    return rss_kib() - start_kib;
+}
+
+static void run_size(const row_t *row, const config_t *cfg, result_t *res)
+{
+    size_t n = TARGET_BYTES / row->size;
+    if (n == 0)
+        n = 1;
+    res->peak_kib = fill(n, row->size);
+    free_all(n);
+    idle(cfg->idle_ms);
+    res->retained_kib = rss_kib() - start_kib;
+}
+
+static void run_trap(const row_t *row, const config_t *cfg, result_t *res)
+{
+    free(alloc_touched(row->size)); /* glibc: the threshold moves up to this size */
+    res->peak_kib = fill(TRAP_BLOCKS, row->size);
+    free_all(TRAP_BLOCKS);
+    idle(cfg->idle_ms);
+    res->retained_kib = rss_kib() - start_kib;
+}
+
+/* splitmix64: a small, well-mixed PRNG with a fixed seed. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static int kept(size_t i)
+{
+    return (int)((keep_bits[i / 64] >> (i % 64)) & 1u);
+}
+
+/* Mark exactly SPARSE_KEEP distinct blocks, chosen at random, as kept. */
+static void choose_kept(void)
+{
+    uint64_t state = SPARSE_SEED;
+    memset(keep_bits, 0, sizeof keep_bits);
+    for (size_t marked = 0; marked < SPARSE_KEEP;) {
+        size_t i = (size_t)(next_random(&state) % SPARSE_BLOCKS);
+        if (!kept(i)) {
+            keep_bits[i / 64] |= (uint64_t)1 << (i % 64);
+            marked++;
+        }
+    }
+}
+
+/* Free the blocks whose kept bit equals want, in allocation order. */
+static void free_where(int want)
+{
+    for (size_t i = 0; i < SPARSE_BLOCKS; i++)
+        if (kept(i) == want)
+            free(ptrs[i]);
+}
+
+static void run_sparse(const row_t *row, const config_t *cfg, result_t *res)
+{
+    res->peak_kib = fill(SPARSE_BLOCKS, row->size);
+    choose_kept();
+    free_where(0);
+    idle(cfg->idle_ms);
+    res->retained_kib = rss_kib() - start_kib;
+    res->live_kib = (long)(SPARSE_KEEP * row->size / KIB);
+    free_where(1);
+}
+
+static void report_row(const row_t *row, const result_t *res)
+{
+    line_t l = { .len = 0 };
+    put_str(&l, "row\t");
+    put_str(&l, row->group);
+    put_str(&l, "\t");
+    put_str(&l, row->label);
+    put_str(&l, "\t");
+    put_long(&l, res->retained_kib);
+    put_str(&l, "\t");
+    put_long(&l, res->live_kib);
+    put_str(&l, "\t");
+    put_long(&l, res->peak_kib);
+    emit(1, &l);
+}
+
+static void run_row(const row_t *row, const config_t *cfg, result_t *res)
+{
+    if (row->kind == KIND_SIZE)
+        run_size(row, cfg, res);
+    else if (row->kind == KIND_TRAP)
+        run_trap(row, cfg, res);
+    else
+        run_sparse(row, cfg, res);
+    res->ran = 1;
+    report_row(row, res);
+}
+
+/* ---- selection and options ------------------------------------------------ */
+
+/* Does NAME (a group, or group/label) name this row? */
+static int row_matches(const row_t *row, const char *name)
+{
+    size_t g = strlen(row->group);
+    if (strncmp(name, row->group, g) != 0)
+        return 0;
+    return name[g] == '\0' || (name[g] == '/' && strcmp(name + g + 1, row->label) == 0);
+}
+
+static int row_selected(const row_t *row, const config_t *cfg)
+{
+    if (cfg->n_only == 0)
+        return 1;
+    for (int i = 0; i < cfg->n_only; i++)
+        if (row_matches(row, cfg->only[i]))
+            return 1;
+    return 0;
+}
+
+static int name_known(const char *name)
+{
+    for (size_t r = 0; r < N_ROWS; r++)
+        if (row_matches(&rows[r], name))
+            return 1;
+    return 0;
+}
+
+static long parse_num(const char *opt, const char *s, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v > max)
+        usage_error(opt, " wants a non-negative integer in range");
+    return v;
+}
+
+static void help(void)
+{
+    static const char text[] =
+        "usage: seed [--idle-ms N] [--only NAME]... [--check] [--slack-kib N] [--which]\n"
+        "  How much memory stays resident 1 s after a program frees everything.\n"
+        "  --idle-ms N     idle time before each measurement (default 1000)\n"
+        "  --only NAME     run only this row or group (round1, round2/80KB, trap,\n"
+        "                  sparse/4KiB, ...); may be repeated\n"
+        "  --check         exit 1 if a row misses the bar (size rows: 1 MiB + slack;\n"
+        "                  sparse rows: 2 x live + 4 MiB)\n"
+        "  --slack-kib N   slack added to the size-row bar in --check (default 1024)\n"
+        "  --which         print the file that provides malloc, and exit\n"
+        "Output: tab-separated lines; see the comment at the top of demo/seed.c.\n";
+    if (write(1, text, sizeof text - 1) < 0)
+        exit(1);
+}
+
+static void parse_args(int argc, char **argv, config_t *cfg)
+{
+    *cfg = (config_t){ .idle_ms = DEFAULT_IDLE_MS, .slack_kib = DEFAULT_SLACK_KIB };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = strcmp(a, "--idle-ms") == 0 || strcmp(a, "--only") == 0
+                        || strcmp(a, "--slack-kib") == 0;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            help();
+            exit(0);
+        } else if (strcmp(a, "--check") == 0) {
+            cfg->check = 1;
+        } else if (strcmp(a, "--which") == 0) {
+            cfg->which = 1;
+        } else if (!has_value) {
+            usage_error("unknown option ", a);
+        } else if (i + 1 >= argc) {
+            usage_error("missing value for ", a);
+        } else if (strcmp(a, "--idle-ms") == 0) {
+            cfg->idle_ms = (unsigned long)parse_num(a, argv[++i], 3600000l);
+        } else if (strcmp(a, "--slack-kib") == 0) {
+            cfg->slack_kib = parse_num(a, argv[++i], 1l << 30);
+        } else if (cfg->n_only == MAX_ONLY) {
+            usage_error("too many --only options", "");
+        } else if (!name_known(argv[++i])) {
+            usage_error("--only: no row or group named ", argv[i]);
+        } else {
+            cfg->only[cfg->n_only++] = argv[i];
+        }
+    }
+}
+
+/* ---- which allocator ------------------------------------------------------- */
+
+/* The file of the object that provides malloc in the global scope; free must
+ * come from the same one. Called before the start RSS: dlsym may allocate. */
+static const char *malloc_object(void)
+{
+    Dl_info mi, fi;
+    void *m = dlsym(RTLD_DEFAULT, "malloc");
+    void *f = dlsym(RTLD_DEFAULT, "free");
+    if (m == NULL || f == NULL || dladdr(m, &mi) == 0 || dladdr(f, &fi) == 0
+        || mi.dli_fname == NULL || fi.dli_fname == NULL)
+        die("cannot resolve malloc/free", "");
+    if (strcmp(mi.dli_fname, fi.dli_fname) != 0)
+        die("malloc and free come from different objects: ", mi.dli_fname);
+    return mi.dli_fname;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev
+           && sa.st_ino == sb.st_ino;
+}
+
+/* With LD_PRELOAD set, is `object` one of its entries (space or colon separated)? */
+static int preload_took_effect(const char *object)
+{
+    const char *list = getenv("LD_PRELOAD");
+    char entry[4096];
+    if (list == NULL || list[0] == '\0')
+        return 1;
+    while (*list != '\0') {
+        size_t n = strcspn(list, ": ");
+        if (n > 0 && n < sizeof entry) {
+            memcpy(entry, list, n);
+            entry[n] = '\0';
+            if (same_file(entry, object))
+                return 1;
+        }
+        list += n + (list[n] != '\0');
+    }
+    return 0;
+}
+
+/* ---- the bar (--check) ------------------------------------------------------ */
+
+/* Returns 1 and writes one line to stderr if the row misses the bar. */
+static int misses_bar(const row_t *row, const result_t *res, const config_t *cfg)
+{
+    long bar = row->kind == KIND_SPARSE ? 2 * res->live_kib + BAR_SPARSE_FIXED_KIB
+                                        : BAR_SIZE_KIB + cfg->slack_kib;
+    if (!res->ran || res->retained_kib <= bar)
+        return 0;
+    line_t l = { .len = 0 };
+    put_str(&l, "seed: FAIL ");
+    put_str(&l, row->group);
+    put_str(&l, "/");
+    put_str(&l, row->label);
+    put_str(&l, ": ");
+    put_mib(&l, res->retained_kib);
+    put_str(&l, " MiB retained after ");
+    put_long(&l, (long)cfg->idle_ms);
+    put_str(&l, " ms idle, bar ");
+    put_mib(&l, bar);
+    put_str(&l, row->kind == KIND_SPARSE ? " MiB (2 x live + 4 MiB, live " : " MiB");
+    if (row->kind == KIND_SPARSE) {
+        put_mib(&l, res->live_kib);
+        put_str(&l, " MiB)");
+    }
+    emit(2, &l);
+    return 1;
+}
+
+static int check_all(const config_t *cfg)
+{
+    int failed = 0;
+    for (size_t r = 0; r < N_ROWS; r++)
+        failed += misses_bar(&rows[r], &results[r], cfg);
+    line_t l = { .len = 0 };
+    put_str(&l, failed ? "check\tfail\t" : "check\tok");
+    if (failed)
+        put_long(&l, failed);
+    emit(1, &l);
+    return failed ? 1 : 0;
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static void print_kv(const char *key, const char *text, long num)
+{
+    line_t l = { .len = 0 };
+    put_str(&l, key);
+    put_str(&l, "\t");
+    if (text != NULL)
+        put_str(&l, text);
+    else
+        put_long(&l, num);
+    emit(1, &l);
+}
+
+/* Everything that could allocate or fault in memory of its own happens here,
+ * before the start RSS: the allocator's initialisation, the pointer array,
+ * the bitmap, the stack pages used by /proc reads and output, the vDSO. */
+static void warm_up(void)
+{
+    ptrs = mmap(NULL, MAX_BLOCKS * sizeof *ptrs, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (ptrs == MAP_FAILED)
+        die("cannot map the pointer array: ", strerror(errno));
+    memset(ptrs, 0, MAX_BLOCKS * sizeof *ptrs);
+    memset(keep_bits, 0, sizeof keep_bits);
+    for (size_t size = 16; size <= 64 * KIB; size *= 4)
+        free(alloc_touched(size));
+    (void)rss_kib();
+    idle(1);
+}
+
+int main(int argc, char **argv)
+{
+    config_t cfg;
+    parse_args(argc, argv, &cfg);
+    const char *object = malloc_object();
+    print_kv("which", object, 0);
+    if (cfg.which)
+        return 0;
+    if (cfg.check && !preload_took_effect(object))
+        die("LD_PRELOAD did not take effect; malloc comes from ", object);
+    warm_up();
+    print_kv("idle_ms", NULL, (long)cfg.idle_ms);
+    start_kib = rss_kib();
+    print_kv("start_kib", NULL, start_kib);
+    for (size_t r = 0; r < N_ROWS; r++)
+        if (row_selected(&rows[r], &cfg))
+            run_row(&rows[r], &cfg, &results[r]);
+    line_t done = { .len = 0 };
+    put_str(&done, "done");
+    emit(1, &done);
+    return cfg.check ? check_all(&cfg) : 0;
+}
