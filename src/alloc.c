@@ -48,6 +48,19 @@ void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
     heap = _ebb_heap_get();
     if (heap == NULL) return NULL;
   }
+  if (size <= EBB_DIRECT_MAX) {
+    /* The common miss: the page the direct table points to was parked in
+     * place when it emptied. Take it back and allocate. */
+    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
+    if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
+      _ebb_page_take_back(page);
+      if (page->free == NULL) _ebb_page_collect(page);
+      if (page->free != NULL) {
+        void *p = page_pop(page, page->free);
+        return zero ? zero_block(page, p, size) : p;
+      }
+    }
+  }
   _ebb_heap_drain_delayed(heap);
   if (ebb_unlikely(--heap->reap_countdown == 0)) {
     heap->reap_countdown = 1024;

@@ -114,9 +114,13 @@ void _ebb_heap_collect(ebb_heap_t *heap, bool force) {
     ebb_page_t *page = heap->queues[qi].first;
     while (page != NULL) {
       ebb_page_t *next = page->next;
+      if (page->flags & EBB_PAGE_PARKED) { /* empty, parked in place: already offered */
+        page = next;
+        continue;
+      }
       _ebb_page_collect(page);
       if ((page->flags & EBB_PAGE_IN_FULL) && page->free != NULL) _ebb_page_unfull(heap, page);
-      if (page->used == 0) _ebb_page_park(heap, page);
+      if (page->used == 0) _ebb_page_after_free(heap, page);
       page = next;
     }
   }
@@ -151,6 +155,7 @@ void _ebb_heap_thread_done(void *arg) {
   for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
     for (ebb_page_t *page = heap->queues[qi].first, *next; page != NULL; page = next) {
       next = page->next;
+      if (page->flags & EBB_PAGE_PARKED) _ebb_page_take_back(page);
       _ebb_page_collect(page);
       if (page->used == 0) _ebb_page_free(heap, page);
     }

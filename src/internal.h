@@ -160,7 +160,10 @@ typedef enum ebb_option_e {
   EBB_OPT_COUNT
 } ebb_option_t;
 void _ebb_options_init(void);
-long long _ebb_option(ebb_option_t opt);
+extern _Atomic(long long) _ebb_option_values[EBB_OPT_COUNT];
+static inline long long _ebb_option(ebb_option_t opt) {
+  return atomic_load_explicit(&_ebb_option_values[opt], memory_order_relaxed);
+}
 bool _ebb_option_set(ebb_option_t opt, long long value); /* false if out of range */
 /* Parsing, exposed for unit tests: 0 on success, else -1. */
 int _ebb_options_parse_size(const char *text, long long *out);
@@ -207,6 +210,8 @@ void _ebb_page_purge_done(ebb_page_t *page);
 ebb_claim_t _ebb_page_claim(ebb_page_t *page);
 void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_take_back(ebb_page_t *page);
+void _ebb_page_init_tables(void);
 void _ebb_page_reap(ebb_heap_t *heap);
 void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block);
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page);

@@ -44,13 +44,11 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
                        "how pages are purged: dontneed (RSS drops now) or free (lazy)"},
 };
 
-static _Atomic(long long) values[EBB_OPT_COUNT];
+_Atomic(long long) _ebb_option_values[EBB_OPT_COUNT];
 extern size_t _ebb_large_threshold;
 
-long long _ebb_option(ebb_option_t opt) { return atomic_load_explicit(&values[opt], memory_order_relaxed); }
-
 static void apply(ebb_option_t opt, long long v) {
-  atomic_store_explicit(&values[opt], v, memory_order_relaxed);
+  atomic_store_explicit(&_ebb_option_values[opt], v, memory_order_relaxed);
   if (opt == EBB_OPT_LARGE_THRESHOLD) _ebb_large_threshold = (size_t)v;
 }
 

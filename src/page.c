@@ -76,8 +76,13 @@ static uint32_t collect_thread_free(ebb_page_t *page) {
   return n;
 }
 
-/* Moves local and remote frees onto `free`. */
+/* Moves local and remote frees (and a parked page's stash) onto `free`. */
 void _ebb_page_collect(ebb_page_t *page) {
+  if (page->stash != NULL) {
+    ebb_assert(page->free == NULL);
+    page->free = page->stash;
+    page->stash = NULL;
+  }
   if (page->local_free != NULL) {
     if (page->free == NULL) {
       page->free = page->local_free;
@@ -150,6 +155,7 @@ bool _ebb_page_recarve(ebb_page_t *page) {
 
 /* Sets up an empty page for size class `bin`. */
 void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
+  page->stash = NULL;
   ebb_segment_t *seg = _ebb_segment_of(page);
   size_t bsize = _ebb_bin_size(bin);
   uint8_t *start;
@@ -177,7 +183,7 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
  * that it carves again from zeroed memory. Called by whoever holds it. */
 void _ebb_page_reset_purged(ebb_page_t *page) {
   ebb_segment_t *seg = _ebb_segment_of(page);
-  page->free = page->local_free = NULL;
+  page->free = page->local_free = page->stash = NULL;
   page->capacity = 0;
   page->span = 0;
   page->purged_blocks = 0;
@@ -189,13 +195,20 @@ void _ebb_page_reset_purged(ebb_page_t *page) {
 /* ---- queues ------------------------------------------------------------------- */
 /* Points heap->direct at the first page of queue `qi` for every word size
  * the bin serves. */
+/* First and last word size each direct bin serves (bins up to 1 KiB). */
+static uint8_t direct_lo[EBB_BIN_MAX + 1], direct_hi[EBB_BIN_MAX + 1];
+
+void _ebb_page_init_tables(void) {
+  for (unsigned bin = 1; bin <= EBB_BIN_MAX && _ebb_bin_size(bin) <= EBB_DIRECT_MAX; bin++) {
+    direct_lo[bin] = (uint8_t)(bin == 1 ? 0 : _ebb_wsize(_ebb_bin_size(bin - 1)) + 1);
+    direct_hi[bin] = (uint8_t)(_ebb_bin_size(bin) / 8);
+  }
+}
+
 static void direct_update(ebb_heap_t *heap, unsigned qi) {
-  if (qi == EBB_BIN_FULL) return;
-  size_t bsize = _ebb_bin_size(qi);
-  if (bsize > EBB_DIRECT_MAX) return;
+  if (qi > EBB_BIN_MAX || direct_hi[qi] == 0) return;
   ebb_page_t *page = heap->queues[qi].first ? heap->queues[qi].first : &_ebb_page_empty;
-  size_t lo = qi == 1 ? 0 : _ebb_wsize(_ebb_bin_size(qi - 1)) + 1;
-  for (size_t w = lo; w <= bsize / 8; w++) heap->direct[w] = page;
+  for (size_t w = direct_lo[qi]; w <= direct_hi[qi]; w++) heap->direct[w] = page;
 }
 
 /* A page at the head of its queue is being allocated from: only an empty
@@ -301,6 +314,7 @@ ebb_page_t *_ebb_page_find_free(ebb_heap_t *heap, unsigned bin) {
   ebb_page_t *page = q->first;
   while (page != NULL) {
     ebb_page_t *next = page->next;
+    if (page->flags & EBB_PAGE_PARKED) _ebb_page_take_back(page);
     ebb_assert_expensive(_ebb_page_is_valid(page));
     if (page_make_ready(page)) {
       if (page != q->first) {
@@ -419,6 +433,29 @@ void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
   _ebb_page_offer(page, offered > page->block_size ? offered : page->block_size);
 }
 
+/* An empty page stays where it is in its queue (so that allocating again
+ * costs no queue or direct-table update), but with `free` moved to
+ * `stash`: the malloc fast path misses it, and _ebb_page_find_free takes
+ * it back. Meanwhile a purge may claim it. */
+static void park_in_place(ebb_page_t *page) {
+  ebb_assert(page->flags == 0 && page->used == 0);
+  page->flags = EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE;
+  page->stash = page->free;
+  page->free = NULL;
+  _ebb_page_offer(page, (size_t)page->capacity * page->block_size);
+}
+
+/* The owner takes back a page parked in place. */
+void _ebb_page_take_back(ebb_page_t *page) {
+  ebb_assert(page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE));
+  _ebb_page_claim(page);
+  page->flags = 0;
+  if (page->stash != NULL) {
+    page->free = page->stash;
+    page->stash = NULL;
+  }
+}
+
 /* The owner takes a parked page back into its queue. */
 void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page) {
   ebb_assert(page->flags == EBB_PAGE_PARKED);
@@ -474,11 +511,14 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
 /* A local free left used <= park_at: park the page if it is empty, or
  * sparse and not the page being allocated from. */
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
-  if (page->used != 0 && heap->queues[page->bin].first == page) {
+  if (page->used == 0) {
+    park_in_place(page);
+  } else if (heap->queues[page->bin].first == page) {
     page->park_at = 0;
     return;
+  } else {
+    _ebb_page_park(heap, page);
   }
-  _ebb_page_park(heap, page);
   _ebb_purge_notify();
 }
 
@@ -486,7 +526,10 @@ void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
 /* Gives an empty page back to its segment (queued or parked). */
 void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page) {
   ebb_assert(page->used == 0);
-  if (page->flags & EBB_PAGE_PARKED) {
+  if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
+    _ebb_page_take_back(page);
+    _ebb_queue_remove(heap, page->bin, page);
+  } else if (page->flags & EBB_PAGE_PARKED) {
     _ebb_page_claim(page);
     parked_remove(heap, page);
   } else {

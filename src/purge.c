@@ -50,6 +50,10 @@ uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1;
 static uint64_t delay_ms(void) { return (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS); }
 
 /* ---- the dirty budget ---------------------------------------------------- */
+/* Recomputed by every pass (and at the first offer): the offer path only
+ * compares against it. */
+static _Atomic(size_t) budget_cached = 4 * EBB_MiB;
+
 static size_t budget(void) {
   size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
   size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
@@ -60,7 +64,11 @@ static size_t budget(void) {
 
 void _ebb_purge_dirty_add(size_t bytes) {
   size_t d = atomic_fetch_add_explicit(&_ebb_dirty_bytes, bytes, memory_order_seq_cst) + bytes;
-  if (d > budget()) atomic_store_explicit(&urgent, 1, memory_order_relaxed);
+  if (ebb_unlikely(d > atomic_load_explicit(&budget_cached, memory_order_relaxed))) {
+    atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
+    if (d > atomic_load_explicit(&budget_cached, memory_order_relaxed))
+      atomic_store_explicit(&urgent, 1, memory_order_relaxed);
+  }
 }
 
 void _ebb_purge_dirty_sub(size_t bytes) {
@@ -207,6 +215,7 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
  * the caches, and segments of exited threads. Returns bytes released. */
 size_t _ebb_purge_run(bool force) {
   uint64_t now = _ebb_purge_clock_ms(), delay = delay_ms();
+  atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
   if (delay == 0) force = true;
   size_t released = _ebb_segment_purge_idle(now, delay, force);
   released += _ebb_segment_purge_cache(now, delay, force);
@@ -305,6 +314,12 @@ void _ebb_purge_on_entry(void) {
 /* Something was offered or cached. Called with no lock held (starting the
  * thread may allocate). */
 void _ebb_purge_notify(void) {
+  /* Common case first: the thread runs (or waits with a timeout) and there
+   * is no hurry. */
+  if (ebb_likely(atomic_load_explicit(&thread_state, memory_order_relaxed) == THREAD_RUNNING &&
+                 !atomic_load_explicit(&thread_idle, memory_order_seq_cst) &&
+                 !atomic_load_explicit(&urgent, memory_order_relaxed)))
+    return;
   if (!_ebb_option(EBB_OPT_PURGE_THREAD)) {
     _ebb_purge_on_entry();
     return;

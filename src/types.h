@@ -79,6 +79,7 @@ struct ebb_heap_s;
 /* page->flags: any bit set sends the owner's free to its slow path. */
 #define EBB_PAGE_IN_FULL 1 /* on the heap's full queue */
 #define EBB_PAGE_PARKED 2  /* offered for purging; owner frees go to thread_free */
+#define EBB_PAGE_IN_PLACE 4 /* with PARKED: empty, parked where it is in its queue */
 
 /* page->claim: who may touch a page's lists and memory. The owner uses an
  * OWNED page freely. A page the owner stops using (parked, or free in its
@@ -107,7 +108,7 @@ typedef struct ebb_page_s {
   uint8_t *start;             /* first block */
   size_t span;                /* capacity * block_size: 0 while the page is unused */
   uint64_t div_magic;         /* ceil(2^44 / block_size) << 20: block-start test */
-  uint8_t flags;              /* EBB_PAGE_IN_FULL | EBB_PAGE_PARKED (owner only) */
+  uint8_t flags;              /* EBB_PAGE_IN_FULL | EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE (owner only) */
   uint8_t free_is_zero;       /* blocks on `free` are zero but for their link */
   uint8_t in_use;             /* page holds a size class (not free in its segment) */
   uint8_t is_fresh;           /* memory past `capacity` is zero and not resident */
@@ -127,7 +128,7 @@ typedef struct ebb_page_s {
   _Atomic(struct ebb_heap_s *) heap; /* owner heap; stable while DELAYED_FREEING */
   struct ebb_page_s *next;    /* in the heap's queue for `bin`, full queue, or parked list */
   struct ebb_page_s *prev;
-  uint64_t pad3;              /* to 128 bytes: the page index is a shift */
+  ebb_block_t *stash;         /* parked in place: what `free` held (free is NULL) */
 } ebb_page_t;
 
 /* Pages of one size class that may have free blocks, first = most recently
