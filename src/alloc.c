@@ -132,9 +132,9 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
     *best_link = best->next;
     large_cache_bytes -= best->size;
     best->cached_since = 0;
+    _ebb_purge_dirty_sub(best->size);
   }
   _ebb_unlock();
-  if (best != NULL) _ebb_purge_dirty_sub(best->size);
   return best;
 }
 
@@ -144,18 +144,16 @@ static bool large_cache_put(ebb_segment_t *seg) {
   size_t size = seg->size; /* once the lock is released the block may be gone */
   bool kept = false;
   if (size > limit) return false;
-  /* Counted as dirty before it is visible, so the count never goes negative. */
-  _ebb_purge_dirty_add(size);
   seg->cached_since = _ebb_purge_clock_ms();
-  _ebb_lock();
+  _ebb_lock(); /* the dirty count moves with the cache, under the lock */
   if (large_cache_bytes + size <= limit) {
     seg->next = large_cache;
     large_cache = seg;
     large_cache_bytes += size;
+    _ebb_purge_dirty_add(size);
     kept = true;
   }
   _ebb_unlock();
-  if (!kept) _ebb_purge_dirty_sub(size);
   return kept;
 }
 
@@ -173,6 +171,7 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
     if (force || now - seg->cached_since >= delay) {
       *link = seg->next;
       large_cache_bytes -= seg->size;
+      _ebb_purge_dirty_sub(seg->size);
       seg->next = gone;
       gone = seg;
     } else {
@@ -185,7 +184,6 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
     ebb_segment_t *seg = gone;
     gone = seg->next;
     released += seg->size;
-    _ebb_purge_dirty_sub(seg->size);
     large_unmap(seg);
   }
   atomic_fetch_add_explicit(&_ebb_purged_total, released, memory_order_relaxed);

@@ -11,7 +11,10 @@
 #include "internal.h"
 #include "prim.h"
 
-static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block) {
+static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block, uintptr_t owner) {
+  /* Read before the block is published: afterwards the page may be
+   * released (and unmapped) at any moment. */
+  uint32_t claim = atomic_load_explicit(&page->claim, memory_order_seq_cst);
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t desired;
   bool use_delayed;
@@ -26,7 +29,8 @@ static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block) {
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired, memory_order_release,
                                                   memory_order_relaxed));
   if (!use_delayed) {
-    _ebb_page_reoffer(page); /* a parked page a purge already handled */
+    if (owner == 0) _ebb_purge_hint_abandoned(); /* nobody else would collect it */
+    else if (claim == EBB_CLAIM_PURGED || claim == EBB_CLAIM_PURGING) _ebb_purge_hint_remote();
     return;
   }
 
@@ -72,15 +76,21 @@ ebb_export void ebb_free(void *p) {
     return;
   }
   ebb_block_t *block = p;
-  if (ebb_unlikely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _ebb_thread_id())) {
-    free_remote(page, block);
+  uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
+  if (ebb_unlikely(owner != _ebb_thread_id())) {
+    free_remote(page, block, owner);
     return;
   }
   if (ebb_unlikely(page->flags != 0)) { /* full or parked */
     _ebb_page_free_flagged(_ebb_tls_heap, page, block);
     return;
   }
-  block->next = page->local_free;
+  ebb_block_t *head = page->local_free;
+  if (ebb_unlikely(head == block)) { /* the common double free: free(p); free(p) */
+    _ebb_error_double_free(p);
+    return;
+  }
+  block->next = head;
   page->local_free = block;
   if (ebb_unlikely(--page->used <= page->park_at)) _ebb_page_after_free(_ebb_tls_heap, page);
 }

@@ -149,9 +149,12 @@ static void heap_never_delayed(ebb_heap_t *heap) {
 void _ebb_heap_thread_done(void *arg) {
   ebb_heap_t *heap = arg;
   if (heap == NULL || heap == &_ebb_heap_empty || !heap->live) return;
-  heap_unpark_all(heap);
+  /* Draining delayed frees may park pages: drain first, then take every
+   * parked page back, so that no page is abandoned while offered. */
   heap_never_delayed(heap);
   _ebb_heap_drain_delayed(heap);
+  heap_unpark_all(heap);
+  heap_never_delayed(heap);
   for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
     for (ebb_page_t *page = heap->queues[qi].first, *next; page != NULL; page = next) {
       next = page->next;
@@ -176,9 +179,23 @@ void _ebb_heap_stats(ebb_stats_t *st) {
   for (ebb_heap_t *h = heap_all; h != NULL; h = h->all_next) st->metadata += sizeof(ebb_heap_t);
 }
 
+/* In a fork child: a remote free that was between its two CASes of a
+ * delayed free at the fork never finishes; clear its state, or the owner
+ * would wait for it forever. (The block it carried stays lost.) */
+static void heap_clear_delayed_freeing(ebb_heap_t *heap) {
+  for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
+    for (ebb_page_t *page = heap->queues[qi].first; page != NULL; page = page->next) {
+      uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+      if ((tf & EBB_TF_STATE_MASK) == EBB_DELAYED_FREEING)
+        atomic_store_explicit(&page->thread_free, (tf & ~EBB_TF_STATE_MASK) | EBB_USE_DELAYED, memory_order_relaxed);
+    }
+  }
+}
+
 /* After fork() the child has one thread: the other heaps are dead. They
  * are not reused (their lists may have been mid-update at the fork). */
 void _ebb_heap_orphan_others(ebb_heap_t *self) {
+  if (self != &_ebb_heap_empty) heap_clear_delayed_freeing(self);
   heaps_live = 0;
   for (ebb_heap_t *h = heap_all; h != NULL; h = h->all_next) {
     if (h != self) h->live = false;

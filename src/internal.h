@@ -143,6 +143,8 @@ _Noreturn void _ebb_fatal(const char *what);
 /* Heap misuse: prints "ebb: error: <what> of a pointer not allocated by ebb:
  * 0x..." and aborts, unless EBB_ON_ERROR=warn. */
 void _ebb_error_foreign(const char *what, const void *p);
+/* "ebb: error: double free of 0x...", then as above. */
+void _ebb_error_double_free(const void *p);
 
 /* ---- options (options.c) ---------------------------------------------- */
 typedef enum ebb_option_e {
@@ -187,6 +189,7 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_segment_purge_abandoned(void);
 size_t _ebb_segment_cache_count(void);
+void _ebb_segment_reoffer_remote(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
 
@@ -221,6 +224,8 @@ void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_purge_dirty_add(size_t bytes); /* may wake the purge thread (budget) */
 void _ebb_purge_dirty_sub(size_t bytes);
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
+void _ebb_purge_hint_abandoned(void);    /* a remote free hit an abandoned segment */
+void _ebb_purge_hint_remote(void);       /* a remote free hit a purged page */
 void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
 size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
 typedef struct ebb_purge_batch_s {

@@ -4,6 +4,7 @@
  * Options are read once, at process initialisation, before any other
  * thread can exist; afterwards they change only through mallopt (relaxed
  * atomic stores: a racing reader sees the old or the new value). */
+#include <limits.h>
 #include <malloc.h>
 #include <string.h>
 #include <strings.h>
@@ -84,7 +85,7 @@ int _ebb_options_parse_size(const char *text, long long *out) {
   default: break;
   }
   if (*s == 'b' || *s == 'B') s++;
-  if (*s != 0) return -1;
+  if (*s != 0 || v > (LLONG_MAX >> shift)) return -1;
   *out = v << shift;
   return 0;
 }

@@ -391,16 +391,17 @@ void _ebb_page_reoffer(ebb_page_t *page) {
     }
     if (c != EBB_CLAIM_PURGED) return;
     ebb_segment_t *seg = _ebb_segment_of(page);
+    size_t offered = page->offered; /* read once: the owner may re-park it */
     atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
-    _ebb_purge_dirty_add(page->offered);
+    _ebb_purge_dirty_add(offered);
     if (atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_IDLE, memory_order_release,
                                                 memory_order_relaxed)) {
       _ebb_purge_notify();
       return;
     }
     atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
-    _ebb_purge_dirty_sub(page->offered);
+    _ebb_purge_dirty_sub(offered);
   }
 }
 
@@ -433,19 +434,9 @@ void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
   _ebb_page_offer(page, offered > page->block_size ? offered : page->block_size);
 }
 
-/* An empty page stays where it is in its queue (so that allocating again
- * costs no queue or direct-table update), but with `free` moved to
- * `stash`: the malloc fast path misses it, and _ebb_page_find_free takes
- * it back. Meanwhile a purge may claim it. */
-static void park_in_place(ebb_page_t *page) {
-  ebb_assert(page->flags == 0 && page->used == 0);
-  page->flags = EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE;
-  page->stash = page->free;
-  page->free = NULL;
-  _ebb_page_offer(page, (size_t)page->capacity * page->block_size);
-}
-
-/* The owner takes back a page parked in place. */
+/* The owner takes back a page parked in place (EBB_PAGE_IN_PLACE: kept
+ * for pages that stay reachable from the direct table while offered; no
+ * path parks that way at present, see the note in README). */
 void _ebb_page_take_back(ebb_page_t *page) {
   ebb_assert(page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE));
   _ebb_page_claim(page);
@@ -468,6 +459,19 @@ void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page) {
 /* Gives back to their segments the parked pages that a purge emptied (the
  * owner's bookkeeping, which the purge thread may not do). */
 void _ebb_page_reap(ebb_heap_t *heap) {
+  /* Queued pages (not the heads) whose blocks came back through
+   * thread_free: nobody looks at them until their turn comes; park the
+   * sparse ones and return the empty ones now. */
+  for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
+    ebb_page_t *first = heap->queues[bin].first;
+    for (ebb_page_t *page = first ? first->next : NULL, *next; page != NULL; page = next) {
+      next = page->next;
+      if (page->flags != 0) continue;
+      if ((atomic_load_explicit(&page->thread_free, memory_order_relaxed) & ~EBB_TF_STATE_MASK) == 0) continue;
+      _ebb_page_collect(page);
+      if (page->used <= page->park_at) _ebb_page_after_free(heap, page);
+    }
+  }
   for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
     for (ebb_page_t *page = heap->parked[bin], *next; page != NULL; page = next) {
       next = page->next;
@@ -482,9 +486,26 @@ void _ebb_page_reap(ebb_heap_t *heap) {
   }
 }
 
+/* A page that just stopped being the head of its queue. */
+static void settle_displaced(ebb_heap_t *heap, ebb_page_t *page) {
+  if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
+    _ebb_page_take_back(page);
+    if (page->used == 0) {
+      _ebb_page_free(heap, page);
+      return;
+    }
+  }
+  if (page->flags == 0 && page->used <= page->park_at) _ebb_page_after_free(heap, page);
+}
+
 /* ---- local frees that need more than a push -------------------------------------------- */
 /* The page's flags are set: full, or parked. */
 void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block) {
+  if ((page->flags & EBB_PAGE_IN_PLACE) && page->used == 0) {
+    /* Parked because it was empty, and nothing was allocated since. */
+    _ebb_error_double_free(block);
+    return;
+  }
   if (page->flags & EBB_PAGE_PARKED) {
     /* Parked: a purge may own the lists. Push like a remote free. */
     uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
@@ -497,12 +518,9 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
   }
   ebb_page_t *old_head = heap->queues[page->bin].first;
   _ebb_page_unfull(heap, page);
-  /* The page it displaces at the head may already be sparse, and may see
-   * no more frees that would park it: park it now. */
-  if (old_head != NULL && old_head->used > 0 && old_head->used <= old_head->park_at) {
-    _ebb_page_park(heap, old_head);
-    _ebb_purge_notify();
-  }
+  /* The page it displaces at the head may already be empty (parked in
+   * place) or sparse, and may see no more frees: settle it now. */
+  if (old_head != NULL) settle_displaced(heap, old_head);
   block->next = page->local_free;
   page->local_free = block;
   if (--page->used <= page->park_at) _ebb_page_after_free(heap, page);
@@ -511,9 +529,14 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
 /* A local free left used <= park_at: park the page if it is empty, or
  * sparse and not the page being allocated from. */
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
-  if (page->used == 0) {
-    park_in_place(page);
-  } else if (heap->queues[page->bin].first == page) {
+  bool head = heap->queues[page->bin].first == page;
+  if (page->used == 0 && !head) {
+    /* Not the page being allocated from: back to its segment, which is
+     * released with its last page (offered as a free page meanwhile). */
+    _ebb_page_free(heap, page);
+  } else if (page->used == 0) {
+    _ebb_page_park(heap, page);
+  } else if (head) {
     page->park_at = 0;
     return;
   } else {

@@ -35,6 +35,19 @@ _Atomic(size_t) _ebb_dirty_bytes;   /* offered or cached memory not yet purged *
 _Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start */
 _Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base */
 _Atomic(int) _ebb_abandoned_hint;   /* a remote free hit an abandoned segment */
+static _Atomic(int) remote_hint;    /* a remote free hit a page a purge had handled */
+
+void _ebb_purge_hint_abandoned(void) {
+  if (!atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed))
+    atomic_store_explicit(&_ebb_abandoned_hint, 1, memory_order_seq_cst);
+  _ebb_purge_notify();
+}
+
+void _ebb_purge_hint_remote(void) {
+  if (!atomic_load_explicit(&remote_hint, memory_order_relaxed))
+    atomic_store_explicit(&remote_hint, 1, memory_order_seq_cst);
+  _ebb_purge_notify();
+}
 
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -199,7 +212,13 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
     decommit(batch, start, size);
     return;
   }
-  _ebb_page_collect(page);
+  if (page->flags & EBB_PAGE_IN_PLACE) {
+    /* Empty, and still reachable from the owner's direct table: `free`
+     * must stay NULL (the malloc fast path reads it), so no collect. */
+    ebb_assert(page->used == 0 && page->free == NULL);
+  } else {
+    _ebb_page_collect(page);
+  }
   if (page->used != 0) {
     purge_sparse(seg, page, batch);
     return;
@@ -213,22 +232,28 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
 /* ---- one pass -------------------------------------------------------------- */
 /* Purges every offered page whose delay has passed (all of them if force),
  * the caches, and segments of exited threads. Returns bytes released. */
-size_t _ebb_purge_run(bool force) {
+static size_t purge_run(bool force, bool explicit_call) {
   uint64_t now = _ebb_purge_clock_ms(), delay = delay_ms();
   atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
   if (delay == 0) force = true;
+  if (atomic_exchange_explicit(&remote_hint, 0, memory_order_seq_cst)) _ebb_segment_reoffer_remote();
   size_t released = _ebb_segment_purge_idle(now, delay, force);
-  released += _ebb_segment_purge_cache(now, delay, force);
-  released += _ebb_large_purge_cache(now, delay, force);
+  /* Over budget, pages go at once; the caches keep their own clock (they
+   * are bounded on their own) unless the program asked. */
+  released += _ebb_segment_purge_cache(now, delay, explicit_call);
+  released += _ebb_large_purge_cache(now, delay, explicit_call);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
     released += _ebb_segment_purge_abandoned();
   if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);
   return released;
 }
 
+size_t _ebb_purge_run(bool force) { return purge_run(force, false); }
+
 /* ---- the background thread --------------------------------------------------- */
 static bool nothing_to_do(void) {
   return atomic_load_explicit(&_ebb_dirty_bytes, memory_order_seq_cst) == 0 && _ebb_segment_cache_count() == 0 &&
+         !atomic_load_explicit(&remote_hint, memory_order_relaxed) &&
          !atomic_load_explicit(&urgent, memory_order_relaxed) &&
          !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed);
 }
@@ -361,7 +386,7 @@ ebb_export size_t ebb_collect(bool force) {
   ebb_heap_t *heap = _ebb_tls_heap;
   if (heap != &_ebb_heap_empty) _ebb_heap_collect(heap, force);
   pthread_mutex_lock(&pass_lock);
-  size_t released = _ebb_purge_run(force);
+  size_t released = purge_run(force, force);
   pthread_mutex_unlock(&pass_lock);
   if (heap != &_ebb_heap_empty) _ebb_page_reap(heap);
   return released;

@@ -146,12 +146,17 @@ static void owned_remove(ebb_heap_t *heap, ebb_segment_t *seg) {
 }
 
 /* ---- the segment cache ------------------------------------------------------ */
+/* Dirty bytes of cached segments are counted under the lock, together
+ * with the cache itself, so the count never runs ahead of what a pass can
+ * see (or behind it). */
 static ebb_segment_t *cache_pop(void) {
   ebb_segment_t *seg = NULL;
   _ebb_lock();
-  if (cache_count > 0) seg = cache[--cache_count];
+  if (cache_count > 0) {
+    seg = cache[--cache_count];
+    if (!seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
+  }
   _ebb_unlock();
-  if (seg != NULL && !seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
   return seg;
 }
 
@@ -159,15 +164,14 @@ static bool cache_push(ebb_segment_t *seg) {
   bool kept = false;
   seg->cached_since = _ebb_purge_clock_ms();
   seg->cache_purged = false;
-  _ebb_purge_dirty_add(EBB_SEGMENT_SIZE); /* before it is visible to cache_pop */
   _ebb_lock();
   size_t limit = (size_t)_ebb_option(EBB_OPT_SEGMENT_CACHE);
   if (cache_count < limit && cache_count < sizeof(cache) / sizeof(cache[0])) {
     cache[cache_count++] = seg;
+    _ebb_purge_dirty_add(EBB_SEGMENT_SIZE);
     kept = true;
   }
   _ebb_unlock();
-  if (!kept) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
   return kept;
 }
 
@@ -230,6 +234,7 @@ static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
   ebb_assert(seg->used_pages == 0);
   for (uint32_t i = 0; i < seg->page_count; i++) _ebb_page_claim(&seg->pages[i]);
   if (heap != NULL) owned_remove(heap, seg);
+  seg->heap = NULL;
   atomic_store_explicit(&seg->thread_id, 0, memory_order_relaxed);
   _ebb_os_map_set(seg, EBB_MAP_NONE);
   if (cache_push(seg)) {
@@ -327,6 +332,7 @@ static void abandoned_push(ebb_segment_t *seg) {
 /* Takes over one abandoned page: its blocks freed by other threads since
  * the owner left are collected; an empty page goes back to the segment. */
 static void adopt_page(ebb_heap_t *heap, ebb_page_t *page) {
+  _ebb_page_claim(page); /* abandoned pages are OWNED; be sure */
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, true);
   _ebb_page_collect(page);
@@ -376,7 +382,7 @@ ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
 static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force) {
   if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_IDLE) return false;
   uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
-  if (!force && (since == 0 || now - since < delay)) {
+  if (!force && (since == 0 || (uint32_t)((uint32_t)now - since) < delay)) {
     if (since == 0) atomic_store_explicit(&page->idle_since, (uint32_t)now, memory_order_relaxed);
     return false;
   }
@@ -416,6 +422,23 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
   }
   _ebb_unlock();
   return released;
+}
+
+/* Remote frees landed on pages a purge had finished with (PURGED): offer
+ * those pages again. The freeing thread cannot do it itself: once its
+ * block is published the page may be released at any moment. */
+void _ebb_segment_reoffer_remote(void) {
+  _ebb_lock();
+  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
+    if (seg->kind == EBB_PAGE_LARGE || seg->used_pages == 0) continue;
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      ebb_page_t *page = &seg->pages[i];
+      if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_PURGED) continue;
+      if ((atomic_load_explicit(&page->thread_free, memory_order_acquire) & ~EBB_TF_STATE_MASK) == 0) continue;
+      _ebb_page_reoffer(page);
+    }
+  }
+  _ebb_unlock();
 }
 
 /* A pass holds this segment alone (popped from the abandoned list):

@@ -112,6 +112,11 @@ _Noreturn void _ebb_assert_fail(const char *expr, const char *file, int line) {
   _ebb_prim_abort();
 }
 
+void _ebb_error_double_free(const void *p) {
+  _ebb_message("ebb: error: double free of %p\n", p);
+  if (_ebb_option(EBB_OPT_ON_ERROR) == 0) _ebb_prim_abort();
+}
+
 void _ebb_error_foreign(const char *what, const void *p) {
   _ebb_message("ebb: error: %s of a pointer not allocated by ebb: %p\n", what, p);
   if (_ebb_option(EBB_OPT_ON_ERROR) == 0) _ebb_prim_abort();

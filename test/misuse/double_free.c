@@ -1,0 +1,15 @@
+/* expect: SIGABRT */
+/* stderr: ebb: error: double free of 0x */
+/* double_free.c - free() of the same small block twice in a row: the second
+ * free must be caught (DESIGN.md, "Errors and misuse") rather than putting the
+ * block on its free list twice, which would hand it out again and again. */
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(void) {
+  void *volatile p = malloc(64); /* volatile: gcc must not see the misuse */
+  free(p);
+  free(p);
+  fputs("misuse went unnoticed\n", stderr);
+  return 3;
+}

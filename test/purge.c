@@ -1,0 +1,703 @@
+/* test/purge.c - memory goes back to the OS: resident memory (RSS) measured
+ * from /proc, never assumed.
+ *
+ * Each case runs in its own process (this program exec'd again with
+ * `--case X`), so that options set from EBB_ variables at initialisation
+ * and the purge thread's state are the case's own. EBB_ variables of the
+ * caller's environment are dropped; a case adds the ones it needs.
+ *
+ *   a  idle main thread: 128 MiB of 1 KiB, 64 KiB, 256 KiB blocks freed, then
+ *      no allocator call: RSS back near the start (the purge thread)
+ *   b  idle other thread: same, the thread blocked on a condition variable
+ *   c  exited thread: its blocks freed remotely after it exited
+ *   d  sparse pages: 1 block in 100 kept, the free OS pages around it purged
+ *   e  statistics add up: ebb's resident estimate against RSS
+ *   f  ebb_collect(true) and malloc_trim(0) purge at once
+ *   g  a hot malloc/free/realloc loop does not purge per iteration
+ *   h  mallopt(M_TRIM_THRESHOLD, 0): zero dirty budget, purge at once
+ *   i  EBB_PURGE_THREAD=0: no idle purge, no thread; the next call purges
+ *   j  fork while the purge thread runs: the child gets one lazily
+ *   k  EBB_MADVISE=free: counted as purged_lazy_total
+ *   l  the large cache: a loop does not map per iteration; unmapped later
+ *
+ * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
+ * loaded machine only makes a case slower, not fail. Usage:
+ *   test_purge            every case
+ *   test_purge a c        some cases
+ *   test_purge --case a   one case in this process (what the runner execs)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ebb.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define SLACK (2 * MiB)          /* RSS "back near the start" */
+#define THREAD_SLACK (3 * MiB)   /* ... with a thread's stack and heap in it */
+#define WAIT_MS 3000             /* deadline of a wait for the purge (1 s asked, slack for CI) */
+
+extern char **environ;
+
+/* ---- the framework ---------------------------------------------------- */
+static int checks_run, checks_failed;
+static char case_name = '?';
+
+static bool check_result(bool ok, const char *file, int line, const char *expr, const char *fmt, ...) {
+  checks_run++;
+  if (ok) return true;
+  checks_failed++;
+  fprintf(stderr, "%s:%d: [case %c] CHECK failed: %s", file, line, case_name, expr);
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(" -- ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+  }
+  fputc('\n', stderr);
+  return false;
+}
+
+/* Both evaluate to the outcome: if (!CHECK(p != NULL)) return; */
+#define CHECK(cond) check_result((cond), __FILE__, __LINE__, #cond, NULL)
+#define CHECKF(cond, ...) check_result((cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
+
+/* ---- measuring, without allocating -------------------------------------- */
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Reads a small /proc file into buf (NUL-terminated) with plain system
+ * calls: stdio would allocate, and some cases must not call the allocator. */
+static size_t read_proc(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  size_t len = 0;
+  if (fd >= 0) {
+    ssize_t n;
+    while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
+    close(fd);
+  }
+  buf[len] = 0;
+  return len;
+}
+
+/* The number after `key` in a /proc file, or 0. */
+static size_t proc_field(const char *path, const char *key) {
+  char buf[4096];
+  read_proc(path, buf, sizeof(buf));
+  const char *p = strstr(buf, key);
+  return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/* Resident bytes, from statm (the second field, in pages). */
+static size_t rss(void) {
+  char buf[128];
+  read_proc("/proc/self/statm", buf, sizeof(buf));
+  char *p = strchr(buf, ' ');
+  return p ? strtoull(p + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* Resident bytes, from smaps_rollup (kB, exact per mapping). */
+static size_t rss_rollup(void) { return proc_field("/proc/self/smaps_rollup", "\nRss:") * KiB; }
+
+static size_t threads_now(void) { return proc_field("/proc/self/status", "\nThreads:"); }
+
+static long mib(size_t bytes) { return (long)(bytes / MiB); }
+static long mib_above(size_t bytes, size_t base) { return bytes > base ? (long)((bytes - base) / MiB) : 0; }
+
+/* Polls RSS until it is at most `limit`; returns the milliseconds it took,
+ * or -1 if it was still above after `timeout_ms`. No allocator calls. */
+static long wait_rss_at_most(size_t limit, unsigned timeout_ms) {
+  uint64_t t0 = now_ms();
+  for (;;) {
+    if (rss() <= limit) return (long)(now_ms() - t0);
+    if (now_ms() - t0 >= timeout_ms) return -1;
+    sleep_ms(5);
+  }
+}
+
+static ebb_stats_t stats(void) {
+  ebb_stats_t st;
+  ebb_stats_get(&st);
+  return st;
+}
+
+/* Pointer arrays come from mmap: the test's bookkeeping stays out of ebb. */
+static void **ptr_array(size_t n) {
+  void *a = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (a == MAP_FAILED) {
+    perror("mmap");
+    exit(2);
+  }
+  return a;
+}
+static void ptr_array_free(void **a, size_t n) { munmap(a, n * sizeof(void *)); }
+
+/* Allocates n blocks of `size` and writes every byte. False if one failed. */
+static bool alloc_touch(void **ptrs, size_t n, size_t size) {
+  for (size_t i = 0; i < n; i++) {
+    ptrs[i] = malloc(size);
+    if (!CHECKF(ptrs[i] != NULL, "malloc(%zu) #%zu", size, i)) return false;
+    memset(ptrs[i], (int)(i | 1), size);
+  }
+  return true;
+}
+
+static void free_all(void **ptrs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(ptrs[i]);
+    ptrs[i] = NULL;
+  }
+}
+
+/* Frees all but one block in `keep_every` (every MiB, say): the segments
+ * stay, so the freed memory waits in offered pages for the purge policy
+ * instead of going back with a released segment (ebb may unmap a free
+ * segment at once when its segment cache is full). Returns the bytes kept. */
+static size_t free_all_but(void **ptrs, size_t n, size_t size, size_t keep_every) {
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i % keep_every == 0) {
+      kept += size;
+      continue;
+    }
+    free(ptrs[i]);
+    ptrs[i] = NULL;
+  }
+  return kept;
+}
+
+/* An untouched large block that raises the memory in use, and with it the
+ * dirty budget (EBB_DIRTY_FRACTION), without raising RSS. */
+static void *ballast(void) {
+  void *b = malloc(256 * MiB);
+  CHECK(b != NULL);
+  return b;
+}
+
+/* ---- a. the idle main thread ------------------------------------------- */
+static void idle_round(size_t size, size_t total) {
+  size_t n = total / size, start = rss();
+  void **ptrs = ptr_array(n);
+  if (!alloc_touch(ptrs, n, size)) return;
+  size_t peak = rss();
+  CHECKF(peak >= start + total * 3 / 4, "size %zu: peak RSS only %ld MiB above start", size, mib_above(peak, start));
+  free_all(ptrs, n);
+  ptr_array_free(ptrs, n);
+  long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "size %zu: idle for %d ms, RSS still %ld MiB above start (peak +%ld MiB)", size, WAIT_MS,
+         mib_above(rss(), start), mib_above(peak, start));
+  if (ms >= 0) printf("  a: %zu B blocks, 128 MiB: back near start after %ld ms\n", size, ms);
+}
+
+static void case_idle_main(void) {
+  idle_round(1 * KiB, 128 * MiB);
+  idle_round(64 * KiB, 128 * MiB);
+  idle_round(256 * KiB, 128 * MiB);
+}
+
+/* ---- b. an idle other thread ------------------------------------------- */
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
+static int sync_step; /* 1: the thread freed its memory; 2: main says go on */
+
+static void step_set(int step) {
+  pthread_mutex_lock(&sync_lock);
+  sync_step = step;
+  pthread_cond_broadcast(&sync_cond);
+  pthread_mutex_unlock(&sync_lock);
+}
+
+static void step_wait(int step) {
+  pthread_mutex_lock(&sync_lock);
+  while (sync_step < step) pthread_cond_wait(&sync_cond, &sync_lock);
+  pthread_mutex_unlock(&sync_lock);
+}
+
+static void *idle_thread(void *arg) {
+  (void)arg;
+  size_t n = 128 * MiB / (4 * KiB);
+  void **ptrs = ptr_array(n);
+  if (alloc_touch(ptrs, n, 4 * KiB)) free_all(ptrs, n);
+  ptr_array_free(ptrs, n);
+  step_set(1);
+  step_wait(2); /* alive and idle: no allocator call until main says so */
+  return NULL;
+}
+
+static void case_idle_thread(void) {
+  size_t start = rss();
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, idle_thread, NULL) == 0)) return;
+  step_wait(1);
+  long ms = wait_rss_at_most(start + THREAD_SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "thread idle for %d ms, RSS still %ld MiB above start", WAIT_MS, mib_above(rss(), start));
+  if (ms >= 0) printf("  b: other thread's 128 MiB back after %ld ms\n", ms);
+  step_set(2);
+  pthread_join(t, NULL);
+}
+
+/* ---- c. an exited thread ------------------------------------------------ */
+typedef struct {
+  void **ptrs;
+  size_t n, size;
+} exit_job_t;
+
+static void *exiting_thread(void *arg) {
+  exit_job_t *job = arg;
+  alloc_touch(job->ptrs, job->n, job->size);
+  return NULL; /* exits without freeing */
+}
+
+/* One round: the thread allocates 128 MiB and exits; main frees it all. */
+static void exited_round(const char *when) {
+  size_t start = rss();
+  exit_job_t job = {NULL, 128 * MiB / 512, 512};
+  job.ptrs = ptr_array(job.n);
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, exiting_thread, &job) == 0)) return;
+  pthread_join(t, NULL);
+  size_t peak = rss();
+  CHECKF(peak >= start + 96 * MiB, "peak RSS only %ld MiB above start", mib_above(peak, start));
+  free_all(job.ptrs, job.n); /* remote frees to abandoned segments */
+  ptr_array_free(job.ptrs, job.n);
+  long ms = wait_rss_at_most(start + THREAD_SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "%s: exited thread's blocks freed, idle %d ms: RSS still %ld MiB above start (abandoned %zu)",
+         when, WAIT_MS, mib_above(rss(), start), (size_t)stats().abandoned_count);
+  if (ms >= 0) printf("  c: %s: exited thread's 128 MiB back after %ld ms\n", when, ms);
+}
+
+static void case_exited_thread(void) {
+  /* Nothing was ever offered: the purge thread has not started. */
+  exited_round("purge thread not started yet");
+  /* Again with the purge thread running and idle (a free parks a page). */
+  free(malloc(100));
+  sleep_ms(300);
+  CHECKF(threads_now() >= 2, "%zu threads: the purge thread should be running", threads_now());
+  exited_round("purge thread running");
+}
+
+/* ---- d. sparse pages ---------------------------------------------------- */
+static void case_sparse(void) {
+  enum { COUNT = 100000, KEEP_EVERY = 100 };
+  size_t size = 4 * KiB, start = rss();
+  void **ptrs = ptr_array(COUNT);
+  if (!alloc_touch(ptrs, COUNT, size)) return;
+  size_t live = 0;
+  for (size_t i = 0; i < COUNT; i++) {
+    if (i % KEEP_EVERY == 0) {
+      live += size;
+      continue;
+    }
+    free(ptrs[i]);
+    ptrs[i] = NULL;
+  }
+  size_t limit = start + 2 * live + 4 * MiB;
+  long ms = wait_rss_at_most(limit, WAIT_MS);
+  CHECKF(ms >= 0, "%zu KiB live in sparse pages: RSS %ld MiB above start after %d ms (limit +%ld MiB)",
+         live / KiB, mib_above(rss(), start), WAIT_MS, mib_above(limit, start));
+  printf("  d: sparse pages down to +%ld MiB (live %zu KiB) after %ld ms\n", mib_above(rss(), start), live / KiB, ms);
+  for (size_t i = 0; i < COUNT; i += KEEP_EVERY) {
+    if (!CHECK(((unsigned char *)ptrs[i])[size - 1] == (unsigned char)(i | 1))) break; /* content intact */
+  }
+  free_all(ptrs, COUNT);
+  ptr_array_free(ptrs, COUNT);
+}
+
+/* ---- e. statistics add up ----------------------------------------------- */
+static bool close_enough(size_t a, size_t b) {
+  size_t diff = a > b ? a - b : b - a, big = a > b ? a : b;
+  return diff <= big / 20 + MiB;
+}
+
+static long delta(size_t now, size_t base) { return (long)now - (long)base; }
+
+static void case_stats(void) {
+  static const size_t sizes[] = {24, 200, 1000, 3000, 7000, 20000, 60000, 150000, 400000, 1 * MiB, 3 * MiB};
+  enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]), MAXN = 100000 };
+  void **ptrs = ptr_array(MAXN);
+  memset(ptrs, 0, MAXN * sizeof(void *)); /* resident before the baseline */
+  ebb_stats_t s0 = stats();
+  size_t r0 = rss_rollup(), total = 0, n = 0;
+  while (total < 200 * MiB && n < MAXN) {
+    size_t size = sizes[n % NSIZES];
+    void *p = malloc(size);
+    if (!CHECK(p != NULL)) break;
+    size_t usable = malloc_usable_size(p);
+    memset(p, 0x5a, usable); /* the whole block: stats count size classes */
+    ptrs[n++] = p;
+    total += usable;
+  }
+  ebb_stats_t s1 = stats();
+  size_t r1 = rss_rollup();
+  long d_est = delta(s1.resident, s0.resident), d_rss = delta(r1, r0);
+  CHECKF(d_rss > 0 && d_est > 0 && close_enough((size_t)d_est, (size_t)d_rss),
+         "resident estimate grew %ld KiB, RSS %ld KiB", d_est / 1024, d_rss / 1024);
+  CHECKF(s1.live >= s0.live + total && s1.live <= s0.live + total + total / 20, "live %zu KiB, allocated %zu KiB",
+         (size_t)(s1.live - s0.live) / KiB, total / KiB);
+  CHECK(s1.mapped >= s1.resident);
+  CHECK(s1.resident == s1.live + s1.free_in_pages + s1.segment_cache + s1.large_cache + s1.metadata);
+  CHECK(s1.resident + s1.purged_or_untouched == s1.mapped);
+  printf("  e: +%zu MiB live: resident estimate +%ld KiB, RSS +%ld KiB\n", total / MiB, d_est / 1024,
+         d_rss / 1024);
+
+  free_all(ptrs, n);
+  size_t released = ebb_collect(true);
+  ebb_stats_t s2 = stats();
+  size_t r2 = rss_rollup();
+  CHECKF(s2.live <= s0.live + 64 * KiB, "live %zu KiB after freeing everything (start %zu KiB)", (size_t)s2.live / KiB,
+         (size_t)s0.live / KiB);
+  /* Segments the collection emptied may enter the segment cache (counted
+   * dirty until the next pass): at most EBB_SEGMENT_CACHE (4) of them. */
+  CHECKF(s2.dirty <= 4 * 4 * MiB + MiB, "dirty %zu KiB right after ebb_collect(true) (segment_cache %zu KiB)",
+         (size_t)s2.dirty / KiB, (size_t)s2.segment_cache / KiB);
+  CHECK(s2.mapped >= s2.resident);
+  d_est = delta(s2.resident, s0.resident);
+  d_rss = delta(r2, r0);
+  CHECKF(labs(d_est - d_rss) <= 2 * (long)MiB,
+         "after ebb_collect(true): resident estimate %+ld KiB from start, RSS %+ld KiB", d_est / 1024, d_rss / 1024);
+  printf("  e: after ebb_collect(true): released %zu KiB, dirty %zu KiB, segment_cache %zu KiB, RSS %+ld KiB\n",
+         released / KiB, (size_t)s2.dirty / KiB, (size_t)s2.segment_cache / KiB, d_rss / 1024);
+  ptr_array_free(ptrs, MAXN);
+}
+
+/* ---- f. ebb_collect and malloc_trim purge at once ------------------------ */
+/* Env: a long delay and a large dirty budget, so nothing but the call purges. */
+static void case_collect(void) {
+  void *keep = ballast();
+  size_t n = 64 * MiB / (4 * KiB), start = rss();
+  void **ptrs = ptr_array(n);
+  if (!alloc_touch(ptrs, n, 4 * KiB)) return;
+  size_t kept = free_all_but(ptrs, n, 4 * KiB, 256);
+  size_t before = rss();
+  CHECKF(before >= start + 48 * MiB, "freed memory already gone before ebb_collect: +%ld MiB",
+         mib_above(before, start));
+  size_t released = ebb_collect(true);
+  size_t after = rss();
+  CHECKF(released >= 48 * MiB, "ebb_collect(true) released %zu KiB", released / KiB);
+  CHECKF(after <= start + kept + SLACK, "RSS %ld MiB above start right after ebb_collect(true)",
+         mib_above(after, start));
+  free_all(ptrs, n);
+
+  if (!alloc_touch(ptrs, n, 4 * KiB)) return;
+  kept = free_all_but(ptrs, n, 4 * KiB, 256);
+  before = rss();
+  CHECKF(before >= start + 48 * MiB, "freed memory already gone before malloc_trim: +%ld MiB",
+         mib_above(before, start));
+  int trimmed = malloc_trim(0);
+  after = rss();
+  CHECKF(trimmed == 1, "malloc_trim(0) = %d with 64 MiB to release", trimmed);
+  CHECKF(after <= start + kept + SLACK, "RSS %ld MiB above start right after malloc_trim(0)",
+         mib_above(after, start));
+  free_all(ptrs, n);
+  malloc_trim(0);
+  CHECKF(trimmed == 0 || trimmed == 1, "malloc_trim(0) = %d with nothing left", trimmed);
+  /* Segments a call empties may wait in the cache for the next one; a few
+   * calls in a row leave nothing to release. */
+  int calls = 1;
+  while (trimmed != 0 && calls < 5) {
+    trimmed = malloc_trim(0);
+    calls++;
+  }
+  CHECKF(trimmed == 0, "malloc_trim(0) still returns %d after %d calls in a row", trimmed, calls);
+  ptr_array_free(ptrs, n);
+  free(keep);
+}
+
+/* ---- g. a hot loop does not purge ------------------------------------------ */
+static void case_hot_loop(void) {
+  static const size_t sizes[] = {16, 100, 1000, 5000, 40000, 200000};
+  enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]) };
+  /* Warm up: every page the loop uses exists, anything earlier is purged. */
+  for (int i = 0; i < NSIZES; i++) free(malloc(sizes[i]));
+  sleep_ms(200);
+  ebb_stats_t s0 = stats();
+  uint64_t t0 = now_ms();
+  char *small = malloc(2000), *wide = malloc(100000);
+  unsigned long iters = 0;
+  while (iters < 200000 || now_ms() - t0 < 300) {
+    for (int i = 0; i < NSIZES; i++) {
+      char *p = malloc(sizes[i]);
+      p[0] = (char)iters;
+      free(p);
+    }
+    small = realloc(small, iters % 2 ? 2000 : 6000); /* small tier, up and down */
+    wide = realloc(wide, iters % 2 ? 100000 : 300000); /* wide tier */
+    if (!CHECK(small != NULL && wide != NULL)) return;
+    small[0] = wide[0] = 1;
+    iters++;
+    if (iters > 5000000) break;
+  }
+  free(small);
+  free(wide);
+  ebb_stats_t s1 = stats();
+  uint64_t calls = s1.madvise_calls - s0.madvise_calls;
+  CHECKF(calls < 50, "%lu iterations in %lu ms made %lu madvise calls", iters, (unsigned long)(now_ms() - t0),
+         (unsigned long)calls);
+  CHECKF(s1.mmap_calls - s0.mmap_calls < 50, "%lu mmap calls", (unsigned long)(s1.mmap_calls - s0.mmap_calls));
+  printf("  g: %lu iterations in %lu ms: %lu madvise, %lu mmap calls\n", iters, (unsigned long)(now_ms() - t0),
+         (unsigned long)calls, (unsigned long)(s1.mmap_calls - s0.mmap_calls));
+}
+
+/* ---- h. a zero dirty budget purges at once ---------------------------------- */
+/* Env: EBB_PURGE_DELAY_MS=10000, so only the budget can explain a purge. */
+static void case_zero_budget(void) {
+  CHECK(mallopt(M_TRIM_THRESHOLD, 0) == 1);
+  size_t n = 64 * MiB / (4 * KiB), start = rss();
+  void **ptrs = ptr_array(n);
+  if (!alloc_touch(ptrs, n, 4 * KiB)) return;
+  free_all(ptrs, n);
+  /* "At once" means without the 10 s delay; 1 s leaves room for a busy CI. */
+  long ms = wait_rss_at_most(start + SLACK, 1000);
+  CHECKF(ms >= 0, "zero dirty budget: RSS still %ld MiB above start 1 s after the frees (delay is 10 s)",
+         mib_above(rss(), start));
+  if (ms >= 0) printf("  h: zero dirty budget: RSS back %ld ms after the frees\n", ms);
+  ptr_array_free(ptrs, n);
+}
+
+/* ---- i. no purge thread -------------------------------------------------- */
+/* Env: EBB_PURGE_THREAD=0 and a large dirty budget (purging over budget is
+ * immediate even without the thread). */
+static void case_no_thread(void) {
+  void *keep = ballast();
+  size_t n = 64 * MiB / (4 * KiB), start = rss();
+  void **ptrs = ptr_array(n);
+  if (!alloc_touch(ptrs, n, 4 * KiB)) return;
+  size_t kept = free_all_but(ptrs, n, 4 * KiB, 256);
+  sleep_ms(1000); /* no allocator call: nothing purges (documented) */
+  size_t idle = rss();
+  CHECKF(idle >= start + 48 * MiB, "EBB_PURGE_THREAD=0, idle 1 s: RSS only %ld MiB above start",
+         mib_above(idle, start));
+  CHECKF(threads_now() == 1, "%zu threads with EBB_PURGE_THREAD=0", threads_now());
+  int calls = 0;
+  bool dropped = false;
+  for (; calls < 100 && !dropped; calls++) {
+    void *p = malloc(100);
+    CHECK(p != NULL);
+    free(p);
+    dropped = rss() <= start + kept + SLACK;
+    if (!dropped) sleep_ms(20);
+  }
+  CHECKF(dropped, "after %d malloc/free calls 20 ms apart, RSS still %ld MiB above start", calls,
+         mib_above(rss(), start));
+  CHECKF(threads_now() == 1, "%zu threads with EBB_PURGE_THREAD=0", threads_now());
+  printf("  i: no purge thread: idle RSS +%ld MiB, back after %d allocator calls\n", mib_above(idle, start), calls);
+  free_all(ptrs, n);
+  ptr_array_free(ptrs, n);
+  free(keep);
+}
+
+/* ---- j. fork with the purge thread running ------------------------------------ */
+static int fork_child(size_t parent_start) {
+  case_name = 'J'; /* failures below are the child's */
+  size_t n = 64 * MiB / (4 * KiB);
+  void **ptrs = ptr_array(n);
+  if (alloc_touch(ptrs, n, 4 * KiB)) free_all(ptrs, n);
+  ptr_array_free(ptrs, n);
+  /* The parent's freed pages came along dirty; the child purges them too. */
+  long ms = wait_rss_at_most(parent_start + SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "fork child: RSS %ld MiB above the parent's start after %d ms", mib_above(rss(), parent_start),
+         WAIT_MS);
+  CHECKF(threads_now() == 2, "fork child has %zu threads (expected itself and a new purge thread)", threads_now());
+  fflush(stdout);
+  return checks_failed == 0 ? 0 : 1;
+}
+
+static void case_fork(void) {
+  size_t n = 64 * MiB / (4 * KiB), start = rss();
+  void **ptrs = ptr_array(n);
+  if (!alloc_touch(ptrs, n, 4 * KiB)) return;
+  free_all(ptrs, n);
+  ptr_array_free(ptrs, n);
+  CHECKF(threads_now() == 2, "%zu threads: the purge thread should be running", threads_now());
+  fflush(stdout);
+  pid_t pid = fork();
+  if (!CHECK(pid >= 0)) return;
+  if (pid == 0) _exit(fork_child(start));
+  long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "fork parent: RSS %ld MiB above start after %d ms", mib_above(rss(), start), WAIT_MS);
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork child status 0x%x", status);
+  printf("  j: fork: parent back after %ld ms, child exit %d\n", ms, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* ---- k. MADV_FREE is counted as lazy ------------------------------------------ */
+/* Env: EBB_MADVISE=free. RSS may not drop (the kernel takes MADV_FREE pages
+ * only under pressure), so only the counters are checked. */
+static void case_madv_free(void) {
+  size_t n = 64 * MiB / (4 * KiB);
+  void **ptrs = ptr_array(n);
+  if (!alloc_touch(ptrs, n, 4 * KiB)) return;
+  free_all_but(ptrs, n, 4 * KiB, 256);
+  uint64_t t0 = now_ms();
+  ebb_stats_t st = stats();
+  while (st.purged_lazy_total < 48 * MiB && now_ms() - t0 < WAIT_MS) {
+    sleep_ms(10);
+    st = stats();
+  }
+  CHECKF(st.purged_lazy_total >= 48 * MiB, "purged_lazy_total %zu KiB after %d ms",
+         (size_t)st.purged_lazy_total / KiB, WAIT_MS);
+  CHECK(st.purged_total >= st.purged_lazy_total);
+  printf("  k: MADV_FREE: purged_lazy_total %ld MiB of purged_total %ld MiB\n", mib(st.purged_lazy_total),
+         mib(st.purged_total));
+  /* Memory purged lazily must still work: reuse it and check it. */
+  unsigned char *p = malloc(4 * KiB);
+  CHECK(p != NULL);
+  memset(p, 7, 4 * KiB);
+  CHECK(p[4095] == 7);
+  free(p);
+  free_all(ptrs, n);
+  ptr_array_free(ptrs, n);
+}
+
+/* ---- l. the large cache ------------------------------------------------------ */
+/* A program this small has a 4 MiB dirty budget, which a cached 8 MiB
+ * block exceeds (it would be purged at once): the ballast raises it. */
+static void case_large_cache(void) {
+  void *keep = ballast();
+  size_t size = 8 * MiB, start = rss();
+  ebb_stats_t s0 = stats();
+  for (int i = 0; i < 1000; i++) {
+    unsigned char *p = malloc(size);
+    if (!CHECK(p != NULL)) return;
+    if (i == 0 || i == 999) memset(p, 1, size); /* resident, while cached */
+    p[0] = p[size - 1] = (unsigned char)i;
+    free(p);
+  }
+  ebb_stats_t s1 = stats();
+  size_t cached_rss = rss();
+  uint64_t maps = s1.mmap_calls - s0.mmap_calls;
+  CHECKF(maps < 20, "1000 x malloc/free of 8 MiB made %lu mmap calls", (unsigned long)maps);
+  CHECKF(cached_rss >= start + 6 * MiB && s1.large_cache >= size,
+         "freed 8 MiB block not kept: RSS +%ld MiB, large_cache %zu KiB",
+         mib_above(cached_rss, start), (size_t)s1.large_cache / KiB);
+  long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
+  ebb_stats_t s2 = stats();
+  CHECKF(ms >= 0, "cached 8 MiB block still resident after %d ms: RSS +%ld MiB", WAIT_MS, mib_above(rss(), start));
+  CHECKF(s2.large_cache == 0, "large_cache %zu KiB after the delay", (size_t)s2.large_cache / KiB);
+  CHECK(s2.munmap_calls > s1.munmap_calls);
+  printf("  l: large cache: %lu mmap calls for 1000 blocks, unmapped after %ld ms\n", (unsigned long)maps, ms);
+  free(keep);
+}
+
+/* ---- the runner ---------------------------------------------------------------- */
+typedef struct {
+  char name;
+  const char *title;
+  void (*run)(void);
+  const char *env[4]; /* EBB_ variables for the case's process */
+} test_case_t;
+
+static const test_case_t cases[] = {
+  {'a', "idle main thread", case_idle_main, {NULL}},
+  {'b', "idle other thread", case_idle_thread, {NULL}},
+  {'c', "exited thread, remote frees", case_exited_thread, {NULL}},
+  {'d', "sparse pages", case_sparse, {NULL}},
+  {'e', "statistics add up", case_stats, {NULL}},
+  {'f', "ebb_collect / malloc_trim", case_collect,
+   {"EBB_PURGE_DELAY_MS=10000", "EBB_DIRTY_MAX=1g", "EBB_DIRTY_FRACTION=100", NULL}},
+  {'g', "hot loop", case_hot_loop, {NULL}},
+  {'h', "mallopt(M_TRIM_THRESHOLD, 0)", case_zero_budget, {"EBB_PURGE_DELAY_MS=10000", NULL}},
+  {'i', "EBB_PURGE_THREAD=0", case_no_thread,
+   {"EBB_PURGE_THREAD=0", "EBB_DIRTY_MAX=1g", "EBB_DIRTY_FRACTION=100", NULL}},
+  {'j', "fork", case_fork, {NULL}},
+  {'k', "EBB_MADVISE=free", case_madv_free, {"EBB_MADVISE=free", NULL}},
+  {'l', "large cache", case_large_cache, {NULL}},
+};
+enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
+
+static const test_case_t *find_case(char name) {
+  for (int i = 0; i < NCASES; i++) {
+    if (cases[i].name == name) return &cases[i];
+  }
+  return NULL;
+}
+
+/* In this process: the case's own checks; exit status 0 if all passed. */
+static int run_here(const test_case_t *c) {
+  case_name = c->name;
+  alarm(120); /* a hang ends as a failure, well before ctest's timeout */
+  c->run();
+  printf("case %c (%s): %d checks, %d failed\n", c->name, c->title, checks_run, checks_failed);
+  fflush(stdout);
+  return checks_failed == 0 ? 0 : 1;
+}
+
+/* Runs a case in a fresh process: this program exec'd with --case, the
+ * environment without EBB_ variables, plus the case's. True if it passed. */
+static bool run_child(const test_case_t *c) {
+  size_t n = 0;
+  while (environ[n] != NULL) n++;
+  char **env = calloc(n + 8, sizeof(char *));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (strncmp(environ[i], "EBB_", 4) != 0) env[k++] = environ[i];
+  }
+  for (int i = 0; c->env[i] != NULL; i++) env[k++] = (char *)c->env[i];
+  env[k] = NULL;
+  char name[2] = {c->name, 0};
+  char *args[] = {"test_purge", "--case", name, NULL};
+  uint64_t t0 = now_ms();
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execve("/proc/self/exe", args, env);
+    perror("execve");
+    _exit(127);
+  }
+  free(env);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+    printf("FAIL %c %s: could not run (%s)\n", c->name, c->title, strerror(errno));
+    return false;
+  }
+  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (ok) printf("ok   %c %s (%.1f s)\n", c->name, c->title, (double)(now_ms() - t0) / 1000);
+  else if (WIFSIGNALED(status)) printf("FAIL %c %s: killed by signal %d\n", c->name, c->title, WTERMSIG(status));
+  else printf("FAIL %c %s: exit %d\n", c->name, c->title, WEXITSTATUS(status));
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 3 && strcmp(argv[1], "--case") == 0) {
+    const test_case_t *c = find_case(argv[2][0]);
+    if (c == NULL) {
+      fprintf(stderr, "test_purge: no case %s\n", argv[2]);
+      return 2;
+    }
+    return run_here(c);
+  }
+  int failed = 0, ran = 0;
+  for (int i = 0; i < NCASES; i++) {
+    bool wanted = (argc == 1);
+    for (int a = 1; a < argc; a++) wanted |= (argv[a][0] == cases[i].name);
+    if (!wanted) continue;
+    ran++;
+    if (!run_child(&cases[i])) failed++;
+  }
+  printf("test_purge: %d cases, %d failed: %s\n", ran, failed, failed == 0 ? "PASS" : "FAIL");
+  return failed == 0 && ran > 0 ? 0 : 1;
+}

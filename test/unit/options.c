@@ -1,0 +1,201 @@
+/* test/unit/options.c - the option table: size parsing, range checks,
+ * reading EBB_ variables (with the warning a bad value gets), mallopt.
+ *
+ * White-box: linked with the library's objects. Options changed here are
+ * put back before the next test. Exits 1 if any CHECK failed. */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+extern size_t _ebb_large_threshold;
+
+static int checks_run, checks_failed;
+
+static bool check_at(bool ok, const char *file, int line, const char *expr, const char *what) {
+  checks_run++;
+  if (ok) return true;
+  checks_failed++;
+  fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, what ? " -- " : "", what ? what : "");
+  return false;
+}
+#define CHECK(cond) check_at((cond), __FILE__, __LINE__, #cond, NULL)
+#define CHECKS(cond, what) check_at((cond), __FILE__, __LINE__, #cond, (what))
+
+/* ---- _ebb_options_parse_size ------------------------------------------- */
+static void test_parse_size_valid(void) {
+  static const struct {
+    const char *text;
+    long long value;
+  } ok[] = {
+    {"0", 0},          {"4096", 4096},          {"64k", 64 << 10},        {"64K", 64 << 10},
+    {"8m", 8 << 20},   {"8M", 8 << 20},         {"1g", 1LL << 30},        {"1G", 1LL << 30},
+    {"16kb", 16 << 10}, {"16KB", 16 << 10},     {"2mB", 2 << 20},         {"12b", 12},
+    {"1024g", 1LL << 40}, {"007", 7},
+  };
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    long long v = -12345;
+    CHECKS(_ebb_options_parse_size(ok[i].text, &v) == 0, ok[i].text);
+    CHECKS(v == ok[i].value, ok[i].text);
+  }
+}
+
+static void test_parse_size_invalid(void) {
+  static const char *bad[] = {
+    "", "k", "12q", "-1", "1.5m", "99999999999999999999", " 64k", "64k ", "64 k", "1kk", "1t", "0x10", "+5", "b",
+    "64kbb",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    long long v = -12345;
+    CHECKS(_ebb_options_parse_size(bad[i], &v) == -1, bad[i]);
+    CHECKS(v == -12345, bad[i]); /* untouched on failure */
+  }
+  long long v = -12345;
+  CHECK(_ebb_options_parse_size(NULL, &v) == -1);
+}
+
+/* A number that fits but overflows once the suffix multiplies it must be
+ * refused, not wrapped: 17179869184g is 2^64 bytes, which wraps to 0 (so
+ * EBB_DIRTY_MAX=17179869184g would silently mean "purge at once"), and
+ * 8589934592g is 2^63, which wraps negative. */
+static void test_parse_size_overflow(void) {
+  static const char *bad[] = {"17179869184g", "8589934592g", "17592186044416m", "9007199254740992k"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    long long v = -12345;
+    int rc = _ebb_options_parse_size(bad[i], &v);
+    char what[96];
+    snprintf(what, sizeof(what), "%s parsed as %lld (rc %d)", bad[i], v, rc);
+    CHECKS(rc == -1, what);
+  }
+  long long v = 0;
+  CHECK(_ebb_options_parse_size("1048576g", &v) == 0 && v == 1LL << 50); /* large but exact */
+}
+
+/* ---- _ebb_option_set ----------------------------------------------------- */
+static void test_option_ranges(void) {
+  static const struct {
+    ebb_option_t opt;
+    long long min, max;
+  } ranges[] = {
+    {EBB_OPT_VERBOSE, 0, 1},
+    {EBB_OPT_STATS, 0, 1},
+    {EBB_OPT_ON_ERROR, 0, 1},
+    {EBB_OPT_LARGE_THRESHOLD, 4096, 512 * 1024},
+    {EBB_OPT_SEGMENT_CACHE, 0, 64},
+    {EBB_OPT_PURGE_DELAY_MS, 0, 60000},
+    {EBB_OPT_PURGE_THREAD, 0, 1},
+    {EBB_OPT_DIRTY_MAX, 0, 1LL << 40},
+    {EBB_OPT_DIRTY_FRACTION, 0, 100},
+    {EBB_OPT_LARGE_CACHE, 0, 1LL << 40},
+    {EBB_OPT_MADVISE, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+    ebb_option_t opt = ranges[i].opt;
+    long long saved = _ebb_option(opt), lo = ranges[i].min, hi = ranges[i].max;
+    char what[64];
+    snprintf(what, sizeof(what), "option %d", (int)opt);
+    CHECKS(!_ebb_option_set(opt, lo - 1), what);
+    CHECKS(_ebb_option(opt) == saved, what); /* a refused value changes nothing */
+    CHECKS(!_ebb_option_set(opt, hi + 1), what);
+    CHECKS(!_ebb_option_set(opt, -1000000), what);
+    CHECKS(_ebb_option(opt) == saved, what);
+    /* The extremes are accepted; the verbose ones are put back at once. */
+    CHECKS(_ebb_option_set(opt, hi) && _ebb_option(opt) == hi, what);
+    CHECKS(_ebb_option_set(opt, lo) && _ebb_option(opt) == lo, what);
+    CHECKS(_ebb_option_set(opt, saved) && _ebb_option(opt) == saved, what);
+  }
+  /* The large threshold is mirrored where the allocator reads it. */
+  long long saved = _ebb_option(EBB_OPT_LARGE_THRESHOLD);
+  CHECK(_ebb_option_set(EBB_OPT_LARGE_THRESHOLD, 64 * 1024) && _ebb_large_threshold == 64 * 1024);
+  CHECK(!_ebb_option_set(EBB_OPT_LARGE_THRESHOLD, 1) && _ebb_large_threshold == 64 * 1024);
+  CHECK(_ebb_option_set(EBB_OPT_LARGE_THRESHOLD, saved) && _ebb_large_threshold == (size_t)saved);
+}
+
+/* ---- reading the environment ------------------------------------------------ */
+/* Runs _ebb_options_init with stderr captured into buf. */
+static void init_captured(char *buf, size_t cap) {
+  fflush(stderr);
+  FILE *tmp = tmpfile();
+  int saved = dup(2);
+  dup2(fileno(tmp), 2);
+  _ebb_options_init();
+  dup2(saved, 2);
+  close(saved);
+  rewind(tmp);
+  size_t n = fread(buf, 1, cap - 1, tmp);
+  buf[n] = 0;
+  fclose(tmp);
+}
+
+static void test_options_init(void) {
+  char err[1024];
+  setenv("EBB_SEGMENT_CACHE", "7", 1);
+  setenv("EBB_DIRTY_MAX", "3m", 1);
+  setenv("EBB_MADVISE", "FREE", 1);
+  init_captured(err, sizeof(err));
+  CHECKS(err[0] == 0, err);
+  CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 7);
+  CHECK(_ebb_option(EBB_OPT_DIRTY_MAX) == 3 << 20);
+  CHECK(_ebb_option(EBB_OPT_MADVISE) == 1);
+  unsetenv("EBB_DIRTY_MAX");
+  unsetenv("EBB_MADVISE");
+
+  /* A bad value: one line, naming the variable, the range and the default. */
+  setenv("EBB_SEGMENT_CACHE", "999", 1);
+  init_captured(err, sizeof(err));
+  CHECKS(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE=999 is invalid: expected a number from 0 to 64; using 4\n") == 0,
+         err);
+  CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 4);
+  setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: as if unset, no warning */
+  init_captured(err, sizeof(err));
+  CHECKS(err[0] == 0, err);
+  unsetenv("EBB_SEGMENT_CACHE");
+
+  setenv("EBB_PURGE_THREAD", "maybe", 1);
+  init_captured(err, sizeof(err));
+  CHECKS(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 0 or 1; using 1\n") == 0, err);
+  unsetenv("EBB_PURGE_THREAD");
+  setenv("EBB_MADVISE", "sometimes", 1);
+  init_captured(err, sizeof(err));
+  CHECKS(strcmp(err, "ebb: warning: EBB_MADVISE=sometimes is invalid: expected dontneed or free; using dontneed\n") ==
+             0,
+         err);
+  CHECK(_ebb_option(EBB_OPT_MADVISE) == 0);
+  unsetenv("EBB_MADVISE");
+  setenv("EBB_LARGE_THRESHOLD", "1", 1);
+  init_captured(err, sizeof(err));
+  CHECKS(strstr(err, "ebb: warning: EBB_LARGE_THRESHOLD=1 is invalid: expected a size") == err, err);
+  CHECK(_ebb_large_threshold == 512 * 1024);
+  unsetenv("EBB_LARGE_THRESHOLD");
+  init_captured(err, sizeof(err)); /* back to the defaults */
+}
+
+/* ---- mallopt --------------------------------------------------------------------- */
+static void test_mallopt(void) {
+  long long dirty_max = _ebb_option(EBB_OPT_DIRTY_MAX), threshold = _ebb_option(EBB_OPT_LARGE_THRESHOLD);
+  CHECK(ebb_mallopt(M_TRIM_THRESHOLD, 12345) == 1 && _ebb_option(EBB_OPT_DIRTY_MAX) == 12345);
+  CHECK(ebb_mallopt(M_TRIM_THRESHOLD, 0) == 1 && _ebb_option(EBB_OPT_DIRTY_MAX) == 0);
+  CHECK(ebb_mallopt(M_TRIM_THRESHOLD, -1) == 0 && _ebb_option(EBB_OPT_DIRTY_MAX) == 0);
+  CHECK(ebb_mallopt(M_MMAP_THRESHOLD, 100000) == 1 && _ebb_large_threshold == 100000);
+  CHECK(ebb_mallopt(M_MMAP_THRESHOLD, 1) == 1 && _ebb_large_threshold == 4096); /* clamped */
+  CHECK(ebb_mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 && _ebb_large_threshold == 512 * 1024);
+  CHECK(ebb_mallopt(M_MMAP_THRESHOLD, -5) == 0 && _ebb_large_threshold == 512 * 1024);
+  CHECK(ebb_mallopt(M_ARENA_MAX, 2) == 1); /* glibc's, accepted and ignored */
+  CHECK(ebb_mallopt(12345, 1) == 0);       /* unknown */
+  CHECK(_ebb_option_set(EBB_OPT_DIRTY_MAX, dirty_max));
+  CHECK(_ebb_option_set(EBB_OPT_LARGE_THRESHOLD, threshold));
+}
+
+int main(void) {
+  test_parse_size_valid();
+  test_parse_size_invalid();
+  test_parse_size_overflow();
+  test_option_ranges();
+  test_options_init();
+  test_mallopt();
+  printf("unit_options: %d checks, %d failed: %s\n", checks_run, checks_failed, checks_failed ? "FAIL" : "PASS");
+  return checks_failed ? 1 : 0;
+}

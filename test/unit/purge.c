@@ -1,0 +1,217 @@
+/* test/unit/purge.c - the purge policy against a fake clock: the purge
+ * passes are called directly with made-up times.
+ *
+ * The real clock must not interfere: main turns the purge thread off before
+ * anything is offered, sets a 60 s purge delay (the on-entry passes the
+ * allocator makes with the real clock then find nothing expired) and a huge
+ * dirty budget (no pass is ever urgent), keeps a large untouched block
+ * live (the budget's fraction grows with memory in use), and warms up so
+ * that the first on-entry pass, which may stamp pages with real time, has
+ * run and was followed by a forced purge.
+ *
+ * Stamps are 32-bit milliseconds (page->idle_since, 0 = not stamped yet):
+ * a pass stamps an IDLE page the first time it sees it and purges it once
+ * now - stamp >= delay. The ebb_ names are used throughout: gcc may drop a
+ * malloc/free pair of the standard names that nothing reads.
+ * Exits 1 if any CHECK failed. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define BASE 1000000u /* fake clock, ms */
+#define DELAY 100u
+
+static int checks_run, checks_failed;
+
+static bool check_at(bool ok, const char *file, int line, const char *expr, const char *fmt, size_t a, size_t b) {
+  checks_run++;
+  if (ok) return true;
+  checks_failed++;
+  fprintf(stderr, "%s:%d: CHECK failed: %s", file, line, expr);
+  if (fmt) {
+    fputs(" -- ", stderr);
+    fprintf(stderr, fmt, a, b);
+  }
+  fputc('\n', stderr);
+  return false;
+}
+#define CHECK(cond) check_at((cond), __FILE__, __LINE__, #cond, NULL, 0, 0)
+/* One or two size_t values in the message. */
+#define CHECKV(cond, fmt, a, b) check_at((cond), __FILE__, __LINE__, #cond, (fmt), (size_t)(a), (size_t)(b))
+
+enum { NBLOCKS = 8192, BSIZE = 256 }; /* 2 MiB of small blocks: 32+ pages */
+static void *blocks[NBLOCKS];
+
+/* Allocates and frees 2 MiB of small blocks: their pages are parked and
+ * offered (IDLE, not stamped). */
+static void park_pages(void) {
+  for (int i = 0; i < NBLOCKS; i++) {
+    blocks[i] = ebb_malloc(BSIZE);
+    memset(blocks[i], 0x33, BSIZE);
+  }
+  for (int i = 0; i < NBLOCKS; i++) ebb_free(blocks[i]);
+}
+
+static size_t dirty(void) { return atomic_load(&_ebb_dirty_bytes); }
+
+/* ---- offered pages -------------------------------------------------------- */
+static void test_delay(void) {
+  park_pages();
+  size_t d0 = dirty();
+  CHECKV(d0 >= 2 * MiB - 64 * KiB, "dirty %zu KiB after freeing 2 MiB", d0 / KiB, 0);
+  size_t r = _ebb_segment_purge_idle(BASE, DELAY, false);
+  CHECKV(r == 0, "first pass released %zu KiB: it should only stamp", r / KiB, 0);
+  r = _ebb_segment_purge_idle(BASE + DELAY - 1, DELAY, false);
+  CHECKV(r == 0, "released %zu KiB at delay - 1 ms", r / KiB, 0);
+  CHECK(dirty() == d0);
+  r = _ebb_segment_purge_idle(BASE + DELAY, DELAY, false);
+  CHECKV(r >= 2 * MiB - 64 * KiB && r <= 3 * MiB, "released %zu KiB at the delay (2 MiB offered)", r / KiB, 0);
+  CHECKV(dirty() <= d0 - (2 * MiB - 64 * KiB), "dirty %zu KiB after the purge (was %zu KiB)", dirty() / KiB, d0 / KiB);
+  r = _ebb_segment_purge_idle(BASE + 3 * DELAY, DELAY, false);
+  CHECKV(r == 0, "a second purge of the same pages released %zu KiB", r / KiB, 0);
+}
+
+/* Pages offered after a pass stamped others wait their own delay. */
+static void test_stamped_late(void) {
+  park_pages();
+  CHECK(_ebb_segment_purge_idle(BASE, DELAY, false) == 0);
+  /* Take the pages back and offer them again: the stamp is forgotten. */
+  park_pages();
+  size_t r = _ebb_segment_purge_idle(BASE + DELAY, DELAY, false);
+  CHECKV(r == 0, "re-offered pages purged on their old stamp: %zu KiB", r / KiB, 0);
+  r = _ebb_segment_purge_idle(BASE + 2 * DELAY, DELAY, false);
+  CHECKV(r >= 2 * MiB - 64 * KiB, "released %zu KiB a delay after the new stamp", r / KiB, 0);
+}
+
+static void test_force(void) {
+  park_pages();
+  size_t r = _ebb_segment_purge_idle(BASE, DELAY, true);
+  CHECKV(r >= 2 * MiB - 64 * KiB && r <= 3 * MiB, "force released %zu KiB (2 MiB offered)", r / KiB, 0);
+  CHECK(_ebb_segment_purge_idle(BASE, DELAY, true) == 0);
+}
+
+/* The purged pages work again: the blocks come back zeroed or rewritten
+ * and nothing is handed out twice. */
+static void test_reuse_after_purge(void) {
+  for (int i = 0; i < NBLOCKS; i++) {
+    blocks[i] = ebb_malloc(BSIZE);
+    memset(blocks[i], i & 0xff, BSIZE);
+  }
+  int bad = 0;
+  for (int i = 0; i < NBLOCKS; i++) bad += ((unsigned char *)blocks[i])[BSIZE - 1] != (i & 0xff);
+  CHECKV(bad == 0, "%zu blocks overlap after reuse", bad, 0);
+  for (int i = 0; i < NBLOCKS; i++) ebb_free(blocks[i]);
+  _ebb_segment_purge_idle(BASE, DELAY, true);
+}
+
+/* The clock is 32-bit milliseconds since boot + 1 (it wraps after 49.7
+ * days). A page stamped just before the wrap must still wait its delay:
+ * stamped at 0xFFFFFFF0, it is 32 ms old at 0x1_0000_0010. */
+static void test_wrap(void) {
+  park_pages();
+  uint64_t stamp = 0xFFFFFFF0u;
+  CHECK(_ebb_segment_purge_idle(stamp, DELAY, false) == 0);
+  size_t r = _ebb_segment_purge_idle(stamp + 32, DELAY, false);
+  CHECKV(r == 0, "pages stamped 32 ms before, across the 32-bit wrap, purged early: %zu KiB", r / KiB, 0);
+  r = _ebb_segment_purge_idle(stamp + DELAY, DELAY, false);
+  CHECKV(r >= 2 * MiB - 64 * KiB || r == 0, "%zu KiB", r / KiB, 0);
+  _ebb_segment_purge_idle(BASE, DELAY, true); /* whatever is left */
+}
+
+/* ---- the segment cache ---------------------------------------------------------- */
+/* A thread whose wide page is free when it exits releases that segment
+ * whole: it goes to the segment cache with its memory dirty. */
+static void *wide_thread(void *arg) {
+  (void)arg;
+  void *p = ebb_malloc(300 * KiB);
+  memset(p, 0x44, 300 * KiB);
+  ebb_free(p);
+  return NULL;
+}
+
+static void test_segment_cache(void) {
+  ebb_collect(true); /* empties the cache (its final reap may refill it) */
+  ebb_collect(true);
+  uint64_t t0 = _ebb_purge_clock_ms();
+  size_t before = _ebb_segment_cache_count();
+  pthread_t t;
+  pthread_create(&t, NULL, wide_thread, NULL);
+  pthread_join(t, NULL);
+  uint64_t t1 = _ebb_purge_clock_ms();
+  size_t count = _ebb_segment_cache_count();
+  CHECKV(count > before, "segment cache %zu -> %zu after the thread exited", before, count);
+  /* The statistics report the cached, unpurged segment as segment_cache. */
+  ebb_stats_t st;
+  ebb_stats_get(&st);
+  CHECKV(st.segment_cache >= 4 * MiB - 16 * KiB, "segment_cache %zu KiB with %zu segments cached",
+         st.segment_cache / KiB, count);
+
+  uint64_t d = 10000; /* a long fake delay: t1 - t0 is far below it */
+  size_t r = _ebb_segment_purge_cache(t1, d, false);
+  CHECKV(r == 0, "cache purged %zu KiB before the delay", r / KiB, 0);
+  r = _ebb_segment_purge_cache(t0 + d + (t1 - t0), d, false);
+  CHECKV(r >= 4 * MiB - 4 * KiB, "cache purged %zu KiB at the delay", r / KiB, 0);
+  /* ... and the resident estimate drops by as much. */
+  ebb_stats_t after;
+  ebb_stats_get(&after);
+  CHECKV(after.resident + 4 * MiB - 16 * KiB <= st.resident,
+         "resident estimate %zu KiB -> %zu KiB after purging a cached segment", st.resident / KiB,
+         after.resident / KiB);
+  CHECKV(_ebb_segment_cache_count() == count, "purged, not unmapped: %zu cached (was %zu)",
+         _ebb_segment_cache_count(), count);
+  r = _ebb_segment_purge_cache(t1 + 10 * d - 1 - (t1 - t0), d, false);
+  CHECKV(r == 0, "cache released %zu KiB again before 10 x delay", r / KiB, 0);
+  r = _ebb_segment_purge_cache(t1 + 10 * d, d, false);
+  CHECKV(r >= 4 * MiB, "unmapping released %zu KiB at 10 x delay", r / KiB, 0);
+  CHECKV(_ebb_segment_cache_count() == 0, "%zu segments still cached", _ebb_segment_cache_count(), 0);
+}
+
+/* ---- the large cache --------------------------------------------------------------- */
+static void test_large_cache(void) {
+  uint64_t t0 = _ebb_purge_clock_ms();
+  void *p = ebb_malloc(8 * MiB);
+  memset(p, 1, 8 * MiB);
+  ebb_free(p);
+  uint64_t t1 = _ebb_purge_clock_ms();
+  ebb_stats_t st;
+  ebb_stats_get(&st);
+  CHECKV(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", st.large_cache / KiB, 0);
+  uint64_t d = 10000;
+  size_t r = _ebb_large_purge_cache(t1, d, false);
+  CHECKV(r == 0, "large cache released %zu KiB before the delay", r / KiB, 0);
+  r = _ebb_large_purge_cache(t0 + d + (t1 - t0), d, false);
+  CHECKV(r >= 8 * MiB, "large cache released %zu KiB at the delay", r / KiB, 0);
+  ebb_stats_get(&st);
+  CHECKV(st.large_cache == 0, "large_cache %zu KiB after the delay", st.large_cache / KiB, 0);
+}
+
+int main(void) {
+  /* First thing: no purge thread, no expiry on the real clock, no urgency. */
+  _ebb_option_set(EBB_OPT_PURGE_THREAD, 0);
+  _ebb_option_set(EBB_OPT_PURGE_DELAY_MS, 60000);
+  _ebb_option_set(EBB_OPT_DIRTY_MAX, 1LL << 40);
+  _ebb_option_set(EBB_OPT_DIRTY_FRACTION, 100);
+  void *ballast = ebb_malloc(256 * MiB); /* untouched: raises memory in use, not RSS */
+  /* Warm up: the first offer runs an on-entry pass (real-time stamps), the
+   * forced collection purges whatever it stamped. */
+  ebb_free(ebb_malloc(BSIZE));
+  ebb_collect(true);
+  ebb_collect(true);
+
+  test_delay();
+  test_stamped_late();
+  test_force();
+  test_reuse_after_purge();
+  test_wrap();
+  test_segment_cache();
+  test_large_cache();
+  ebb_free(ballast);
+  CHECKV(_ebb_option(EBB_OPT_PURGE_THREAD) == 0, "purge thread option %zu", _ebb_option(EBB_OPT_PURGE_THREAD), 0);
+  printf("unit_purge: %d checks, %d failed: %s\n", checks_run, checks_failed, checks_failed ? "FAIL" : "PASS");
+  return checks_failed ? 1 : 0;
+}
