@@ -501,8 +501,9 @@ static void settle_displaced(ebb_heap_t *heap, ebb_page_t *page) {
 /* ---- local frees that need more than a push -------------------------------------------- */
 /* The page's flags are set: full, or parked. */
 void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block) {
-  if ((page->flags & EBB_PAGE_IN_PLACE) && page->used == 0) {
-    /* Parked because it was empty, and nothing was allocated since. */
+  if ((page->flags & EBB_PAGE_PARKED) && __atomic_load_n(&page->used, __ATOMIC_RELAXED) == 0) {
+    /* Parked with no live block (used only drops when a purge collects
+     * blocks freed before, never below the live ones): nothing to free. */
     _ebb_error_double_free(block);
     return;
   }

@@ -388,6 +388,13 @@ ebb_export size_t ebb_collect(bool force) {
   pthread_mutex_lock(&pass_lock);
   size_t released = purge_run(force, force);
   pthread_mutex_unlock(&pass_lock);
-  if (heap != &_ebb_heap_empty) _ebb_page_reap(heap);
+  if (heap != &_ebb_heap_empty && force) {
+    /* Pages the pass emptied go back to their segments, and segments left
+     * with nothing in use to the cache, which a second pass releases. */
+    _ebb_page_reap(heap);
+    pthread_mutex_lock(&pass_lock);
+    released += purge_run(true, true);
+    pthread_mutex_unlock(&pass_lock);
+  }
   return released;
 }

@@ -162,13 +162,16 @@ static ebb_segment_t *cache_pop(void) {
 
 static bool cache_push(ebb_segment_t *seg) {
   bool kept = false;
+  /* A segment whose pages were all purged (or never touched) is clean. */
+  bool clean = _ebb_purge_zeroes();
+  for (uint32_t i = 0; i < seg->page_count && clean; i++) clean = seg->pages[i].is_fresh;
   seg->cached_since = _ebb_purge_clock_ms();
-  seg->cache_purged = false;
+  seg->cache_purged = clean;
   _ebb_lock();
   size_t limit = (size_t)_ebb_option(EBB_OPT_SEGMENT_CACHE);
   if (cache_count < limit && cache_count < sizeof(cache) / sizeof(cache[0])) {
     cache[cache_count++] = seg;
-    _ebb_purge_dirty_add(EBB_SEGMENT_SIZE);
+    if (!clean) _ebb_purge_dirty_add(EBB_SEGMENT_SIZE);
     kept = true;
   }
   _ebb_unlock();
