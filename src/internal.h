@@ -186,7 +186,7 @@ void _ebb_segment_registry_add(ebb_segment_t *seg);
 void _ebb_segment_registry_remove(ebb_segment_t *seg);
 void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
 size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
-size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force);
+size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool urgent);
 size_t _ebb_segment_purge_abandoned(void);
 size_t _ebb_segment_cache_count(void);
 void _ebb_segment_reoffer_remote(void);

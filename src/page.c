@@ -434,9 +434,20 @@ void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
   _ebb_page_offer(page, offered > page->block_size ? offered : page->block_size);
 }
 
-/* The owner takes back a page parked in place (EBB_PAGE_IN_PLACE: kept
- * for pages that stay reachable from the direct table while offered; no
- * path parks that way at present, see the note in README). */
+/* An empty head page stays where it is in its queue (so that allocating
+ * again costs no queue or direct-table update), with `free` moved to
+ * `stash`: the malloc fast path misses it and the generic path takes it
+ * back. A purge may claim it meanwhile; it must then leave `free` alone
+ * (NULL), because the direct table still leads the fast path to it. */
+static void park_in_place(ebb_page_t *page) {
+  ebb_assert(page->flags == 0 && page->used == 0);
+  page->flags = EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE;
+  page->stash = page->free;
+  page->free = NULL;
+  _ebb_page_offer(page, (size_t)page->capacity * page->block_size);
+}
+
+/* The owner takes back a page parked in place. */
 void _ebb_page_take_back(ebb_page_t *page) {
   ebb_assert(page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE));
   _ebb_page_claim(page);
@@ -536,7 +547,7 @@ void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
      * released with its last page (offered as a free page meanwhile). */
     _ebb_page_free(heap, page);
   } else if (page->used == 0) {
-    _ebb_page_park(heap, page);
+    park_in_place(page);
   } else if (head) {
     page->park_at = 0;
     return;

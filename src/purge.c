@@ -238,10 +238,10 @@ static size_t purge_run(bool force, bool explicit_call) {
   if (delay == 0) force = true;
   if (atomic_exchange_explicit(&remote_hint, 0, memory_order_seq_cst)) _ebb_segment_reoffer_remote();
   size_t released = _ebb_segment_purge_idle(now, delay, force);
-  /* Over budget, pages go at once; the caches keep their own clock (they
-   * are bounded on their own) unless the program asked. */
-  released += _ebb_segment_purge_cache(now, delay, explicit_call);
-  released += _ebb_large_purge_cache(now, delay, explicit_call);
+  /* Over budget, everything dirty goes at once; cached segments are only
+   * unmapped (not just purged) early when the program asked. */
+  released += _ebb_segment_purge_cache(now, delay, explicit_call, force);
+  released += _ebb_large_purge_cache(now, delay, force);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
     released += _ebb_segment_purge_abandoned();
   if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);

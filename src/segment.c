@@ -183,9 +183,10 @@ static void cache_remove_locked(size_t i) {
   cache_count--;
 }
 
-/* Purges cached segments after purge_delay, unmaps them after ten. The
- * first OS page (registry links) stays until the unmap. */
-size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force) {
+/* Purges cached segments after purge_delay (at once when over the dirty
+ * budget), unmaps them after ten delays (at once with force). The first OS
+ * page (registry links) stays until the unmap. */
+size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool urgent) {
   size_t released = 0;
   uint64_t unmap_after = delay * 10 < 200 ? 200 : delay * 10;
   _ebb_lock();
@@ -200,7 +201,7 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force) {
       released += EBB_SEGMENT_SIZE;
       continue;
     }
-    if (!seg->cache_purged && age >= delay) {
+    if (!seg->cache_purged && (urgent || age >= delay)) {
       _ebb_prim_decommit((uint8_t *)seg + EBB_OS_PAGE, EBB_SEGMENT_SIZE - EBB_OS_PAGE, false);
       seg->cache_purged = true;
       _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);

@@ -152,9 +152,9 @@ static void test_segment_cache(void) {
          st.segment_cache / KiB, count);
 
   uint64_t d = 10000; /* a long fake delay: t1 - t0 is far below it */
-  size_t r = _ebb_segment_purge_cache(t1, d, false);
+  size_t r = _ebb_segment_purge_cache(t1, d, false, false);
   CHECKV(r == 0, "cache purged %zu KiB before the delay", r / KiB, 0);
-  r = _ebb_segment_purge_cache(t0 + d + (t1 - t0), d, false);
+  r = _ebb_segment_purge_cache(t0 + d + (t1 - t0), d, false, false);
   CHECKV(r >= 4 * MiB - 4 * KiB, "cache purged %zu KiB at the delay", r / KiB, 0);
   /* ... and the resident estimate drops by as much. */
   ebb_stats_t after;
@@ -164,9 +164,9 @@ static void test_segment_cache(void) {
          after.resident / KiB);
   CHECKV(_ebb_segment_cache_count() == count, "purged, not unmapped: %zu cached (was %zu)",
          _ebb_segment_cache_count(), count);
-  r = _ebb_segment_purge_cache(t1 + 10 * d - 1 - (t1 - t0), d, false);
+  r = _ebb_segment_purge_cache(t1 + 10 * d - 1 - (t1 - t0), d, false, false);
   CHECKV(r == 0, "cache released %zu KiB again before 10 x delay", r / KiB, 0);
-  r = _ebb_segment_purge_cache(t1 + 10 * d, d, false);
+  r = _ebb_segment_purge_cache(t1 + 10 * d, d, false, false);
   CHECKV(r >= 4 * MiB, "unmapping released %zu KiB at 10 x delay", r / KiB, 0);
   CHECKV(_ebb_segment_cache_count() == 0, "%zu segments still cached", _ebb_segment_cache_count(), 0);
 }
