@@ -119,6 +119,8 @@ bool _ebb_page_extend(ebb_page_t *page) {
     b = next;
   }
   b->next = NULL;
+  /* New blocks are live-or-free, never "purged": forget any mark. */
+  if (page->purged_blocks > 0) _ebb_segment_clear_purged(_ebb_segment_of(page), first, (size_t)n * bsize);
   page->free = (ebb_block_t *)first;
   page->capacity += n;
   page->span = (size_t)page->capacity * bsize;

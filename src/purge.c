@@ -91,6 +91,7 @@ void _ebb_purge_dirty_sub(size_t bytes) {
 /* ---- purging one page (the caller holds it: PURGING, or exclusively) ------ */
 static size_t os_round_up(size_t x) { return (x + EBB_OS_PAGE - 1) & ~(size_t)(EBB_OS_PAGE - 1); }
 
+
 _Atomic(size_t) _ebb_lazy_total; /* of which with MADV_FREE (RSS hides them) */
 
 /* With EBB_MADVISE=free, purged memory may keep its old contents. */
@@ -173,8 +174,10 @@ static void purge_sparse(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t
   memset(&sp, 0, sizeof(sp));
   ebb_assert(page->reserved <= EBB_PAGE_MAX_BLOCKS);
   mark_free_blocks(seg, page, &sp);
-  size_t carved = os_round_up((size_t)page->capacity * page->block_size);
-  size_t n_os = carved / EBB_OS_PAGE, base = os_base(seg, page);
+  /* Only OS pages wholly inside the carved blocks: the one the carved part
+   * ends in also holds uncarved memory that extend will hand out later
+   * (and a purged mark there would make those blocks look free). */
+  size_t n_os = (size_t)page->capacity * page->block_size / EBB_OS_PAGE, base = os_base(seg, page);
   for (size_t k = 0; k < n_os; k++) {
     if (os_page_free(page, &sp, k)) set_bit(sp.os, k);
   }
