@@ -79,7 +79,7 @@ EBB_API size_t ebb_collect(bool force);
  * text and the JSON. */
 #define EBB_STATS_VERSION 1
 #define EBB_STATS_FIELDS(X)                                                                   \
-  X(live, "bytes in live blocks, rounded to their size class (large included)")              \
+  X(live, "bytes in live blocks, rounded to their size class (large included); blocks freed by another thread, or into a parked page, count until their page collects them") \
   X(large_live, "of which live large blocks (their own mappings)")                           \
   X(free_in_pages, "resident bytes in pages that no live block uses")                        \
   X(segment_cache, "resident bytes of free segments kept for reuse")                         \

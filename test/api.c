@@ -913,7 +913,10 @@ static void test_stats_live(void) {
     if (CHECK((blocks[i] = malloc(KiB)) != NULL))
       memset(blocks[i], 3, KiB);
   ebb_stats_t held = stats_now();
-  CHECKF(held.live >= before.live + 50 * MiB, "live %.1f -> %.1f MiB", MB_OF(before.live),
+  /* `live` counts blocks freed into a parked page (or by another thread)
+   * until a purge pass collects them, so `before` may hold a few KiB that a
+   * pass has collected since: allow 1 MiB. */
+  CHECKF(held.live + 1 * MiB >= before.live + 50 * MiB, "live %.1f -> %.1f MiB", MB_OF(before.live),
          MB_OF(held.live));
   CHECK(held.mapped >= held.live);
   struct mallinfo2 mi = mallinfo2();
