@@ -137,7 +137,9 @@ BEGIN {
     printf "MiB still resident (RSS above the start) %.1f s after the program freed its blocks,\n", idle_ms / 1000
     print "idle (no malloc calls, no malloc_trim). A row allocates ~256 MiB of one block size,"
     print "touches every page, frees all; round 2 repeats round 1; trap: 1 MiB malloc+free, then"
-    print "256 x 1 MiB; sparse: 100,000 blocks, a random 1% kept live. * = above the issue's bar."
+    print "256 x 1 MiB; pinned: as round 1, but one small block allocated after the batch stays"
+    print "live (as in a running program); sparse: 100,000 blocks, a random 1% kept live."
+    print "* = above the issue's bar."
     print ""
     printf "%-" w0 "s", "experiment"
     for (a = 1; a <= n; a++) printf "%" w "s", alloc[a]

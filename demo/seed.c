@@ -76,7 +76,7 @@
 
 _Static_assert(MAX_BLOCKS >= SPARSE_BLOCKS && MAX_BLOCKS >= TRAP_BLOCKS, "pointer array too small");
 
-typedef enum { KIND_SIZE, KIND_TRAP, KIND_SPARSE } kind_t;
+typedef enum { KIND_SIZE, KIND_TRAP, KIND_SPARSE, KIND_PINNED } kind_t;
 
 typedef struct {
     const char *group; /* round1, round2, trap, sparse */
@@ -114,6 +114,12 @@ static const row_t rows[] = {
     SIZE_ROWS("round1"),
     SIZE_ROWS("round2"),
     { "trap", "1MiB", 1 * MIB, KIND_TRAP },
+    /* As round 1, but one block allocated after the batch stays live: what
+     * a running program looks like, and what keeps glibc from trimming the
+     * top of its heap. */
+    { "pinned", "8KiB", 8 * KIB, KIND_PINNED }, { "pinned", "64KiB", 64 * KIB, KIND_PINNED },
+    { "pinned", "80KB", 80000, KIND_PINNED }, { "pinned", "127KiB", 127 * KIB, KIND_PINNED },
+    { "pinned", "256KiB", 256 * KIB, KIND_PINNED }, { "pinned", "800KB", 800000, KIND_PINNED },
     { "sparse", "1KiB", 1 * KIB, KIND_SPARSE },
     { "sparse", "4KiB", 4 * KIB, KIND_SPARSE },
 };
@@ -290,6 +296,21 @@ static void run_trap(const row_t *row, const config_t *cfg, result_t *res)
     res->retained_kib = rss_kib() - start_kib;
 }
 
+/* The pin has a size no earlier row used, so that no free list can serve
+ * it: it comes from the top of the heap, above the batch. */
+static void run_pinned(const row_t *row, const config_t *cfg, result_t *res)
+{
+    size_t n = TARGET_BYTES / row->size;
+    if (n == 0)
+        n = 1;
+    res->peak_kib = fill(n, row->size);
+    void *pin = alloc_touched(3000 + 16 * (row - rows));
+    free_all(n);
+    idle(cfg->idle_ms);
+    res->retained_kib = rss_kib() - start_kib;
+    free(pin);
+}
+
 /* splitmix64: a small, well-mixed PRNG with a fixed seed. */
 static uint64_t next_random(uint64_t *state)
 {
@@ -359,6 +380,8 @@ static void run_row(const row_t *row, const config_t *cfg, result_t *res)
         run_size(row, cfg, res);
     else if (row->kind == KIND_TRAP)
         run_trap(row, cfg, res);
+    else if (row->kind == KIND_PINNED)
+        run_pinned(row, cfg, res);
     else
         run_sparse(row, cfg, res);
     res->ran = 1;
