@@ -51,13 +51,9 @@ die() { echo "instr.sh: $*" >&2; exit 1; }
 note() { echo "instr.sh: $*" >&2; }
 
 # ---- tools and allocator packages ----------------------------------------
-# allocator -> Debian package, and the library file it must ship.
-declare -A PKG=([glibc]=libc6 [jemalloc]=libjemalloc2 [mimalloc]=libmimalloc2.0
-                [tcmalloc]=libtcmalloc-minimal4)
-declare -A LIBNAME=([glibc]=libc.so.6 [jemalloc]=libjemalloc.so.2
-                    [mimalloc]=libmimalloc.so.2 [tcmalloc]=libtcmalloc_minimal.so.4)
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# PKG, LIBNAME, installed, apt_install, package_lib, preload_of,
+# expected_of, version_of.
+source "$ROOT/bench/allocators.sh"
 
 ensure_packages() {
     local missing=() p
@@ -65,51 +61,7 @@ ensure_packages() {
         installed "$p" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    local sudo=
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
-        sudo=sudo
-    fi
-    note "installing ${missing[*]}"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
-}
-
-# The installed path of an allocator's library, from the package's file list.
-package_lib() {
-    local path
-    path=$(dpkg -L "${PKG[$1]}" | grep -E "/${LIBNAME[$1]//./\\.}\$" | head -n 1) || true
-    if [ -z "$path" ] || [ ! -e "$path" ]; then
-        die "${PKG[$1]} does not provide ${LIBNAME[$1]}"
-    fi
-    echo "$path"
-}
-
-# What to LD_PRELOAD for an allocator (empty for glibc), and the file that
-# `malloc` must then resolve to.
-preload_of() {
-    case $1 in
-        glibc) echo "" ;;
-        ebb) echo "$BUILD/libebb.so" ;;
-        *) package_lib "$1" ;;
-    esac
-}
-expected_of() {
-    case $1 in
-        glibc) package_lib glibc ;;
-        *) preload_of "$1" ;;
-    esac
-}
-
-version_of() {
-    case $1 in
-        ebb)
-            local v rev
-            v=$(sed -n 's/^project(ebb VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
-            rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || rev=
-            echo "${v:-?}${rev:+ (git $rev)}" ;;
-        *) dpkg-query -W -f='${Version}' "${PKG[$1]}" ;;
-    esac
+    apt_install "${missing[@]}" || die "could not install: ${missing[*]}"
 }
 
 # ---- measuring -------------------------------------------------------------
@@ -160,8 +112,9 @@ per_pair() {
 # both natively and under valgrind (valgrind adds its own preloads).
 check_which() {
     local alloc=$1 prog=$2 preload want got
-    preload=$(preload_of "$alloc")
-    want=$(readlink -f "$(expected_of "$alloc")")
+    preload=$(preload_of "$alloc") || die "${PKG[$alloc]} does not provide ${LIBNAME[$alloc]}"
+    want=$(expected_of "$alloc") || die "${PKG[$alloc]} does not provide ${LIBNAME[$alloc]}"
+    want=$(readlink -f "$want")
     got=$(env ${preload:+LD_PRELOAD="$preload"} "$prog" --which 2>"$WORK/which.err") ||
         { note "$alloc: --which failed: $(cat "$WORK/which.err")"; return 1; }
     [ "$(readlink -f "$got")" = "$want" ] ||

@@ -100,14 +100,9 @@ EOF
 # object (not only those over 512 bytes) comes from the allocator under test.
 
 # ---- allocators --------------------------------------------------------
-# allocator -> Debian package, and the library file it must ship (as
-# bench/instr.sh).
-declare -A PKG=([glibc]=libc6 [jemalloc]=libjemalloc2 [mimalloc]=libmimalloc2.0
-                [tcmalloc]=libtcmalloc-minimal4)
-declare -A LIBNAME=([glibc]=libc.so.6 [jemalloc]=libjemalloc.so.2 [mimalloc]=libmimalloc.so.2
-                    [tcmalloc]=libtcmalloc_minimal.so.4)
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# PKG, LIBNAME, installed, apt_install, package_lib, preload_of,
+# expected_of, version_of.
+source "$ROOT/bench/allocators.sh"
 
 selected() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
@@ -121,50 +116,7 @@ ensure_packages() {
     if [ "$MODE" = smoke ]; then
         return 0  # missing allocators are skipped; a missing `time` is stood in for
     fi
-    local sudo=
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
-        sudo=sudo
-    fi
-    note "installing ${missing[*]}"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
-}
-
-# The installed path of an allocator's library, from the package's file list.
-package_lib() {
-    local path
-    path=$(dpkg -L "${PKG[$1]}" 2>/dev/null | grep -E "/${LIBNAME[$1]//./\\.}\$" | head -n 1) || true
-    [ -n "$path" ] && [ -e "$path" ] || return 1
-    echo "$path"
-}
-
-preload_of() {
-    case $1 in
-        glibc) echo "" ;;
-        ebb) echo "$BUILD/libebb.so" ;;
-        *) package_lib "$1" ;;
-    esac
-}
-expected_of() {
-    case $1 in
-        glibc) package_lib glibc ;;
-        *) preload_of "$1" ;;
-    esac
-}
-
-version_of() {
-    case $1 in
-        ebb)
-            local v rev
-            v=$(sed -n 's/^project(ebb VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
-            rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || rev=
-            if [ -n "$rev" ] && [ -n "$(git -C "$ROOT" status --porcelain -- src include 2>/dev/null)" ]; then
-                rev="$rev+changes"
-            fi
-            echo "${v:-?}${rev:+ (git $rev)}" ;;
-        *) dpkg-query -W -f='${Version}' "${PKG[$1]}" 2>/dev/null || echo "?" ;;
-    esac
+    apt_install "${missing[@]}" || die "could not install: ${missing[*]}"
 }
 
 # check_which ALLOC: malloc (and free) must resolve to the allocator's library.

@@ -28,7 +28,6 @@ static bool heap_key_ready;
 static void heap_reset(ebb_heap_t *heap) {
   memset(heap->queues, 0, sizeof(heap->queues));
   for (size_t w = 0; w < EBB_DIRECT_COUNT; w++) heap->direct[w] = &_ebb_page_empty;
-  for (unsigned b = 0; b <= EBB_BIN_FULL; b++) heap->queues[b].block_size = _ebb_bin_size(b);
   atomic_store_explicit(&heap->delayed_free, NULL, memory_order_relaxed);
   heap->segments = NULL;
   heap->with_free[0] = heap->with_free[1] = NULL;
@@ -106,9 +105,9 @@ void _ebb_heap_drain_delayed(ebb_heap_t *heap) {
 }
 
 /* ---- collection ------------------------------------------------------------ */
-/* Collects every page's frees: empty pages are parked (offered for
- * purging); with force, parked pages give their frees back too. */
-void _ebb_heap_collect(ebb_heap_t *heap, bool force) {
+/* Collects every page's frees: empty and sparse pages are parked (offered
+ * for purging). */
+void _ebb_heap_collect(ebb_heap_t *heap) {
   _ebb_heap_drain_delayed(heap);
   for (unsigned qi = 1; qi <= EBB_BIN_FULL; qi++) {
     ebb_page_t *page = heap->queues[qi].first;
@@ -124,7 +123,6 @@ void _ebb_heap_collect(ebb_heap_t *heap, bool force) {
       page = next;
     }
   }
-  (void)force;
 }
 
 /* Takes every parked page back into the queues (before the thread exits). */

@@ -22,7 +22,6 @@
 #define ebb_likely(x) __builtin_expect(!!(x), 1)
 #define ebb_unlikely(x) __builtin_expect(!!(x), 0)
 #define ebb_noinline __attribute__((noinline))
-#define ebb_cold __attribute__((cold, noinline))
 
 /* The standard names. Each public ebb_ function that has a standard
  * counterpart is followed by EBB_STD(name, ebb_name): an alias in the same
@@ -251,7 +250,7 @@ ebb_heap_t *_ebb_heap_get(void); /* this thread's heap, made on first use */
 void _ebb_heap_init_empty(void);
 void _ebb_heap_thread_done(void *heap);
 void _ebb_heap_drain_delayed(ebb_heap_t *heap);
-void _ebb_heap_collect(ebb_heap_t *heap, bool force);
+void _ebb_heap_collect(ebb_heap_t *heap);
 void _ebb_heap_stats(ebb_stats_t *st); /* caller holds the global lock */
 void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held */
 

@@ -387,7 +387,7 @@ void _ebb_purge_fork_child(void) {
 ebb_export size_t ebb_collect(bool force) {
   _ebb_init_process();
   ebb_heap_t *heap = _ebb_tls_heap;
-  if (heap != &_ebb_heap_empty) _ebb_heap_collect(heap, force);
+  if (heap != &_ebb_heap_empty) _ebb_heap_collect(heap);
   pthread_mutex_lock(&pass_lock);
   size_t released = purge_run(force, force);
   pthread_mutex_unlock(&pass_lock);

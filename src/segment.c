@@ -100,7 +100,6 @@ static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   seg->page_shift = shift;
   seg->page_count = count;
   seg->size = EBB_SEGMENT_SIZE;
-  seg->is_fresh = fresh;
   seg->cache_purged = false;
   for (uint32_t i = 0; i < count; i++) {
     seg->pages[i].index = (uint16_t)i;

@@ -132,11 +132,10 @@ typedef struct ebb_page_s {
 } ebb_page_t;
 
 /* Pages of one size class that may have free blocks, first = most recently
- * used; allocation takes from the first. */
+ * used; allocation takes from the first. (The block size is the bin's.) */
 typedef struct ebb_page_queue_s {
   ebb_page_t *first;
   ebb_page_t *last;
-  size_t block_size;
 } ebb_page_queue_t;
 
 /* A segment: header + pages. Pages never straddle segments. */
@@ -156,7 +155,6 @@ typedef struct ebb_segment_s {
   struct ebb_segment_s *all_next; /* registry of every mapped segment (global lock) */
   struct ebb_segment_s *all_prev;
   bool in_free_queue;         /* on the owner's with_free list */
-  bool is_fresh;              /* never used since it came from the OS */
   bool cache_purged;          /* cached, and its memory already purged */
   _Atomic(uint32_t) idle_pages; /* pages whose claim is IDLE: the purge pass skips 0 */
   uint64_t cached_since;      /* purge clock (ms) when it entered a cache */
