@@ -19,7 +19,7 @@ size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* set from options at init */
 
 static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
   page->free = b->next;
-  page->used++;
+  page->margin++;
   return b;
 }
 
@@ -36,21 +36,18 @@ EBB_STD(malloc, ebb_malloc);
 EBB_STD(__libc_malloc, ebb_malloc);
 
 static void *zero_block(ebb_page_t *page, ebb_block_t *b, size_t size) {
-  if (page->free_is_zero) b->next = NULL; /* only the link was written */
-  else memset(b, 0, size);
-  return b;
+  if (page->free_is_zero) {
+    b->next = NULL; /* only the link was written */
+    return b;
+  }
+  return memset(b, 0, size);
 }
 
 /* Everything the fast path does not do: first use by a thread, delayed
- * frees, a page running dry, large sizes. */
-void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
-  if (ebb_unlikely(heap == &_ebb_heap_empty)) {
-    heap = _ebb_heap_get();
-    if (heap == NULL) return NULL;
-  }
+ * frees, a page running dry, large sizes, and taking back a page parked in
+ * place when the quick way in _ebb_malloc_generic did not do. */
+static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) {
   if (size <= EBB_DIRECT_MAX) {
-    /* The common miss: the page the direct table points to was parked in
-     * place when it emptied. Take it back and allocate. */
     ebb_page_t *page = heap->direct[_ebb_wsize(size)];
     if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
       _ebb_page_take_back(page);
@@ -60,6 +57,10 @@ void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
         return zero ? zero_block(page, p, size) : p;
       }
     }
+  }
+  if (ebb_unlikely(heap == &_ebb_heap_empty)) {
+    heap = _ebb_heap_get();
+    if (heap == NULL) return NULL;
   }
   _ebb_heap_drain_delayed(heap);
   if (ebb_unlikely(--heap->reap_countdown == 0)) {
@@ -77,6 +78,41 @@ void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
   ebb_assert_internal(page->free != NULL && page->bin == bin);
   void *p = page_pop(page, page->free);
   return zero ? zero_block(page, p, size) : p;
+}
+
+/* The fast path missed. The common miss: the page the direct table points
+ * to was parked in place when it emptied, with its free blocks stashed;
+ * take it back (one CAS) and allocate, with no call and no stack frame.
+ * (The empty heap's table points to _ebb_page_empty, whose flags are 0.)
+ * A won CAS with nothing stashed leaves the page OWNED but still flagged;
+ * malloc_slow's take-back then finds it OWNED and finishes. */
+void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
+  if (ebb_likely(size <= EBB_DIRECT_MAX)) {
+    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
+    uint32_t idle = EBB_CLAIM_IDLE;
+    if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE) &&
+        atomic_compare_exchange_strong_explicit(&page->claim, &idle, EBB_CLAIM_OWNED, memory_order_acquire,
+                                                memory_order_relaxed)) {
+      ebb_block_t *b = page->stash;
+      if (ebb_likely(b != NULL)) {
+        _ebb_page_set_flags(page, 0);
+        page->stash = NULL;
+        page_pop(page, b);
+        return zero ? zero_block(page, b, size) : b;
+      }
+    } else if (page->flags == 0 && page->local_free != NULL &&
+               atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) {
+      /* The other common miss: `free` ran dry and the owner's own frees
+       * wait on local_free. Remote and delayed frees are left to
+       * malloc_slow, which runs whenever local_free is empty too. */
+      ebb_block_t *b = page->local_free;
+      page->local_free = NULL;
+      page->free_is_zero = 0;
+      page_pop(page, b);
+      return zero ? zero_block(page, b, size) : b;
+    }
+  }
+  return malloc_slow(heap, size, zero);
 }
 
 ebb_export void *ebb_calloc(size_t count, size_t size) {
@@ -219,7 +255,7 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
   seg->cached_since = 0;
   seg->pages[0].start = m + EBB_LARGE_HEADER_SIZE;
   seg->pages[0].in_use = 1;
-  seg->pages[0].used = 1;
+  seg->pages[0].margin = 1; /* used 1 (park_at 0) */
   _ebb_segment_registry_add(seg);
   atomic_fetch_add_explicit(&_ebb_inuse_bytes, total, memory_order_relaxed);
   _ebb_os_map_set(m + EBB_LARGE_HEADER_SIZE, EBB_MAP_LARGE);

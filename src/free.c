@@ -59,7 +59,44 @@ void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block) {
   }
   block->next = page->local_free;
   page->local_free = block;
-  if (--page->used <= page->park_at) _ebb_page_after_free(heap, page);
+  if (--page->margin <= 0) _ebb_page_after_free(heap, page);
+}
+
+/* --*margin <= 0, as one subtract-from-memory and a branch on its flags
+ * (gcc otherwise loads, subtracts, stores and tests: three more
+ * instructions on every free). */
+static inline bool margin_drop(int32_t *margin) {
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+  bool le;
+  __asm__("subl $1, %0" : "+m"(*margin), "=@ccle"(le));
+  return le;
+#else
+  return --*margin <= 0;
+#endif
+}
+
+/* A block of an ebb page that is not local and plain (page->local_tag is
+ * not this thread): another thread's page, or one of ours that is full or
+ * parked. */
+static ebb_noinline void free_not_plain(ebb_segment_t *seg, ebb_page_t *page, ebb_block_t *block) {
+  uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
+  if (owner != _ebb_thread_id()) {
+    free_remote(page, block, owner);
+    return;
+  }
+  ebb_heap_t *heap = _ebb_tls_heap;
+  if (page->flags != 0) {
+    _ebb_page_free_flagged(heap, page, block);
+    return;
+  }
+  ebb_assert(false); /* local_tag out of step with the flags */
+  if (page->local_free == block) {
+    _ebb_error_double_free(block);
+    return;
+  }
+  block->next = page->local_free;
+  page->local_free = block;
+  if (--page->margin <= 0) _ebb_page_after_free(heap, page);
 }
 
 /* The fast path is kept free of calls that return to it, so that it needs
@@ -76,13 +113,8 @@ ebb_export void ebb_free(void *p) {
     return;
   }
   ebb_block_t *block = p;
-  uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
-  if (ebb_unlikely(owner != _ebb_thread_id())) {
-    free_remote(page, block, owner);
-    return;
-  }
-  if (ebb_unlikely(page->flags != 0)) { /* full or parked */
-    _ebb_page_free_flagged(_ebb_tls_heap, page, block);
+  if (ebb_unlikely(atomic_load_explicit(&page->local_tag, memory_order_relaxed) != _ebb_thread_id())) {
+    free_not_plain(seg, page, block);
     return;
   }
   ebb_block_t *head = page->local_free;
@@ -92,7 +124,7 @@ ebb_export void ebb_free(void *p) {
   }
   block->next = head;
   page->local_free = block;
-  if (ebb_unlikely(--page->used <= page->park_at)) _ebb_page_after_free(_ebb_tls_heap, page);
+  if (ebb_unlikely(margin_drop(&page->margin))) _ebb_page_after_free(_ebb_tls_heap, page);
 }
 
 EBB_STD(free, ebb_free);

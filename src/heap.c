@@ -42,31 +42,38 @@ void _ebb_heap_init_empty(void) {
   if (pthread_key_create(&heap_key, _ebb_heap_thread_done) == 0) heap_key_ready = true;
 }
 
-/* Heaps come from the OS in chunks, never from malloc. */
-static ebb_heap_t *heap_carve(void) {
-  enum { CHUNK = 256 * 1024 };
-  size_t per = CHUNK / sizeof(ebb_heap_t);
-  ebb_heap_t *chunk = _ebb_prim_map(CHUNK);
-  if (chunk == NULL) return NULL;
-  _ebb_lock();
-  for (size_t i = 1; i < per; i++) {
-    chunk[i].pool_next = heap_pool;
-    heap_pool = &chunk[i];
-    chunk[i].all_next = heap_all;
-    heap_all = &chunk[i];
-  }
-  chunk[0].all_next = heap_all;
-  heap_all = &chunk[0];
-  _ebb_unlock();
-  return &chunk[0];
-}
+/* Heaps come from the OS in chunks, never from malloc. A chunk is handed
+ * out one heap at a time, so that its memory is touched only as threads
+ * start (a 256 KiB chunk made resident at once was most of a small
+ * program's overhead). */
+enum { HEAP_CHUNK = 256 * 1024 };
+static ebb_heap_t *carve_next, *carve_end; /* the chunk being handed out (global lock) */
 
 static ebb_heap_t *heap_take(void) {
-  _ebb_lock();
-  ebb_heap_t *heap = heap_pool;
-  if (heap) heap_pool = heap->pool_next;
-  _ebb_unlock();
-  return heap ? heap : heap_carve();
+  for (;;) {
+    _ebb_lock();
+    ebb_heap_t *heap = heap_pool;
+    if (heap != NULL) {
+      heap_pool = heap->pool_next;
+    } else if (carve_next != NULL && carve_next + 1 <= carve_end) {
+      heap = carve_next++;
+      heap->all_next = heap_all;
+      heap_all = heap;
+    }
+    _ebb_unlock();
+    if (heap != NULL) return heap;
+    /* Map outside the lock; another thread may have mapped meanwhile. */
+    ebb_heap_t *chunk = _ebb_prim_map(HEAP_CHUNK);
+    if (chunk == NULL) return NULL;
+    _ebb_lock();
+    bool used = carve_next == NULL || carve_next + 1 > carve_end;
+    if (used) {
+      carve_next = chunk;
+      carve_end = (ebb_heap_t *)((uint8_t *)chunk + HEAP_CHUNK);
+    }
+    _ebb_unlock();
+    if (!used) _ebb_prim_unmap(chunk, HEAP_CHUNK);
+  }
 }
 
 /* This thread's heap, made on first use. NULL (errno ENOMEM) if the OS
@@ -119,7 +126,7 @@ void _ebb_heap_collect(ebb_heap_t *heap) {
       }
       _ebb_page_collect(page);
       if ((page->flags & EBB_PAGE_IN_FULL) && page->free != NULL) _ebb_page_unfull(heap, page);
-      if (page->used == 0) _ebb_page_after_free(heap, page);
+      if (_ebb_page_used(page) == 0) _ebb_page_after_free(heap, page);
       page = next;
     }
   }
@@ -158,7 +165,7 @@ void _ebb_heap_thread_done(void *arg) {
       next = page->next;
       if (page->flags & EBB_PAGE_PARKED) _ebb_page_take_back(page);
       _ebb_page_collect(page);
-      if (page->used == 0) _ebb_page_free(heap, page);
+      if (_ebb_page_used(page) == 0) _ebb_page_free(heap, page);
     }
   }
   _ebb_segment_abandon_all(heap);

@@ -19,6 +19,7 @@
 #endif
 
 #define ebb_export __attribute__((visibility("default")))
+#define ebb_hidden __attribute__((visibility("hidden")))
 #define ebb_likely(x) __builtin_expect(!!(x), 1)
 #define ebb_unlikely(x) __builtin_expect(!!(x), 0)
 #define ebb_noinline __attribute__((noinline))
@@ -95,6 +96,34 @@ static inline ebb_page_t *_ebb_page_of(ebb_segment_t *seg, const void *p) {
   return &seg->pages[idx];
 }
 
+/* Blocks of the page not on its free, local_free or purged lists. The
+ * loads are relaxed atomics: statistics and a parked page's owner read
+ * this while a purge that holds the page may change it. */
+static inline uint32_t _ebb_page_used(const ebb_page_t *page) {
+  return (uint32_t)(__atomic_load_n(&page->margin, __ATOMIC_RELAXED) +
+                    (int32_t)__atomic_load_n(&page->park_at, __ATOMIC_RELAXED));
+}
+
+static inline void _ebb_page_set_park_at(ebb_page_t *page, uint32_t park_at) {
+  page->margin += (int32_t)page->park_at - (int32_t)park_at;
+  page->park_at = park_at;
+}
+
+/* Position of a page descriptor in its segment. */
+static inline size_t _ebb_page_index(const ebb_segment_t *seg, const ebb_page_t *page) {
+  return (size_t)(page - seg->pages);
+}
+
+/* Sets the owner's page flags and, with them, page->local_tag: the
+ * segment owner's id when flags are 0 (0, or EBB_THREAD_ORPHAN, when the
+ * segment has no live owner), 0 when any flag is set. */
+static inline void _ebb_page_set_flags(ebb_page_t *page, uint8_t flags) {
+  page->flags = flags;
+  uintptr_t tag = 0;
+  if (flags == 0) tag = atomic_load_explicit(&_ebb_segment_of(page)->thread_id, memory_order_relaxed);
+  atomic_store_explicit(&page->local_tag, tag, memory_order_relaxed);
+}
+
 /* True if p is the start of a block that the page has carved. With
  * m = ceil(2^44 / size) and off < 2^22: off * m mod 2^44 is (off/size) * e
  * (e = m*size - 2^44 < size) for an exact multiple, which is < 2^22 < m,
@@ -109,7 +138,11 @@ static inline bool _ebb_is_block_start(const ebb_page_t *page, const void *p) {
 /* ---- threads --------------------------------------------------------- */
 /* A unique non-zero id per live thread: its TLS base. */
 static inline uintptr_t _ebb_thread_id(void) {
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(__SEG_FS)
+  /* The TCB's self pointer, as a memory operand the compiler can fold into
+   * a compare (cmp %fs:0, reg). */
+  return *(const uintptr_t __seg_fs *)0;
+#elif defined(__x86_64__)
   uintptr_t tid;
   __asm__("movq %%fs:0, %0" : "=r"(tid));
   return tid;
@@ -212,17 +245,53 @@ void _ebb_page_purge_done(ebb_page_t *page);
 ebb_claim_t _ebb_page_claim(ebb_page_t *page);
 void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page);
-void _ebb_page_take_back(ebb_page_t *page);
 void _ebb_page_init_tables(void);
 void _ebb_page_reap(ebb_heap_t *heap);
 void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block);
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page);
 
+/* The owner takes back a page parked in place (page.c, park_in_place): one
+ * CAS unless a purge has it. Inline: the malloc slow path's common case. */
+static inline void _ebb_page_take_back(ebb_page_t *page) {
+  ebb_assert(page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE));
+  uint32_t c = EBB_CLAIM_IDLE;
+  if (ebb_unlikely(!atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_OWNED, memory_order_acquire,
+                                                            memory_order_relaxed)))
+    _ebb_page_claim(page); /* purging or purged */
+  _ebb_page_set_flags(page, 0);
+  if (page->stash != NULL) {
+    page->free = page->stash;
+    page->stash = NULL;
+  }
+}
+
 /* ---- purge.c: the purge policy ------------------------------------------ */
 void _ebb_purge_dirty_add(size_t bytes); /* may wake the purge thread (budget) */
 void _ebb_purge_dirty_sub(size_t bytes);
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
+void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
+/* Read on the free path: hidden, so that each is one rip-relative load. */
+extern ebb_hidden _Atomic(int) _ebb_inplace_hint;
+enum { EBB_PURGE_THREAD_NONE, EBB_PURGE_THREAD_RUNNING };
+extern ebb_hidden _Atomic int _ebb_purge_thread_state, _ebb_purge_thread_idle, _ebb_purge_urgent;
+
+/* The owner parked a page of `seg` in place (claim IDLE already stored):
+ * the cheap offer, inline in the free path. The hint protocol is at the
+ * top of purge.c. */
+static inline void _ebb_purge_parked_in_place(ebb_segment_t *seg) {
+  atomic_store_explicit(&seg->inplace_hint, 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (ebb_unlikely(!atomic_load_explicit(&_ebb_inplace_hint, memory_order_relaxed))) {
+    atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+  }
+  if (ebb_likely(atomic_load_explicit(&_ebb_purge_thread_state, memory_order_relaxed) == EBB_PURGE_THREAD_RUNNING &&
+                 !atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_relaxed) &&
+                 !atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)))
+    return;
+  _ebb_purge_notify();
+}
 void _ebb_purge_hint_abandoned(void);    /* a remote free hit an abandoned segment */
 void _ebb_purge_hint_remote(void);       /* a remote free hit a purged page */
 void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */

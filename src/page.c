@@ -70,8 +70,8 @@ static uint32_t collect_thread_free(ebb_page_t *page) {
   }
   tail->next = page->free;
   page->free = head;
-  ebb_assert(page->used >= n);
-  page->used -= n;
+  ebb_assert(_ebb_page_used(page) >= n);
+  page->margin -= (int32_t)n;
   page->free_is_zero = 0;
   return n;
 }
@@ -101,7 +101,7 @@ void _ebb_page_collect(ebb_page_t *page) {
 /* ---- carving --------------------------------------------------------------- */
 /* Carve at most this many bytes of new blocks at a time, so that a page's
  * memory is touched only as it is needed. */
-#define EBB_EXTEND_BYTES (16 * EBB_KiB)
+#define EBB_EXTEND_BYTES (4 * EBB_KiB)
 
 /* Carves more blocks onto an empty `free` list. False if the page is full. */
 bool _ebb_page_extend(ebb_page_t *page) {
@@ -165,15 +165,16 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   page->start = start;
   page->block_size = (uint32_t)bsize;
   page->div_magic = ((((uint64_t)1 << 44) + bsize - 1) / bsize) << 20;
-  page->reserved = (uint32_t)(psize / bsize);
+  ebb_assert(psize / bsize <= UINT16_MAX);
+  page->reserved = (uint16_t)(psize / bsize);
   page->capacity = 0;
   page->span = 0;
-  page->used = 0;
+  page->margin = 0;
   page->park_at = 0;
   page->purged_blocks = 0;
   page->bin = (uint8_t)bin;
   page->free = page->local_free = NULL;
-  page->flags = 0;
+  _ebb_page_set_flags(page, 0);
   page->free_is_zero = 0;
   _ebb_segment_clear_purged(seg, start, psize);
   atomic_store_explicit(&page->heap, heap, memory_order_release);
@@ -219,7 +220,7 @@ static uint32_t sparse_at(const ebb_page_t *page) { return page->reserved / 4; }
 
 static void set_head(ebb_heap_t *heap, unsigned qi) {
   ebb_page_t *first = heap->queues[qi].first;
-  if (first != NULL) first->park_at = 0;
+  if (first != NULL) _ebb_page_set_park_at(first, 0);
   direct_update(heap, qi);
 }
 
@@ -229,7 +230,7 @@ void _ebb_queue_push_front(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   page->next = q->first;
   if (q->first) {
     q->first->prev = page;
-    q->first->park_at = sparse_at(q->first);
+    _ebb_page_set_park_at(q->first, sparse_at(q->first));
   } else {
     q->last = page;
   }
@@ -241,7 +242,7 @@ void _ebb_queue_push_back(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   ebb_page_queue_t *q = &heap->queues[qi];
   page->next = NULL;
   page->prev = q->last;
-  page->park_at = sparse_at(page);
+  _ebb_page_set_park_at(page, sparse_at(page));
   if (q->last) q->last->next = page;
   else q->first = page;
   q->last = page;
@@ -268,7 +269,7 @@ bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page) {
   ebb_assert(page->flags == 0);
   _ebb_queue_remove(heap, page->bin, page);
   _ebb_queue_push_back(heap, EBB_BIN_FULL, page);
-  page->flags = EBB_PAGE_IN_FULL;
+  _ebb_page_set_flags(page, EBB_PAGE_IN_FULL);
   _ebb_page_set_delayed(page, EBB_USE_DELAYED, false);
   if (tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire)) == NULL) return true;
   _ebb_page_unfull(heap, page);
@@ -282,7 +283,7 @@ void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page) {
    * collected when the page is next used; no remote free is lost. */
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, false);
   _ebb_queue_remove(heap, EBB_BIN_FULL, page);
-  page->flags = 0;
+  _ebb_page_set_flags(page, 0);
   _ebb_queue_push_front(heap, page->bin, page);
 }
 
@@ -371,7 +372,7 @@ ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
                                               memory_order_acquire))
       break;
   }
-  if (c == EBB_CLAIM_IDLE) {
+  if (c == EBB_CLAIM_IDLE && page->offered != 0) {
     atomic_fetch_sub_explicit(&_ebb_segment_of(page)->idle_pages, 1, memory_order_relaxed);
     _ebb_purge_dirty_sub(page->offered);
   }
@@ -393,17 +394,23 @@ void _ebb_page_reoffer(ebb_page_t *page) {
     }
     if (c != EBB_CLAIM_PURGED) return;
     ebb_segment_t *seg = _ebb_segment_of(page);
-    size_t offered = page->offered; /* read once: the owner may re-park it */
+    /* Read once: the owner may re-park it. 0 (parked in place, empty) only
+     * after a remote double free; it is then left to its owner. */
+    size_t offered = page->offered;
     atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
-    atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
-    _ebb_purge_dirty_add(offered);
+    if (offered != 0) {
+      atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+      _ebb_purge_dirty_add(offered);
+    }
     if (atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_IDLE, memory_order_release,
                                                 memory_order_relaxed)) {
       _ebb_purge_notify();
       return;
     }
-    atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
-    _ebb_purge_dirty_sub(offered);
+    if (offered != 0) {
+      atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+      _ebb_purge_dirty_sub(offered);
+    }
   }
 }
 
@@ -415,6 +422,7 @@ void _ebb_page_purge_done(ebb_page_t *page) {
                                               memory_order_relaxed))
     return;
   ebb_assert(c == EBB_CLAIM_PURGING_AGAIN);
+  ebb_assert(page->offered != 0); /* an empty page parked in place takes no frees */
   ebb_segment_t *seg = _ebb_segment_of(page);
   atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
@@ -427,12 +435,12 @@ void _ebb_page_purge_done(ebb_page_t *page) {
 void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
   ebb_assert(page->flags == 0);
   _ebb_queue_remove(heap, page->bin, page);
-  page->flags = EBB_PAGE_PARKED;
+  _ebb_page_set_flags(page, EBB_PAGE_PARKED);
   page->prev = NULL;
   page->next = heap->parked[page->bin];
   if (page->next) page->next->prev = page;
   heap->parked[page->bin] = page;
-  size_t offered = (size_t)(page->capacity - page->used) * page->block_size;
+  size_t offered = (size_t)(page->capacity - _ebb_page_used(page)) * page->block_size;
   _ebb_page_offer(page, offered > page->block_size ? offered : page->block_size);
 }
 
@@ -440,24 +448,21 @@ void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
  * again costs no queue or direct-table update), with `free` moved to
  * `stash`: the malloc fast path misses it and the generic path takes it
  * back. A purge may claim it meanwhile; it must then leave `free` alone
- * (NULL), because the direct table still leads the fast path to it. */
+ * (NULL), because the direct table still leads the fast path to it.
+ *
+ * This is the hot park: a program whose pages empty every few operations
+ * does it constantly. So it counts nothing (offered = 0: not in
+ * idle_pages or the dirty bytes) and only leaves hints where the purge pass
+ * will look (purge.c, "parked in place"). */
 static void park_in_place(ebb_page_t *page) {
-  ebb_assert(page->flags == 0 && page->used == 0);
-  page->flags = EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE;
+  ebb_assert(page->flags == 0 && _ebb_page_used(page) == 0);
+  _ebb_page_set_flags(page, EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE);
   page->stash = page->free;
   page->free = NULL;
-  _ebb_page_offer(page, (size_t)page->capacity * page->block_size);
-}
-
-/* The owner takes back a page parked in place. */
-void _ebb_page_take_back(ebb_page_t *page) {
-  ebb_assert(page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE));
-  _ebb_page_claim(page);
-  page->flags = 0;
-  if (page->stash != NULL) {
-    page->free = page->stash;
-    page->stash = NULL;
-  }
+  page->offered = 0;
+  atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->claim, EBB_CLAIM_IDLE, memory_order_release);
+  _ebb_purge_parked_in_place(_ebb_segment_of(page));
 }
 
 /* The owner takes a parked page back into its queue. */
@@ -465,7 +470,7 @@ void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page) {
   ebb_assert(page->flags == EBB_PAGE_PARKED);
   _ebb_page_claim(page);
   parked_remove(heap, page);
-  page->flags = 0;
+  _ebb_page_set_flags(page, 0);
   _ebb_queue_push_front(heap, page->bin, page);
 }
 
@@ -482,17 +487,17 @@ void _ebb_page_reap(ebb_heap_t *heap) {
       if (page->flags != 0) continue;
       if ((atomic_load_explicit(&page->thread_free, memory_order_relaxed) & ~EBB_TF_STATE_MASK) == 0) continue;
       _ebb_page_collect(page);
-      if (page->used <= page->park_at) _ebb_page_after_free(heap, page);
+      if (page->margin <= 0) _ebb_page_after_free(heap, page);
     }
   }
   for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
     for (ebb_page_t *page = heap->parked[bin], *next; page != NULL; page = next) {
       next = page->next;
-      if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_PURGED || page->used != 0)
+      if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_PURGED || _ebb_page_used(page) != 0)
         continue;
       _ebb_page_claim(page);
       parked_remove(heap, page);
-      page->flags = 0;
+      _ebb_page_set_flags(page, 0);
       _ebb_page_set_delayed(page, EBB_NEVER_DELAYED, false);
       _ebb_segment_page_free(heap, page);
     }
@@ -503,18 +508,18 @@ void _ebb_page_reap(ebb_heap_t *heap) {
 static void settle_displaced(ebb_heap_t *heap, ebb_page_t *page) {
   if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
     _ebb_page_take_back(page);
-    if (page->used == 0) {
+    if (_ebb_page_used(page) == 0) {
       _ebb_page_free(heap, page);
       return;
     }
   }
-  if (page->flags == 0 && page->used <= page->park_at) _ebb_page_after_free(heap, page);
+  if (page->flags == 0 && page->margin <= 0) _ebb_page_after_free(heap, page);
 }
 
 /* ---- local frees that need more than a push -------------------------------------------- */
 /* The page's flags are set: full, or parked. */
 void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block) {
-  if ((page->flags & EBB_PAGE_PARKED) && __atomic_load_n(&page->used, __ATOMIC_RELAXED) == 0) {
+  if ((page->flags & EBB_PAGE_PARKED) && _ebb_page_used(page) == 0) {
     /* Parked with no live block (used only drops when a purge collects
      * blocks freed before, never below the live ones): nothing to free. */
     _ebb_error_double_free(block);
@@ -537,21 +542,18 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
   if (old_head != NULL) settle_displaced(heap, old_head);
   block->next = page->local_free;
   page->local_free = block;
-  if (--page->used <= page->park_at) _ebb_page_after_free(heap, page);
+  if (--page->margin <= 0) _ebb_page_after_free(heap, page);
 }
 
 /* A local free left used <= park_at: park the page if it is empty, or
  * sparse and not the page being allocated from. */
-void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
-  bool head = heap->queues[page->bin].first == page;
-  if (page->used == 0 && !head) {
+static ebb_noinline void after_free_other(ebb_heap_t *heap, ebb_page_t *page, bool head) {
+  if (_ebb_page_used(page) == 0 && !head) {
     /* Not the page being allocated from: back to its segment, which is
      * released with its last page (offered as a free page meanwhile). */
     _ebb_page_free(heap, page);
-  } else if (page->used == 0) {
-    park_in_place(page);
   } else if (head) {
-    page->park_at = 0;
+    _ebb_page_set_park_at(page, 0);
     return;
   } else {
     _ebb_page_park(heap, page);
@@ -559,10 +561,19 @@ void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
   _ebb_purge_notify();
 }
 
+void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {
+  bool head = heap->queues[page->bin].first == page;
+  if (ebb_likely(_ebb_page_used(page) == 0 && head)) {
+    park_in_place(page);
+    return;
+  }
+  after_free_other(heap, page, head);
+}
+
 /* ---- leaving the heap ------------------------------------------------------------------- */
 /* Gives an empty page back to its segment (queued or parked). */
 void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page) {
-  ebb_assert(page->used == 0);
+  ebb_assert(_ebb_page_used(page) == 0);
   if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
     _ebb_page_take_back(page);
     _ebb_queue_remove(heap, page->bin, page);
@@ -572,7 +583,7 @@ void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page) {
   } else {
     _ebb_queue_remove(heap, (page->flags & EBB_PAGE_IN_FULL) ? EBB_BIN_FULL : page->bin, page);
   }
-  page->flags = 0;
+  _ebb_page_set_flags(page, 0);
   /* No remote thread may still be reading page->heap. */
   _ebb_page_set_delayed(page, EBB_NEVER_DELAYED, false);
   _ebb_segment_page_free(heap, page);
@@ -595,5 +606,5 @@ bool _ebb_page_is_valid(const ebb_page_t *page) {
   if (!page->in_use || page->capacity > page->reserved) return false;
   if (!list_is_valid(page, page->free, &nfree)) return false;
   if (!list_is_valid(page, page->local_free, &nlocal)) return false;
-  return page->used + nfree + nlocal + page->purged_blocks == page->capacity;
+  return _ebb_page_used(page) + nfree + nlocal + page->purged_blocks == page->capacity;
 }

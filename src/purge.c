@@ -17,10 +17,25 @@
  *  - Segments of exited threads are collected and purged by the passes too:
  *    nobody else would notice that other threads freed their blocks.
  *
+ *  - Pages parked in place (an empty page still at the head of its queue:
+ *    the one a loop that allocates and frees keeps emptying) are the hot
+ *    case, so parking one costs no atomic read-modify-write: the owner
+ *    stores claim IDLE, a hint in the segment and a global hint, and one
+ *    fence. They are not in _ebb_dirty_bytes; a pass adds up the ones it
+ *    sees (_ebb_inplace_bytes) for the budget, and statistics count them.
+ *    Hint protocol (no page is missed, the thread never sleeps on one):
+ *      owner: claim = IDLE; seg hint = 1; FENCE; if (!global) {global = 1;
+ *             FENCE}; then reads thread_idle (wakes a sleeping thread).
+ *      pass:  global = 0 (exchange); per segment: seg hint = 0; FENCE; scan
+ *             claims; set both hints again if an IDLE page is left.
+ *      thread before sleeping: thread_idle = 1; FENCE; reads global.
+ *    Each pair is a store-fence-load handshake, so one side always sees
+ *    the other.
+ *
  * Concurrency: a pass claims each page it purges (IDLE -> PURGING -> PURGED,
  * CAS), so it never races the owner, which claims pages back the same way.
  * One pass at a time (pass_lock, also taken around fork). The thread's own
- * state: thread_state/thread_idle/urgent are atomics; wake_lock + wake_cond
+ * state: _ebb_purge_thread_state/_thread_idle/_urgent are atomics; wake_lock + wake_cond
  * park the thread. */
 #include <errno.h>
 #include <pthread.h>
@@ -36,6 +51,8 @@ _Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start */
 _Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base */
 _Atomic(int) _ebb_abandoned_hint;   /* a remote free hit an abandoned segment */
 static _Atomic(int) remote_hint;    /* a remote free hit a page a purge had handled */
+_Atomic(int) _ebb_inplace_hint;     /* some segment's inplace_hint may be set */
+_Atomic(size_t) _ebb_inplace_bytes; /* parked in place and IDLE, as the last pass saw them */
 
 void _ebb_purge_hint_abandoned(void) {
   if (!atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed))
@@ -52,10 +69,10 @@ void _ebb_purge_hint_remote(void) {
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond;
-enum { THREAD_NONE, THREAD_RUNNING, THREAD_FAILED };
-static _Atomic int thread_state = THREAD_NONE;
-static _Atomic int thread_idle;     /* waiting with no timeout */
-static _Atomic int urgent;          /* over budget: purge without waiting */
+enum { THREAD_NONE = EBB_PURGE_THREAD_NONE, THREAD_RUNNING = EBB_PURGE_THREAD_RUNNING, THREAD_FAILED };
+_Atomic int _ebb_purge_thread_state = THREAD_NONE;
+_Atomic int _ebb_purge_thread_idle; /* waiting with no timeout */
+_Atomic int _ebb_purge_urgent;      /* over budget: purge without waiting */
 static _Atomic(uint64_t) next_entry_pass; /* EBB_PURGE_THREAD=0: clock of the next pass */
 
 uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
@@ -80,7 +97,7 @@ void _ebb_purge_dirty_add(size_t bytes) {
   if (ebb_unlikely(d > atomic_load_explicit(&budget_cached, memory_order_relaxed))) {
     atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
     if (d > atomic_load_explicit(&budget_cached, memory_order_relaxed))
-      atomic_store_explicit(&urgent, 1, memory_order_relaxed);
+      atomic_store_explicit(&_ebb_purge_urgent, 1, memory_order_relaxed);
   }
 }
 
@@ -218,11 +235,11 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
   if (page->flags & EBB_PAGE_IN_PLACE) {
     /* Empty, and still reachable from the owner's direct table: `free`
      * must stay NULL (the malloc fast path reads it), so no collect. */
-    ebb_assert(page->used == 0 && page->free == NULL);
+    ebb_assert(_ebb_page_used(page) == 0 && page->free == NULL);
   } else {
     _ebb_page_collect(page);
   }
-  if (page->used != 0) {
+  if (_ebb_page_used(page) != 0) {
     purge_sparse(seg, page, batch);
     return;
   }
@@ -255,19 +272,20 @@ size_t _ebb_purge_run(bool force) { return purge_run(force, false); }
 
 /* ---- the background thread --------------------------------------------------- */
 static bool nothing_to_do(void) {
-  return atomic_load_explicit(&_ebb_dirty_bytes, memory_order_seq_cst) == 0 && _ebb_segment_cache_count() == 0 &&
+  return atomic_load_explicit(&_ebb_dirty_bytes, memory_order_seq_cst) == 0 &&
+         !atomic_load_explicit(&_ebb_inplace_hint, memory_order_seq_cst) && _ebb_segment_cache_count() == 0 &&
          !atomic_load_explicit(&remote_hint, memory_order_relaxed) &&
-         !atomic_load_explicit(&urgent, memory_order_relaxed) &&
+         !atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed) &&
          !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed);
 }
 
 static void wait_for_work(void) {
   pthread_mutex_lock(&wake_lock);
   if (nothing_to_do()) {
-    atomic_store_explicit(&thread_idle, 1, memory_order_seq_cst);
+    atomic_store_explicit(&_ebb_purge_thread_idle, 1, memory_order_seq_cst);
     while (nothing_to_do()) pthread_cond_wait(&wake_cond, &wake_lock);
-    atomic_store_explicit(&thread_idle, 0, memory_order_relaxed);
-  } else if (!atomic_load_explicit(&urgent, memory_order_relaxed)) {
+    atomic_store_explicit(&_ebb_purge_thread_idle, 0, memory_order_relaxed);
+  } else if (!atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)) {
     uint64_t wait_ms = delay_ms() / 2 + 1;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -286,7 +304,7 @@ static void *purge_thread(void *arg) {
   (void)arg;
   for (;;) {
     pthread_mutex_lock(&pass_lock);
-    bool force = atomic_exchange_explicit(&urgent, 0, memory_order_relaxed);
+    bool force = atomic_exchange_explicit(&_ebb_purge_urgent, 0, memory_order_relaxed);
     _ebb_purge_run(force);
     pthread_mutex_unlock(&pass_lock);
     wait_for_work();
@@ -298,7 +316,7 @@ static void *purge_thread(void *arg) {
  * not run on it) and a small stack. It never allocates. */
 static void start_thread(void) {
   int expected = THREAD_NONE;
-  if (!atomic_compare_exchange_strong(&thread_state, &expected, THREAD_RUNNING)) return;
+  if (!atomic_compare_exchange_strong(&_ebb_purge_thread_state, &expected, THREAD_RUNNING)) return;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -316,7 +334,7 @@ static void start_thread(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
-    atomic_store(&thread_state, THREAD_FAILED);
+    atomic_store(&_ebb_purge_thread_state, THREAD_FAILED);
     _ebb_verbose("ebb: purge thread could not start (error %d); purging on allocator entry\n", rc);
     return;
   }
@@ -327,14 +345,15 @@ static void start_thread(void) {
  * allocating thread, at most every purge_delay / 2. */
 void _ebb_purge_on_entry(void) {
   if (atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) == 0 &&
+      !atomic_load_explicit(&_ebb_inplace_hint, memory_order_relaxed) &&
       !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed))
     return;
   uint64_t now = _ebb_purge_clock_ms();
-  bool due = atomic_load_explicit(&urgent, memory_order_relaxed) ||
+  bool due = atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed) ||
              now >= atomic_load_explicit(&next_entry_pass, memory_order_relaxed);
   if (!due || pthread_mutex_trylock(&pass_lock) != 0) return;
   atomic_store_explicit(&next_entry_pass, now + delay_ms() / 2 + 1, memory_order_relaxed);
-  bool force = atomic_exchange_explicit(&urgent, 0, memory_order_relaxed);
+  bool force = atomic_exchange_explicit(&_ebb_purge_urgent, 0, memory_order_relaxed);
   _ebb_purge_run(force);
   pthread_mutex_unlock(&pass_lock);
 }
@@ -344,15 +363,15 @@ void _ebb_purge_on_entry(void) {
 void _ebb_purge_notify(void) {
   /* Common case first: the thread runs (or waits with a timeout) and there
    * is no hurry. */
-  if (ebb_likely(atomic_load_explicit(&thread_state, memory_order_relaxed) == THREAD_RUNNING &&
-                 !atomic_load_explicit(&thread_idle, memory_order_seq_cst) &&
-                 !atomic_load_explicit(&urgent, memory_order_relaxed)))
+  if (ebb_likely(atomic_load_explicit(&_ebb_purge_thread_state, memory_order_relaxed) == THREAD_RUNNING &&
+                 !atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_seq_cst) &&
+                 !atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)))
     return;
   if (!_ebb_option(EBB_OPT_PURGE_THREAD)) {
     _ebb_purge_on_entry();
     return;
   }
-  int st = atomic_load_explicit(&thread_state, memory_order_acquire);
+  int st = atomic_load_explicit(&_ebb_purge_thread_state, memory_order_acquire);
   if (st == THREAD_NONE) {
     start_thread();
     return;
@@ -361,11 +380,20 @@ void _ebb_purge_notify(void) {
     _ebb_purge_on_entry();
     return;
   }
-  if (atomic_load_explicit(&thread_idle, memory_order_seq_cst) || atomic_load_explicit(&urgent, memory_order_relaxed)) {
+  if (atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_seq_cst) || atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)) {
     pthread_mutex_lock(&wake_lock);
     pthread_cond_signal(&wake_cond);
     pthread_mutex_unlock(&wake_lock);
   }
+}
+
+/* A pass saw `bytes` parked in place and not yet expired: over the budget
+ * with the rest of the dirty memory, the next pass is urgent. */
+void _ebb_purge_saw_in_place(size_t bytes) {
+  atomic_store_explicit(&_ebb_inplace_bytes, bytes, memory_order_relaxed);
+  if (bytes != 0 && bytes + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
+                        atomic_load_explicit(&budget_cached, memory_order_relaxed))
+    atomic_store_explicit(&_ebb_purge_urgent, 1, memory_order_relaxed);
 }
 
 /* ---- fork --------------------------------------------------------------------------- */
@@ -376,8 +404,8 @@ void _ebb_purge_fork_parent(void) { pthread_mutex_unlock(&pass_lock); }
 void _ebb_purge_fork_child(void) {
   pthread_mutex_init(&pass_lock, NULL);
   pthread_mutex_init(&wake_lock, NULL);
-  atomic_store(&thread_idle, 0);
-  if (atomic_load(&thread_state) == THREAD_RUNNING) atomic_store(&thread_state, THREAD_NONE);
+  atomic_store(&_ebb_purge_thread_idle, 0);
+  if (atomic_load(&_ebb_purge_thread_state) == THREAD_RUNNING) atomic_store(&_ebb_purge_thread_state, THREAD_NONE);
 }
 
 /* ---- explicit control -------------------------------------------------------------- */

@@ -61,8 +61,9 @@ static uint32_t kind_shift(ebb_page_kind_t kind) {
  * segment header. */
 size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, uint8_t **start) {
   size_t psize = (size_t)1 << seg->page_shift;
-  uint8_t *p = (uint8_t *)seg + (size_t)page->index * psize;
-  if (page->index == 0) {
+  size_t index = _ebb_page_index(seg, page);
+  uint8_t *p = (uint8_t *)seg + index * psize;
+  if (index == 0) {
     p += EBB_SEGMENT_HEADER_SIZE;
     psize -= EBB_SEGMENT_HEADER_SIZE;
   }
@@ -94,6 +95,7 @@ static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
     seg->next = seg->prev = seg->free_next = seg->free_prev = NULL;
     seg->in_free_queue = false;
     atomic_store_explicit(&seg->idle_pages, 0, memory_order_relaxed);
+    atomic_store_explicit(&seg->inplace_hint, 0, memory_order_relaxed);
   }
   bool zero = fresh || seg->cache_purged;
   seg->kind = kind;
@@ -102,7 +104,6 @@ static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   seg->size = EBB_SEGMENT_SIZE;
   seg->cache_purged = false;
   for (uint32_t i = 0; i < count; i++) {
-    seg->pages[i].index = (uint16_t)i;
     seg->pages[i].is_fresh = zero;
   }
 }
@@ -266,13 +267,14 @@ static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg) {
  * held by a purge pass). Dirty memory is offered for purging; the segment
  * goes when its last page does. */
 static void page_release(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page) {
-  ebb_assert(page->in_use && page->used == 0);
+  ebb_assert(page->in_use && _ebb_page_used(page) == 0);
   if (page->capacity > 0) page->is_fresh = 0; /* carved memory is dirty (unless a purge reset it) */
   page->in_use = 0;
   page->capacity = 0;
   page->span = 0;
   page->purged_blocks = 0;
-  page->flags = 0;
+  _ebb_page_set_flags(page, 0);
+  atomic_store_explicit(&page->local_tag, 0, memory_order_relaxed); /* not in use */
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
   atomic_fetch_sub_explicit(&_ebb_inuse_bytes, (size_t)1 << seg->page_shift, memory_order_relaxed);
@@ -290,6 +292,12 @@ void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {
 }
 
 /* ---- abandon and adopt ------------------------------------------------------ */
+/* The segment is losing its owner: no page stays "local and plain" for it. */
+static void clear_local_tags(ebb_segment_t *seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++)
+    atomic_store_explicit(&seg->pages[i].local_tag, 0, memory_order_relaxed);
+}
+
 /* Called by an exiting thread after its pages were collected, unparked and
  * their delayed state set to NEVER: hands every segment that still holds
  * live blocks to the abandoned list, frees the rest. */
@@ -302,6 +310,7 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
     }
     owned_remove(heap, seg);
     seg->heap = NULL;
+    clear_local_tags(seg);
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
     _ebb_lock();
     seg->next = abandoned;
@@ -339,8 +348,8 @@ static void adopt_page(ebb_heap_t *heap, ebb_page_t *page) {
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, true);
   _ebb_page_collect(page);
-  page->flags = 0;
-  if (page->used == 0) {
+  _ebb_page_set_flags(page, 0);
+  if (_ebb_page_used(page) == 0) {
     _ebb_segment_page_free(heap, page);
     return;
   }
@@ -380,51 +389,82 @@ ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
 }
 
 /* ---- purge passes --------------------------------------------------------------- */
+/* What a pass found in a segment's offered pages. */
+typedef struct idle_scan_s {
+  size_t released;       /* bytes purged */
+  size_t inplace_bytes;  /* pages parked in place, IDLE, not yet expired */
+  bool idle_left;        /* some page is still IDLE */
+} idle_scan_t;
+
 /* One offered page: stamp it the first time, claim it once its delay has
  * passed. True if the caller now holds it (PURGING). */
-static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force) {
-  if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_IDLE) return false;
+static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force,
+                          idle_scan_t *scan) {
+  if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_IDLE) return false;
   uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
   if (!force && (since == 0 || (uint32_t)((uint32_t)now - since) < delay)) {
     if (since == 0) atomic_store_explicit(&page->idle_since, (uint32_t)now, memory_order_relaxed);
+    scan->idle_left = true;
+    /* Racy reads (the owner may take the page back meanwhile): an estimate
+     * for the budget, no more. */
+    if (__atomic_load_n(&page->offered, __ATOMIC_RELAXED) == 0)
+      scan->inplace_bytes += (size_t)__atomic_load_n(&page->capacity, __ATOMIC_RELAXED) *
+                             __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
     return false;
   }
   uint32_t c = EBB_CLAIM_IDLE;
   if (!atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_PURGING, memory_order_acquire,
                                                memory_order_relaxed))
     return false;
-  atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
-  _ebb_purge_dirty_sub(page->offered);
+  if (page->offered != 0) { /* parked in place counts nothing (page.c) */
+    atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+    _ebb_purge_dirty_sub(page->offered);
+  }
   return true;
 }
 
 /* Purges a segment's expired offered pages, adjacent ones in one call. */
-static size_t purge_segment_idle(ebb_segment_t *seg, uint64_t now, uint64_t delay, bool force) {
+static void purge_segment_idle(ebb_segment_t *seg, uint64_t now, uint64_t delay, bool force, idle_scan_t *scan) {
   ebb_page_t *held[EBB_MAX_PAGES];
   uint32_t n = 0;
   ebb_purge_batch_t batch = {0};
   for (uint32_t i = 0; i < seg->page_count; i++) {
     ebb_page_t *page = &seg->pages[i];
-    if (!claim_expired(seg, page, now, delay, force)) continue;
+    if (!claim_expired(seg, page, now, delay, force, scan)) continue;
     _ebb_purge_page(seg, page, &batch);
     held[n++] = page;
   }
   _ebb_purge_batch_flush(&batch);
   for (uint32_t i = 0; i < n; i++) _ebb_page_purge_done(held[i]);
-  return batch.released;
+  scan->released += batch.released;
 }
 
-/* Purges the offered pages of every owned segment whose delay has passed. */
+/* Purges the offered pages of every owned segment whose delay has passed.
+ * Segments are looked at when they count IDLE pages or carry the hint of a
+ * page parked in place (the hint protocol is in purge.c). */
 size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
-  size_t released = 0;
+  idle_scan_t scan = {0};
+  bool any_left = false;
   now = (uint32_t)now; /* stamps are 32-bit milliseconds */
+  atomic_exchange_explicit(&_ebb_inplace_hint, 0, memory_order_seq_cst);
   _ebb_lock();
   for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
-    if (seg->kind == EBB_PAGE_LARGE || atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
-    released += purge_segment_idle(seg, now, delay, force);
+    if (seg->kind == EBB_PAGE_LARGE) continue;
+    bool hinted = atomic_load_explicit(&seg->inplace_hint, memory_order_relaxed) != 0;
+    if (!hinted && atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
+    if (hinted) {
+      atomic_store_explicit(&seg->inplace_hint, 0, memory_order_relaxed);
+      atomic_thread_fence(memory_order_seq_cst);
+    }
+    scan.idle_left = false;
+    purge_segment_idle(seg, now, delay, force, &scan);
+    if (scan.idle_left && hinted) atomic_store_explicit(&seg->inplace_hint, 1, memory_order_relaxed);
+    any_left |= scan.idle_left;
   }
   _ebb_unlock();
-  return released;
+  if (any_left) atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_seq_cst);
+  _ebb_purge_saw_in_place(scan.inplace_bytes);
+  return scan.released;
 }
 
 /* Remote frees landed on pages a purge had finished with (PURGED): offer
@@ -460,7 +500,7 @@ static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *gone) {
    * the last one releases the segment itself. */
   for (uint32_t i = 0; i < seg->page_count; i++) {
     ebb_page_t *page = &seg->pages[i];
-    if (!page->in_use || page->used != 0) continue;
+    if (!page->in_use || _ebb_page_used(page) != 0) continue;
     bool last = (seg->used_pages == 1);
     page_release(NULL, seg, page);
     if (last) {
@@ -499,7 +539,9 @@ void _ebb_segment_orphan_others(uintptr_t self) {
   for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
     if (seg->kind == EBB_PAGE_LARGE) continue;
     uintptr_t tid = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
-    if (tid != 0 && tid != self) atomic_store_explicit(&seg->thread_id, EBB_THREAD_ORPHAN, memory_order_relaxed);
+    if (tid == 0 || tid == self) continue;
+    clear_local_tags(seg);
+    atomic_store_explicit(&seg->thread_id, EBB_THREAD_ORPHAN, memory_order_relaxed);
   }
 }
 
@@ -513,7 +555,7 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
     if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) st->free_in_pages += psize;
     return;
   }
-  uint64_t used = __atomic_load_n(&page->used, __ATOMIC_RELAXED);
+  uint64_t used = _ebb_page_used(page);
   uint64_t cap = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
   uint64_t purged = __atomic_load_n(&page->purged_blocks, __ATOMIC_RELAXED);
   uint64_t bsize = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
@@ -521,6 +563,9 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
   if (purged > cap - used) purged = cap - used;
   st->live += used * bsize;
   st->free_in_pages += (cap - used - purged) * bsize;
+  if (atomic_load_explicit(&page->claim, memory_order_relaxed) == EBB_CLAIM_IDLE &&
+      __atomic_load_n(&page->offered, __ATOMIC_RELAXED) == 0)
+    st->dirty += cap * bsize; /* parked in place: not in _ebb_dirty_bytes */
   if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED) && cap * bsize < psize)
     st->free_in_pages += psize - cap * bsize; /* dirty, not yet carved again */
 }

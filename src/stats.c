@@ -139,7 +139,7 @@ ebb_export bool ebb_stats_get(ebb_stats_t *out) {
   _ebb_unlock();
   out->resident = out->live + out->free_in_pages + out->segment_cache + out->large_cache + out->metadata;
   out->purged_or_untouched = out->mapped > out->resident ? out->mapped - out->resident : 0;
-  out->dirty = atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
+  out->dirty += atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed); /* + pages parked in place */
   out->purged_total = atomic_load_explicit(&_ebb_purged_total, memory_order_relaxed);
   out->purged_lazy_total = atomic_load_explicit(&_ebb_lazy_total, memory_order_relaxed);
   out->mmap_calls = atomic_load_explicit(&_ebb_prim_mmap_calls, memory_order_relaxed);

@@ -96,34 +96,41 @@ typedef enum ebb_claim_e {
 
 /* A page: blocks of one size, owned by one heap. Fields used by the malloc
  * and free fast paths come first (one cache line).
- * Invariant: used + |free| + |local_free| + purged_blocks == capacity <=
+ * Invariant: used (= margin + park_at) + |free| + |local_free| + purged_blocks == capacity <=
  * reserved, where used counts blocks that are live or waiting on the
  * thread_free/delayed lists, and purged_blocks are free blocks whose first
  * OS page was purged (they are on no list; see segment->purged_os). */
 typedef struct ebb_page_s {
   ebb_block_t *free;          /* blocks ready to allocate (owner only) */
-  uint32_t used;              /* blocks not on free, local_free or purged */
-  uint32_t park_at;           /* a local free leaving used <= park_at takes the slow path */
+  /* used - park_at, where used counts the blocks not on free, local_free
+   * or purged (_ebb_page_used), and a local free that leaves used <=
+   * park_at takes the slow path: kept as the difference so that the free
+   * fast path's test is one decrement and a sign check. */
+  int32_t margin;
+  uint32_t park_at;           /* owner only: change with _ebb_page_set_park_at */
   ebb_block_t *local_free;    /* blocks freed by the owner since last collect */
   uint8_t *start;             /* first block */
   size_t span;                /* capacity * block_size: 0 while the page is unused */
   uint64_t div_magic;         /* ceil(2^44 / block_size) << 20: block-start test */
-  uint8_t flags;              /* EBB_PAGE_IN_FULL | EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE (owner only) */
+  /* The owner's thread id while its frees may simply push onto local_free
+   * (flags 0, segment owned), else 0: the free fast path's one test for
+   * "local and plain". Owner writes (relaxed); anyone reads. */
+  _Atomic(uintptr_t) local_tag;
+  uint8_t flags;              /* EBB_PAGE_IN_FULL | EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE (owner only; set with
+                                 _ebb_page_set_flags, which keeps local_tag in step) */
   uint8_t free_is_zero;       /* blocks on `free` are zero but for their link */
   uint8_t in_use;             /* page holds a size class (not free in its segment) */
   uint8_t is_fresh;           /* memory past `capacity` is zero and not resident */
   uint8_t bin;                /* size class index */
-  uint8_t reserved_pad;
-  uint16_t index;             /* position in the segment */
+  uint8_t pad1[3];
+  /* ---- slow-path fields ---- */
   uint32_t block_size;        /* bytes per block (size class) */
   uint32_t capacity;          /* blocks carved so far */
-  /* ---- slow-path fields ---- */
-  uint32_t reserved;          /* blocks that fit the page */
-  uint32_t purged_blocks;     /* free blocks taken off the lists by a purge */
+  uint16_t reserved;          /* blocks that fit the page (at most 8192: 64 KiB of 8 B) */
+  uint16_t purged_blocks;     /* free blocks taken off the lists by a purge */
   _Atomic(uint32_t) claim;    /* ebb_claim_t */
   _Atomic(uint32_t) idle_since; /* purge clock (ms) when first seen IDLE, 0 = not yet */
-  uint32_t offered;           /* bytes counted as dirty while IDLE */
-  uint32_t pad2;
+  uint32_t offered;           /* bytes counted as dirty while IDLE; 0 when parked in place (purge.c) */
   _Atomic(uintptr_t) thread_free; /* remote frees (LIFO) | ebb_delayed_t */
   _Atomic(struct ebb_heap_s *) heap; /* owner heap; stable while DELAYED_FREEING */
   struct ebb_page_s *next;    /* in the heap's queue for `bin`, full queue, or parked list */
@@ -156,7 +163,8 @@ typedef struct ebb_segment_s {
   struct ebb_segment_s *all_prev;
   bool in_free_queue;         /* on the owner's with_free list */
   bool cache_purged;          /* cached, and its memory already purged */
-  _Atomic(uint32_t) idle_pages; /* pages whose claim is IDLE: the purge pass skips 0 */
+  _Atomic(uint32_t) idle_pages; /* counted IDLE pages (offered != 0): the purge pass skips 0 */
+  _Atomic(uint8_t) inplace_hint; /* a page here may be parked in place: the pass looks */
   uint64_t cached_since;      /* purge clock (ms) when it entered a cache */
   _Atomic(uint64_t) purged_os[EBB_SEGMENT_OS_PAGES / 64]; /* OS pages whose block starts are purged */
   ebb_page_t pages[];         /* page_count descriptors */
