@@ -15,7 +15,7 @@
 #include "internal.h"
 #include "prim.h"
 
-size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* set from options at init */
+size_t _ebb_large_threshold = 128 * EBB_KiB; /* set from options at init (EBB_LARGE_THRESHOLD) */
 
 static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
   page->free = b->next;
@@ -68,7 +68,12 @@ static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) 
     _ebb_page_reap(heap);
     if (!_ebb_option(EBB_OPT_PURGE_THREAD)) _ebb_purge_on_entry();
   }
-  if (size > _ebb_large_threshold) return _ebb_large_alloc(size, 0, zero);
+  if (size > _ebb_large_threshold) {
+    void *p = _ebb_large_alloc(size, 0, zero);
+    /* A size the wide pages can hold still gets memory when the OS refuses
+     * a mapping (vm.max_map_count: one mapping per large block). */
+    if (p != NULL || size > EBB_WIDE_OBJ_MAX) return p;
+  }
   unsigned bin = _ebb_bin(size);
   ebb_page_t *page = _ebb_page_find_free(heap, bin);
   if (ebb_unlikely(page == NULL)) {
@@ -95,7 +100,7 @@ void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
                                                 memory_order_relaxed)) {
       ebb_block_t *b = page->stash;
       if (ebb_likely(b != NULL)) {
-        _ebb_page_set_flags(page, 0);
+        _ebb_page_clear_flags_owner(page);
         page->stash = NULL;
         page_pop(page, b);
         return zero ? zero_block(page, b, size) : b;

@@ -124,7 +124,7 @@ ebb_export void ebb_free(void *p) {
   }
   block->next = head;
   page->local_free = block;
-  if (ebb_unlikely(margin_drop(&page->margin))) _ebb_page_after_free(_ebb_tls_heap, page);
+  if (ebb_unlikely(margin_drop(&page->margin))) _ebb_page_free_left_few(page);
 }
 
 EBB_STD(free, ebb_free);

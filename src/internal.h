@@ -151,6 +151,12 @@ static inline uintptr_t _ebb_thread_id(void) {
 #endif
 }
 
+/* The owner thread clears its page's flags: the tag is its own id. */
+static inline void _ebb_page_clear_flags_owner(ebb_page_t *page) {
+  page->flags = 0;
+  atomic_store_explicit(&page->local_tag, _ebb_thread_id(), memory_order_relaxed);
+}
+
 extern __thread ebb_heap_t *_ebb_tls_heap;
 extern ebb_heap_t _ebb_heap_empty; /* every thread's heap until its first malloc */
 extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
@@ -249,6 +255,7 @@ void _ebb_page_init_tables(void);
 void _ebb_page_reap(ebb_heap_t *heap);
 void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block);
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_free_left_few(ebb_page_t *page); /* the free fast path's margin ran out */
 void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page);
 
 /* The owner takes back a page parked in place (page.c, park_in_place): one
@@ -280,7 +287,7 @@ extern ebb_hidden _Atomic int _ebb_purge_thread_state, _ebb_purge_thread_idle, _
  * the cheap offer, inline in the free path. The hint protocol is at the
  * top of purge.c. */
 static inline void _ebb_purge_parked_in_place(ebb_segment_t *seg) {
-  atomic_store_explicit(&seg->inplace_hint, 1, memory_order_relaxed);
+  atomic_store_explicit(&seg->inplace_hint, 1, memory_order_release); /* after claim = IDLE */
   atomic_thread_fence(memory_order_seq_cst);
   if (ebb_unlikely(!atomic_load_explicit(&_ebb_inplace_hint, memory_order_relaxed))) {
     atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_relaxed);

@@ -216,7 +216,10 @@ static void direct_update(ebb_heap_t *heap, unsigned qi) {
 
 /* A page at the head of its queue is being allocated from: only an empty
  * page leaves it. Any other page leaves when it becomes sparse. */
-static uint32_t sparse_at(const ebb_page_t *page) { return page->reserved / 4; }
+static uint32_t sparse_at(const ebb_page_t *page) {
+  ebb_assert(page->reserved >= 4); /* so only a head page has park_at 0 */
+  return page->reserved / 4;
+}
 
 static void set_head(ebb_heap_t *heap, unsigned qi) {
   ebb_page_t *first = heap->queues[qi].first;
@@ -559,6 +562,18 @@ static ebb_noinline void after_free_other(ebb_heap_t *heap, ebb_page_t *page, bo
     _ebb_page_park(heap, page);
   }
   _ebb_purge_notify();
+}
+
+/* The free fast path's exit: a local free left used <= park_at. Only the
+ * head of a queue has park_at 0 (any other page parks at a quarter of at
+ * least 7 blocks), so park_at 0 here means the head page just emptied. */
+void _ebb_page_free_left_few(ebb_page_t *page) {
+  if (ebb_likely(page->park_at == 0)) {
+    ebb_assert_internal(_ebb_page_used(page) == 0 && _ebb_tls_heap->queues[page->bin].first == page);
+    park_in_place(page);
+    return;
+  }
+  _ebb_page_after_free(_ebb_tls_heap, page);
 }
 
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {

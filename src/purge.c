@@ -22,12 +22,14 @@
  *    case, so parking one costs no atomic read-modify-write: the owner
  *    stores claim IDLE, a hint in the segment and a global hint, and one
  *    fence. They are not in _ebb_dirty_bytes; a pass adds up the ones it
- *    sees (_ebb_inplace_bytes) for the budget, and statistics count them.
+ *    sees for the budget, and statistics count them.
  *    Hint protocol (no page is missed, the thread never sleeps on one):
  *      owner: claim = IDLE; seg hint = 1; FENCE; if (!global) {global = 1;
  *             FENCE}; then reads thread_idle (wakes a sleeping thread).
- *      pass:  global = 0 (exchange); per segment: seg hint = 0; FENCE; scan
- *             claims; set both hints again if an IDLE page is left.
+ *      pass:  global = 0 (exchange); FENCE; per segment: seg hint = 0
+ *             (exchange); FENCE; scan claims; set both hints again if an
+ *             IDLE page is left, then wake the thread if it went to sleep
+ *             meanwhile (a pass run by ebb_collect on another thread).
  *      thread before sleeping: thread_idle = 1; FENCE; reads global.
  *    Each pair is a store-fence-load handshake, so one side always sees
  *    the other.
@@ -52,7 +54,6 @@ _Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget
 _Atomic(int) _ebb_abandoned_hint;   /* a remote free hit an abandoned segment */
 static _Atomic(int) remote_hint;    /* a remote free hit a page a purge had handled */
 _Atomic(int) _ebb_inplace_hint;     /* some segment's inplace_hint may be set */
-_Atomic(size_t) _ebb_inplace_bytes; /* parked in place and IDLE, as the last pass saw them */
 
 void _ebb_purge_hint_abandoned(void) {
   if (!atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed))
@@ -232,14 +233,17 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
     decommit(batch, start, size);
     return;
   }
-  if (page->flags & EBB_PAGE_IN_PLACE) {
+  bool in_place = (page->flags & EBB_PAGE_IN_PLACE) != 0;
+  if (in_place) {
     /* Empty, and still reachable from the owner's direct table: `free`
-     * must stay NULL (the malloc fast path reads it), so no collect. */
-    ebb_assert(_ebb_page_used(page) == 0 && page->free == NULL);
+     * must stay NULL (the malloc fast path reads it), so no collect. Its
+     * margin and park_at are not ours to read: the owner may push another
+     * page in front of it meanwhile, which rewrites both. */
+    ebb_assert(page->free == NULL);
   } else {
     _ebb_page_collect(page);
   }
-  if (_ebb_page_used(page) != 0) {
+  if (!in_place && _ebb_page_used(page) != 0) {
     purge_sparse(seg, page, batch);
     return;
   }
@@ -390,7 +394,6 @@ void _ebb_purge_notify(void) {
 /* A pass saw `bytes` parked in place and not yet expired: over the budget
  * with the rest of the dirty memory, the next pass is urgent. */
 void _ebb_purge_saw_in_place(size_t bytes) {
-  atomic_store_explicit(&_ebb_inplace_bytes, bytes, memory_order_relaxed);
   if (bytes != 0 && bytes + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
                         atomic_load_explicit(&budget_cached, memory_order_relaxed))
     atomic_store_explicit(&_ebb_purge_urgent, 1, memory_order_relaxed);

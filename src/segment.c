@@ -447,13 +447,14 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
   bool any_left = false;
   now = (uint32_t)now; /* stamps are 32-bit milliseconds */
   atomic_exchange_explicit(&_ebb_inplace_hint, 0, memory_order_seq_cst);
+  atomic_thread_fence(memory_order_seq_cst);
   _ebb_lock();
   for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
     if (seg->kind == EBB_PAGE_LARGE) continue;
     bool hinted = atomic_load_explicit(&seg->inplace_hint, memory_order_relaxed) != 0;
     if (!hinted && atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
     if (hinted) {
-      atomic_store_explicit(&seg->inplace_hint, 0, memory_order_relaxed);
+      atomic_exchange_explicit(&seg->inplace_hint, 0, memory_order_acq_rel);
       atomic_thread_fence(memory_order_seq_cst);
     }
     scan.idle_left = false;
@@ -462,7 +463,12 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
     any_left |= scan.idle_left;
   }
   _ebb_unlock();
-  if (any_left) atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_seq_cst);
+  if (any_left) {
+    atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_seq_cst);
+    /* The purge thread may have gone to sleep after its own pass while this
+     * one (ebb_collect, or a pass on entry) had the hint at 0. */
+    if (atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_seq_cst)) _ebb_purge_notify();
+  }
   _ebb_purge_saw_in_place(scan.inplace_bytes);
   return scan.released;
 }

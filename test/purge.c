@@ -19,6 +19,10 @@
  *   j  fork while the purge thread runs: the child gets one lazily
  *   k  EBB_MADVISE=free: counted as purged_lazy_total
  *   l  the large cache: a loop does not map per iteration; unmapped later
+ *   m  a page parked in place while ebb_collect runs on another thread: the
+ *      purge thread must not sleep through it (the pass had the hint at 0)
+ *   n  a page parked in place while the queue in front of it changes (a full
+ *      page comes back): blocks keep their contents, delay 0
  *
  * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
  * loaded machine only makes a case slower, not fail. Usage:
@@ -602,6 +606,82 @@ static void case_large_cache(void) {
   free(keep);
 }
 
+/* ---- m. the purge thread does not sleep through an in-place park ------------ */
+static volatile int collector_stop;
+static void *collector(void *arg) {
+  (void)arg;
+  while (!collector_stop) ebb_collect(false);
+  return NULL;
+}
+
+static void case_sleep_race(void) {
+  free(malloc(100)); /* starts the purge thread */
+  int stuck = 0;
+  for (int round = 0; round < 8; round++) {
+    sleep_ms(150); /* the thread goes to sleep: nothing is dirty */
+    collector_stop = 0;
+    pthread_t t;
+    if (!CHECK(pthread_create(&t, NULL, collector, NULL) == 0)) return;
+    sleep_ms(2);
+    enum { K = 64 };
+    void *p[K];
+    for (int i = 0; i < K; i++) p[i] = malloc(200);
+    for (int i = 0; i < K; i++) free(p[i]); /* the head page empties: parked in place */
+    sleep_ms(5);
+    collector_stop = 1;
+    pthread_join(t, NULL);
+    uint64_t t0 = now_ms();
+    while (stats().dirty != 0 && now_ms() - t0 < WAIT_MS) sleep_ms(5);
+    stuck += stats().dirty != 0;
+  }
+  CHECKF(stuck == 0, "%d of 8 rounds: a page parked in place still dirty after %d ms", stuck, WAIT_MS);
+  printf("  m: 8 rounds, no page left behind\n");
+}
+
+/* ---- n. parked in place while a full page comes back in front of it ---------- */
+static void case_torn_park(void) {
+  enum { N = 8192 };
+  static unsigned char *a[N];
+  int n = 0;
+  a[n++] = malloc(16);
+  uintptr_t page_a = (uintptr_t)a[0] >> 16;
+  unsigned char *x;
+  for (;;) { /* fill page A; x is the first block of the next page */
+    unsigned char *p = malloc(16);
+    if (((uintptr_t)p >> 16) != page_a) {
+      x = p;
+      break;
+    }
+    a[n++] = p;
+    if (!CHECK(n < N)) return;
+  }
+  for (int i = 0; i < n; i++) memset(a[i], i & 0xff, 16);
+  unsigned seed = 1, bad = 0;
+  long iters = 0;
+  uint64_t t0 = now_ms();
+  while (now_ms() - t0 < 1000) {
+    for (int r = 0; r < 64; r++, iters++) {
+      free(x); /* x's page empties: parked in place (and purged at once) */
+      seed = seed * 1103515245u + 12345u;
+      for (volatile unsigned s = (seed >> 16) % 20000; s; s--) {
+      }
+      int k = (int)((seed >> 8) % (unsigned)n);
+      for (int j = 0; j < 16; j++) bad += a[k][j] != (unsigned char)(k & 0xff);
+      free(a[k]); /* A was full: it comes back in front of x's page */
+      a[k] = malloc(16);
+      memset(a[k], k & 0xff, 16);
+      x = malloc(16); /* A is full again: x's page is the head */
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < 16; j++) bad += a[i][j] != (unsigned char)(i & 0xff);
+    free(a[i]);
+  }
+  free(x);
+  CHECKF(bad == 0, "%u bytes changed under the program", bad);
+  printf("  n: %ld iterations of park-in-place against unfull, contents intact\n", iters);
+}
+
 /* ---- the runner ---------------------------------------------------------------- */
 typedef struct {
   char name;
@@ -625,6 +705,8 @@ static const test_case_t cases[] = {
   {'j', "fork", case_fork, {NULL}},
   {'k', "EBB_MADVISE=free", case_madv_free, {"EBB_MADVISE=free", NULL}},
   {'l', "large cache", case_large_cache, {NULL}},
+  {'m', "in-place park during ebb_collect", case_sleep_race, {NULL}},
+  {'n', "in-place park against unfull", case_torn_park, {"EBB_PURGE_DELAY_MS=0", NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 

@@ -134,8 +134,8 @@ static void test_wrap(void) {
  * whole: it goes to the segment cache with its memory dirty. */
 static void *wide_thread(void *arg) {
   (void)arg;
-  void *p = ebb_malloc(300 * KiB);
-  memset(p, 0x44, 300 * KiB);
+  void *p = ebb_malloc(100 * KiB); /* a wide page: above 64 KiB, below the 128 KiB threshold */
+  memset(p, 0x44, 100 * KiB);
   ebb_free(p);
   return NULL;
 }
