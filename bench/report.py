@@ -265,6 +265,11 @@ class Report:
                 c = self.cells[(w["name"], a)]
                 row.append("FAILED" if c["failed"] else fmt(mib(c["end_kb"]), 1))
             add("| %s | %s |" % (w["name"], " | ".join(row)))
+        gaps = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gaps.md")
+        if os.path.exists(gaps):  # the hand-written analysis of where ebb misses the bar
+            add("")
+            with open(gaps) as f:
+                add(f.read().rstrip("\n"))
         add("")
         add("## Workloads")
         for w in self.workloads:

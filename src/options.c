@@ -32,9 +32,16 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * realloc workload touched 1.4x mimalloc's memory, with 128 KiB 0.9x. */
   [EBB_OPT_LARGE_THRESHOLD] = {"LARGE_THRESHOLD", OPT_SIZE, 128 * 1024, 4096, 512 * 1024, {0},
                                "blocks above this size get their own mapping"},
-  [EBB_OPT_SEGMENT_CACHE] = {"SEGMENT_CACHE", OPT_COUNT, 4, 0, 64, {0},
+  /* 16 by benchmark: with 4, Python's phases unmapped free segments and
+   * mapped fresh ones (faulted in again) several times a second. Cached
+   * segments are purged after the delay like any free memory. */
+  [EBB_OPT_SEGMENT_CACHE] = {"SEGMENT_CACHE", OPT_COUNT, 16, 0, 64, {0},
                              "free 4 MiB segments kept for reuse (purged after the delay)"},
-  [EBB_OPT_PURGE_DELAY_MS] = {"PURGE_DELAY_MS", OPT_COUNT, 50, 0, 60000, {0},
+  /* 100 by benchmark: Python (bench py_alloc.py --scale 10) frees and
+   * rebuilds its objects in phases of about that length; at 50 ms it
+   * faulted 97k pages back in, at 100 ms 71k (glibc: 50k), and 200 ms
+   * gained nothing more. The idle deadline stays well inside a second. */
+  [EBB_OPT_PURGE_DELAY_MS] = {"PURGE_DELAY_MS", OPT_COUNT, 100, 0, 60000, {0},
                               "free memory stays resident this long before it goes back to the OS"},
   [EBB_OPT_PURGE_THREAD] = {"PURGE_THREAD", OPT_BOOL, 1, 0, 1, {0},
                             "purge from a background thread (0: on allocator entry only)"},

@@ -82,7 +82,9 @@ void _ebb_segment_clear_purged(ebb_segment_t *seg, const uint8_t *start, size_t 
   }
 }
 
-static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
+/* Sets up a segment for pages of `kind`. True if its memory is dirty (a
+ * cached segment that was not purged yet). */
+static bool segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   uint32_t shift = kind_shift(kind);
   uint32_t count = (uint32_t)(EBB_SEGMENT_SIZE >> shift);
   /* Not a memset of the whole header: a cached segment stays on the
@@ -106,6 +108,7 @@ static void segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   for (uint32_t i = 0; i < count; i++) {
     seg->pages[i].is_fresh = zero;
   }
+  return !zero;
 }
 
 /* ---- the owner's lists --------------------------------------------------- */
@@ -224,10 +227,18 @@ static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
     seg = _ebb_os_map_aligned(EBB_SEGMENT_SIZE, EBB_SEGMENT_SIZE, 0);
     if (seg == NULL) return NULL;
   }
-  segment_init(seg, kind, fresh);
+  bool dirty = segment_init(seg, kind, fresh);
   if (fresh) _ebb_segment_registry_add(seg);
   _ebb_os_map_set(seg, EBB_MAP_SEGMENT);
   owned_add(heap, seg);
+  if (dirty) {
+    /* Its free pages hold the memory of the segment's last use: offer
+     * them like any free page (take_page claims back the one it uses), or
+     * they would stay resident until the whole segment is free again. */
+    for (uint32_t i = 0; i < seg->page_count; i++)
+      _ebb_page_offer(&seg->pages[i], _ebb_segment_page_size(seg, &seg->pages[i], NULL));
+    _ebb_purge_notify();
+  }
   return seg;
 }
 

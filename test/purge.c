@@ -23,6 +23,8 @@
  *      purge thread must not sleep through it (the pass had the hint at 0)
  *   n  a page parked in place while the queue in front of it changes (a full
  *      page comes back): blocks keep their contents, delay 0
+ *   o  a cached segment reused before its purge: its other (dirty) pages are
+ *      offered and go back too
  *
  * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
  * loaded machine only makes a case slower, not fail. Usage:
@@ -373,7 +375,8 @@ static void case_stats(void) {
   CHECKF(s2.live <= s0.live + 64 * KiB, "live %zu KiB after freeing everything (start %zu KiB)", (size_t)s2.live / KiB,
          (size_t)s0.live / KiB);
   /* Segments the collection emptied may enter the segment cache (counted
-   * dirty until the next pass): at most EBB_SEGMENT_CACHE (4) of them. */
+   * dirty until the next pass): at most EBB_SEGMENT_CACHE (4 in this
+   * case's environment) of them. */
   CHECKF(s2.dirty <= 4 * 4 * MiB + MiB, "dirty %zu KiB right after ebb_collect(true) (segment_cache %zu KiB)",
          (size_t)s2.dirty / KiB, (size_t)s2.segment_cache / KiB);
   CHECK(s2.mapped >= s2.resident);
@@ -682,6 +685,35 @@ static void case_torn_park(void) {
   printf("  n: %ld iterations of park-in-place against unfull, contents intact\n", iters);
 }
 
+/* ---- o. a dirty cached segment, reused: its free pages still go back ------- */
+static void *fill_and_exit(void *arg) {
+  (void)arg;
+  size_t n = 12 * MiB / (4 * KiB);
+  void **ptrs = ptr_array(n);
+  if (alloc_touch(ptrs, n, 4 * KiB)) free_all(ptrs, n); /* the exit releases the segments: cached, dirty */
+  ptr_array_free(ptrs, n);
+  return NULL;
+}
+
+static void case_cached_reuse(void) {
+  void *keep = ballast();
+  size_t start = rss();
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, fill_and_exit, NULL) == 0)) return;
+  pthread_join(t, NULL);
+  /* A new page kind at once: the next segment comes from the cache, dirty.
+   * One page is used; the rest held 4 MiB of the thread's memory. */
+  void *mid = malloc(10 * KiB);
+  if (!CHECK(mid != NULL)) return;
+  memset(mid, 5, 10 * KiB);
+  long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "a reused cached segment kept its dirty pages: RSS +%ld MiB after %d ms", mib_above(rss(), start),
+         WAIT_MS);
+  printf("  o: reused dirty segment: RSS back after %ld ms\n", ms);
+  free(mid);
+  free(keep);
+}
+
 /* ---- the runner ---------------------------------------------------------------- */
 typedef struct {
   char name;
@@ -695,7 +727,7 @@ static const test_case_t cases[] = {
   {'b', "idle other thread", case_idle_thread, {NULL}},
   {'c', "exited thread, remote frees", case_exited_thread, {NULL}},
   {'d', "sparse pages", case_sparse, {NULL}},
-  {'e', "statistics add up", case_stats, {NULL}},
+  {'e', "statistics add up", case_stats, {"EBB_SEGMENT_CACHE=4", NULL}},
   {'f', "ebb_collect / malloc_trim", case_collect,
    {"EBB_PURGE_DELAY_MS=10000", "EBB_DIRTY_MAX=1g", "EBB_DIRTY_FRACTION=100", NULL}},
   {'g', "hot loop", case_hot_loop, {NULL}},
@@ -707,6 +739,7 @@ static const test_case_t cases[] = {
   {'l', "large cache", case_large_cache, {NULL}},
   {'m', "in-place park during ebb_collect", case_sleep_race, {NULL}},
   {'n', "in-place park against unfull", case_torn_park, {"EBB_PURGE_DELAY_MS=0", NULL}},
+  {'o', "dirty cached segment reused", case_cached_reuse, {NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 

@@ -146,9 +146,9 @@ static void test_options_init(void) {
   /* A bad value: one line, naming the variable, the range and the default. */
   setenv("EBB_SEGMENT_CACHE", "999", 1);
   init_captured(err, sizeof(err));
-  CHECKS(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE=999 is invalid: expected a number from 0 to 64; using 4\n") == 0,
+  CHECKS(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE=999 is invalid: expected a number from 0 to 64; using 16\n") == 0,
          err);
-  CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 4);
+  CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
   setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: as if unset, no warning */
   init_captured(err, sizeof(err));
   CHECKS(err[0] == 0, err);
