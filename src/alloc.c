@@ -15,7 +15,7 @@
 #include "internal.h"
 #include "prim.h"
 
-size_t _ebb_large_threshold = 128 * EBB_KiB; /* set from options at init (EBB_LARGE_THRESHOLD) */
+size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* set from options at init (EBB_LARGE_THRESHOLD) */
 
 static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
   page->free = b->next;
@@ -244,7 +244,7 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
   ebb_segment_t *seg = large_cache_take(block, a);
   if (seg != NULL) {
     if (zero) memset(seg->pages[0].start, 0, size);
-    atomic_fetch_add_explicit(&_ebb_inuse_bytes, seg->size, memory_order_relaxed);
+    _ebb_inuse_add(seg->size);
     _ebb_os_map_set(seg->pages[0].start, EBB_MAP_LARGE);
     return seg->pages[0].start;
   }
@@ -262,14 +262,14 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
   seg->pages[0].in_use = 1;
   seg->pages[0].margin = 1; /* used 1 (park_at 0) */
   _ebb_segment_registry_add(seg);
-  atomic_fetch_add_explicit(&_ebb_inuse_bytes, total, memory_order_relaxed);
+  _ebb_inuse_add(total);
   _ebb_os_map_set(m + EBB_LARGE_HEADER_SIZE, EBB_MAP_LARGE);
   return m + EBB_LARGE_HEADER_SIZE;
 }
 
 void _ebb_large_free(ebb_segment_t *seg) {
   _ebb_os_map_set(seg->pages[0].start, EBB_MAP_NONE);
-  atomic_fetch_sub_explicit(&_ebb_inuse_bytes, seg->size, memory_order_relaxed);
+  _ebb_inuse_sub(seg->size);
   if (large_cache_put(seg)) {
     _ebb_purge_notify();
     return;
@@ -297,7 +297,7 @@ static void *large_move(ebb_segment_t *seg, size_t total) {
   /* The old range is gone (mremap unmapped it); dst's placeholder pages
    * were replaced. */
   atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
-  atomic_fetch_add_explicit(&_ebb_inuse_bytes, total - old_total, memory_order_relaxed);
+  _ebb_inuse_add(total - old_total);
   moved->size = total;
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);
@@ -313,10 +313,10 @@ static void *large_realloc(ebb_segment_t *seg, size_t size) {
   if (_ebb_prim_remap(seg, seg->size, total, NULL, false) != NULL) {
     if (total > seg->size) {
       atomic_fetch_add_explicit(&_ebb_os_mapped, total - seg->size, memory_order_relaxed);
-      atomic_fetch_add_explicit(&_ebb_inuse_bytes, total - seg->size, memory_order_relaxed);
+      _ebb_inuse_add(total - seg->size);
     } else {
       atomic_fetch_sub_explicit(&_ebb_os_mapped, seg->size - total, memory_order_relaxed);
-      atomic_fetch_sub_explicit(&_ebb_inuse_bytes, seg->size - total, memory_order_relaxed);
+      _ebb_inuse_sub(seg->size - total);
     }
     seg->size = total;
     return seg->pages[0].start;

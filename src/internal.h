@@ -319,6 +319,8 @@ void _ebb_purge_fork_child(void);
 extern _Atomic(size_t) _ebb_dirty_bytes;
 extern _Atomic(size_t) _ebb_purged_total;
 extern _Atomic(size_t) _ebb_inuse_bytes;
+void _ebb_inuse_add(size_t bytes); /* also raises the budget's recent peak */
+void _ebb_inuse_sub(size_t bytes);
 extern _Atomic(int) _ebb_abandoned_hint;
 
 /* ---- heap.c ----------------------------------------------------------- */

@@ -7,7 +7,8 @@
  *    from the first purge pass that sees the page IDLE, so purging happens
  *    between purge_delay and 1.5 x purge_delay after the offer.
  *  - Past the dirty budget (EBB_DIRTY_MAX bytes, or EBB_DIRTY_FRACTION % of
- *    the memory in use, whichever is smaller, but never under 4 MiB so that
+ *    the memory in use at its peak over the last second, whichever is
+ *    smaller, but never under 4 MiB so that
  *    small programs do not purge on every free) purging is immediate.
  *  - The deadline holds while the program is idle: a background thread,
  *    started the first time something is offered (never during
@@ -85,8 +86,34 @@ static uint64_t delay_ms(void) { return (uint64_t)_ebb_option(EBB_OPT_PURGE_DELA
  * compares against it. */
 static _Atomic(size_t) budget_cached = 4 * EBB_MiB;
 
+/* The budget's base is the memory in use at its peak over the last second,
+ * not at this instant: a program whose live set shrinks and grows again
+ * (bench waves) would otherwise purge at once most of what it freed, only
+ * to fault it back in - the purge delay is what returns that memory. */
+#define EBB_INUSE_PEAK_MS 1000
+static _Atomic(size_t) inuse_peak;        /* highest _ebb_inuse_bytes since inuse_peak_since */
+static _Atomic(uint64_t) inuse_peak_since; /* purge clock (ms) */
+
+void _ebb_inuse_add(size_t bytes) {
+  size_t now = atomic_fetch_add_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed) + bytes;
+  if (now > atomic_load_explicit(&inuse_peak, memory_order_relaxed))
+    atomic_store_explicit(&inuse_peak, now, memory_order_relaxed); /* racy max: an estimate */
+}
+
+void _ebb_inuse_sub(size_t bytes) { atomic_fetch_sub_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed); }
+
+/* A pass restarts the peak once it is a second old. */
+static void inuse_peak_age(uint64_t now) {
+  if (now - atomic_load_explicit(&inuse_peak_since, memory_order_relaxed) < EBB_INUSE_PEAK_MS) return;
+  atomic_store_explicit(&inuse_peak, atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed),
+                        memory_order_relaxed);
+  atomic_store_explicit(&inuse_peak_since, now, memory_order_relaxed);
+}
+
 static size_t budget(void) {
   size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
+  size_t peak = atomic_load_explicit(&inuse_peak, memory_order_relaxed);
+  if (peak > inuse) inuse = peak;
   size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
   size_t floor = 4 * EBB_MiB, max = (size_t)_ebb_option(EBB_OPT_DIRTY_MAX);
   if (frac < floor) frac = floor;
@@ -258,6 +285,7 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
  * the caches, and segments of exited threads. Returns bytes released. */
 static size_t purge_run(bool force, bool explicit_call) {
   uint64_t now = _ebb_purge_clock_ms(), delay = delay_ms();
+  inuse_peak_age(now);
   atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
   if (delay == 0) force = true;
   if (atomic_exchange_explicit(&remote_hint, 0, memory_order_seq_cst)) _ebb_segment_reoffer_remote();

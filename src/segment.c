@@ -267,7 +267,7 @@ static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg) {
     if (page->in_use) continue;
     _ebb_page_claim(page); /* a purge may have it; it sets is_fresh */
     page->in_use = 1;
-    atomic_fetch_add_explicit(&_ebb_inuse_bytes, (size_t)1 << seg->page_shift, memory_order_relaxed);
+    _ebb_inuse_add((size_t)1 << seg->page_shift);
     if (++seg->used_pages == seg->page_count) free_queue_remove(heap, seg);
     return page;
   }
@@ -288,7 +288,7 @@ static void page_release(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page)
   atomic_store_explicit(&page->local_tag, 0, memory_order_relaxed); /* not in use */
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&_ebb_inuse_bytes, (size_t)1 << seg->page_shift, memory_order_relaxed);
+  _ebb_inuse_sub((size_t)1 << seg->page_shift);
   seg->used_pages--;
   if (seg->used_pages == 0) {
     segment_release(heap, seg);

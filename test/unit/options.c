@@ -168,7 +168,7 @@ static void test_options_init(void) {
   setenv("EBB_LARGE_THRESHOLD", "1", 1);
   init_captured(err, sizeof(err));
   CHECKS(strstr(err, "ebb: warning: EBB_LARGE_THRESHOLD=1 is invalid: expected a size") == err, err);
-  CHECK(_ebb_large_threshold == 128 * 1024);
+  CHECK(_ebb_large_threshold == 512 * 1024);
   unsetenv("EBB_LARGE_THRESHOLD");
   init_captured(err, sizeof(err)); /* back to the defaults */
 }
