@@ -154,7 +154,11 @@ static size_t large_cache_bytes;    /* global lock */
 
 static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - EBB_LARGE_HEADER_SIZE; }
 
-/* A cached block of at least `size` bytes (and not much more), aligned. */
+/* The smallest cached block of at least `size` bytes, aligned. One much
+ * bigger is cut down to size (mremap shrinks in place): its head is
+ * resident already, and the tail goes back to the OS at once rather than
+ * sitting in the cache (a program whose big buffers vary in size would
+ * otherwise keep the cache full of blocks it never reuses). */
 static ebb_segment_t *large_cache_take(size_t size, size_t align) {
   if (__atomic_load_n(&large_cache, __ATOMIC_RELAXED) == NULL) return NULL;
   size_t slack = size / 4 > EBB_MiB ? size / 4 : EBB_MiB;
@@ -163,7 +167,7 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
   for (ebb_segment_t **link = &large_cache; *link != NULL; link = &(*link)->next) {
     ebb_segment_t *seg = *link;
     size_t bytes = large_block_bytes(seg);
-    if (bytes < size || bytes > size + slack || ((uintptr_t)seg->pages[0].start & (align - 1)) != 0) continue;
+    if (bytes < size || ((uintptr_t)seg->pages[0].start & (align - 1)) != 0) continue;
     if (best == NULL || bytes < large_block_bytes(best)) {
       best = seg;
       best_link = link;
@@ -176,6 +180,13 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
     _ebb_purge_dirty_sub(best->size);
   }
   _ebb_unlock();
+  if (best != NULL && large_block_bytes(best) > size + slack) {
+    size_t total = size + EBB_LARGE_HEADER_SIZE;
+    if (_ebb_prim_remap(best, best->size, total, NULL, false) != NULL) {
+      atomic_fetch_sub_explicit(&_ebb_os_mapped, best->size - total, memory_order_relaxed);
+      best->size = total;
+    }
+  }
   return best;
 }
 

@@ -103,6 +103,18 @@ void _ebb_page_collect(ebb_page_t *page) {
  * memory is touched only as it is needed. */
 #define EBB_EXTEND_BYTES (4 * EBB_KiB)
 
+/* True if n blocks from `first` read as zero but for their links
+ * (EBB_DEBUG 3: blocks carved from a "fresh" page must). */
+static inline bool blocks_are_zero(const uint8_t *first, uint32_t n, size_t bsize) {
+  for (uint32_t k = 0; k < n; k++) {
+    const uint8_t *b = first + (size_t)k * bsize;
+    for (size_t i = sizeof(ebb_block_t); i < bsize; i++) {
+      if (b[i] != 0) return false;
+    }
+  }
+  return true;
+}
+
 /* Carves more blocks onto an empty `free` list. False if the page is full. */
 bool _ebb_page_extend(ebb_page_t *page) {
   ebb_assert(page->free == NULL);
@@ -125,6 +137,7 @@ bool _ebb_page_extend(ebb_page_t *page) {
   page->capacity += n;
   page->span = (size_t)page->capacity * bsize;
   page->free_is_zero = page->is_fresh;
+  ebb_assert_expensive(!page->free_is_zero || blocks_are_zero(first, n, bsize));
   return true;
 }
 

@@ -18,7 +18,8 @@
  *   i  EBB_PURGE_THREAD=0: no idle purge, no thread; the next call purges
  *   j  fork while the purge thread runs: the child gets one lazily
  *   k  EBB_MADVISE=free: counted as purged_lazy_total
- *   l  the large cache: a loop does not map per iteration; unmapped later
+ *   l  the large cache: a loop does not map per iteration; unmapped later;
+ *      a much bigger cached block is cut down to serve a smaller request
  *   m  a page parked in place while ebb_collect runs on another thread: the
  *      purge thread must not sleep through it (the pass had the hint at 0)
  *   n  a page parked in place while the queue in front of it changes (a full
@@ -606,6 +607,28 @@ static void case_large_cache(void) {
   CHECKF(s2.large_cache == 0, "large_cache %zu KiB after the delay", (size_t)s2.large_cache / KiB);
   CHECK(s2.munmap_calls > s1.munmap_calls);
   printf("  l: large cache: %lu mmap calls for 1000 blocks, unmapped after %ld ms\n", (unsigned long)maps, ms);
+
+  /* A cached block much bigger than the request is cut down and reused:
+   * no new mapping, and the tail goes back at once. */
+  unsigned char *big = malloc(32 * MiB);
+  if (!CHECK(big != NULL)) return;
+  memset(big, 2, 32 * MiB);
+  free(big);
+  ebb_stats_t s3 = stats();
+  size_t r3 = rss();
+  unsigned char *part = malloc(8 * MiB);
+  if (!CHECK(part != NULL)) return;
+  ebb_stats_t s4 = stats();
+  size_t r4 = rss();
+  CHECKF(s4.mmap_calls == s3.mmap_calls, "8 MiB with a cached 32 MiB block: %lu new mmap calls",
+         (unsigned long)(s4.mmap_calls - s3.mmap_calls));
+  CHECKF(s4.mapped + 20 * MiB <= s3.mapped, "cached 32 MiB block not cut: mapped %zu -> %zu KiB",
+         (size_t)s3.mapped / KiB, (size_t)s4.mapped / KiB);
+  CHECKF(r4 + 20 * MiB <= r3, "the cut tail stayed resident: RSS %zu -> %zu KiB", r3 / KiB, r4 / KiB);
+  CHECKF(part[0] == 2 && part[8 * MiB - 1] == 2, "the 8 MiB block is not the cached one's head");
+  printf("  l: a cached 32 MiB block served 8 MiB: mapped -%zu MiB, RSS -%zu MiB\n",
+         (size_t)(s3.mapped - s4.mapped) / MiB, (r3 - r4) / MiB);
+  free(part);
   free(keep);
 }
 
