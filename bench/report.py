@@ -199,6 +199,18 @@ class Report:
                                      "; ".join("%s x%d" % (k, n) if n > 1 else k for k, n in kinds.items()))
 
     # ---- markdown ---------------------------------------------------
+    def workload_table(self, add, cell_text):
+        """A table of workloads (rows) by allocators (columns); a failed
+        cell reads FAILED, any other cell_text(workload, allocator, cell)."""
+        add("| workload | " + " | ".join(self.measured) + " |")
+        add("|---|" + "---:|" * len(self.measured))
+        for w in self.workloads:
+            row = []
+            for a in self.measured:
+                c = self.cells[(w["name"], a)]
+                row.append("FAILED" if c["failed"] else cell_text(w, a, c))
+            add("| %s | %s |" % (w["name"], " | ".join(row)))
+
     def markdown(self, svg_name=None):
         m, out = self.meta, []
         add = out.append
@@ -244,27 +256,13 @@ class Report:
             add("")
             add("%s to %s per workload:" % (title, self.ref))
             add("")
-            add("| workload | " + " | ".join(self.measured) + " |")
-            add("|---|" + "---:|" * len(self.measured))
-            for w in self.workloads:
-                row = []
-                for a in self.measured:
-                    c = self.cells[(w["name"], a)]
-                    row.append("FAILED" if c["failed"] else fmt(self.ratio(w["name"], a, key)))
-                add("| %s | %s |" % (w["name"], " | ".join(row)))
+            self.workload_table(add, lambda w, a, c, key=key: fmt(self.ratio(w["name"], a, key)))
             add("| **geometric mean** | %s |" % " | ".join("**%s**" % fmt(self.geo(a, key)[0])
                                                           for a in self.measured))
         add("")
         add("RSS at the end, MiB (median):")
         add("")
-        add("| workload | " + " | ".join(self.measured) + " |")
-        add("|---|" + "---:|" * len(self.measured))
-        for w in self.workloads:
-            row = []
-            for a in self.measured:
-                c = self.cells[(w["name"], a)]
-                row.append("FAILED" if c["failed"] else fmt(mib(c["end_kb"]), 1))
-            add("| %s | %s |" % (w["name"], " | ".join(row)))
+        self.workload_table(add, lambda w, a, c: fmt(mib(c["end_kb"]), 1))
         gaps = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gaps.md")
         if os.path.exists(gaps):  # the hand-written analysis of where ebb misses the bar
             add("")

@@ -44,20 +44,8 @@ static void *zero_block(ebb_page_t *page, ebb_block_t *b, size_t size) {
 }
 
 /* Everything the fast path does not do: first use by a thread, delayed
- * frees, a page running dry, large sizes, and taking back a page parked in
- * place when the quick way in _ebb_malloc_generic did not do. */
+ * frees, a page running dry, large sizes. */
 static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) {
-  if (size <= EBB_DIRECT_MAX) {
-    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
-    if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
-      _ebb_page_take_back(page);
-      if (page->free == NULL) _ebb_page_collect(page);
-      if (page->free != NULL) {
-        void *p = page_pop(page, page->free);
-        return zero ? zero_block(page, p, size) : p;
-      }
-    }
-  }
   if (ebb_unlikely(heap == &_ebb_heap_empty)) {
     heap = _ebb_heap_get();
     if (heap == NULL) return NULL;
@@ -85,28 +73,34 @@ static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) 
   return zero ? zero_block(page, p, size) : p;
 }
 
+/* A purge holds (or held) the page the direct table points to: wait for
+ * it, then allocate as usual. Out of line, so that the common take-back
+ * in _ebb_malloc_generic needs no stack frame. */
+static ebb_noinline void *take_back_and_retry(ebb_heap_t *heap, ebb_page_t *page, size_t size, bool zero) {
+  _ebb_page_claim(page);
+  _ebb_page_take_back_claimed(page);
+  return _ebb_malloc_generic(heap, size, zero);
+}
+
 /* The fast path missed. The common miss: the page the direct table points
  * to was parked in place when it emptied, with its free blocks stashed;
- * take it back (one CAS) and allocate, with no call and no stack frame.
- * (The empty heap's table points to _ebb_page_empty, whose flags are 0.)
- * A won CAS with nothing stashed leaves the page OWNED but still flagged;
- * malloc_slow's take-back then finds it OWNED and finishes. */
+ * take it back (one CAS) and allocate. If nothing was stashed, its frees
+ * wait on local_free: the next miss. (The empty heap's table points to
+ * _ebb_page_empty, whose flags are 0.) */
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
   if (ebb_likely(size <= EBB_DIRECT_MAX)) {
     ebb_page_t *page = heap->direct[_ebb_wsize(size)];
-    uint32_t idle = EBB_CLAIM_IDLE;
-    if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE) &&
-        atomic_compare_exchange_strong_explicit(&page->claim, &idle, EBB_CLAIM_OWNED, memory_order_acquire,
-                                                memory_order_relaxed)) {
-      ebb_block_t *b = page->stash;
+    if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
+      if (ebb_unlikely(!_ebb_page_take_back_quick(page))) return take_back_and_retry(heap, page, size, zero);
+      _ebb_page_take_back_claimed(page);
+      ebb_block_t *b = page->free;
       if (ebb_likely(b != NULL)) {
-        _ebb_page_clear_flags_owner(page);
-        page->stash = NULL;
         page_pop(page, b);
         return zero ? zero_block(page, b, size) : b;
       }
-    } else if (page->flags == 0 && page->local_free != NULL &&
-               atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) {
+    }
+    if (page->flags == 0 && page->local_free != NULL &&
+        atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) {
       /* The other common miss: `free` ran dry and the owner's own frees
        * wait on local_free. Remote and delayed frees are left to
        * malloc_slow, which runs whenever local_free is empty too. */

@@ -84,19 +84,8 @@ static ebb_noinline void free_not_plain(ebb_segment_t *seg, ebb_page_t *page, eb
     free_remote(page, block, owner);
     return;
   }
-  ebb_heap_t *heap = _ebb_tls_heap;
-  if (page->flags != 0) {
-    _ebb_page_free_flagged(heap, page, block);
-    return;
-  }
-  ebb_assert(false); /* local_tag out of step with the flags */
-  if (page->local_free == block) {
-    _ebb_error_double_free(block);
-    return;
-  }
-  block->next = page->local_free;
-  page->local_free = block;
-  if (--page->margin <= 0) _ebb_page_after_free(heap, page);
+  ebb_assert(page->flags != 0); /* else local_tag is out of step with the flags */
+  _ebb_free_block_local(page, block);
 }
 
 /* The fast path is kept free of calls that return to it, so that it needs

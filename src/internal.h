@@ -260,17 +260,25 @@ void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page);
 
 /* The owner takes back a page parked in place (page.c, park_in_place): one
  * CAS unless a purge has it. Inline: the malloc slow path's common case. */
-static inline void _ebb_page_take_back(ebb_page_t *page) {
+static inline bool _ebb_page_take_back_quick(ebb_page_t *page) {
   ebb_assert(page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE));
   uint32_t c = EBB_CLAIM_IDLE;
-  if (ebb_unlikely(!atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_OWNED, memory_order_acquire,
-                                                            memory_order_relaxed)))
-    _ebb_page_claim(page); /* purging or purged */
-  _ebb_page_set_flags(page, 0);
+  return atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_OWNED, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+
+/* The claim is the owner's again: the page is back in use. */
+static inline void _ebb_page_take_back_claimed(ebb_page_t *page) {
+  _ebb_page_clear_flags_owner(page);
   if (page->stash != NULL) {
     page->free = page->stash;
     page->stash = NULL;
   }
+}
+
+static inline void _ebb_page_take_back(ebb_page_t *page) {
+  if (ebb_unlikely(!_ebb_page_take_back_quick(page))) _ebb_page_claim(page); /* purging or purged */
+  _ebb_page_take_back_claimed(page);
 }
 
 /* ---- purge.c: the purge policy ------------------------------------------ */
