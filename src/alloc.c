@@ -29,6 +29,7 @@ ebb_export void *ebb_malloc(size_t size) {
     ebb_page_t *page = heap->direct[_ebb_wsize(size)];
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return page_pop(page, b);
+    return _ebb_malloc_miss(heap, page, size);
   }
   return _ebb_malloc_generic(heap, size, false);
 }
@@ -75,41 +76,58 @@ static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) 
 
 /* A purge holds (or held) the page the direct table points to: wait for
  * it, then allocate as usual. Out of line, so that the common take-back
- * in _ebb_malloc_generic needs no stack frame. */
+ * needs no stack frame. */
 static ebb_noinline void *take_back_and_retry(ebb_heap_t *heap, ebb_page_t *page, size_t size, bool zero) {
   _ebb_page_claim(page);
   _ebb_page_take_back_claimed(page);
   return _ebb_malloc_generic(heap, size, zero);
 }
 
-/* The fast path missed. The common miss: the page the direct table points
- * to was parked in place when it emptied, with its free blocks stashed;
- * take it back (one CAS) and allocate. If nothing was stashed, its frees
- * wait on local_free: the next miss. (The empty heap's table points to
- * _ebb_page_empty, whose flags are 0.) */
-void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
-  if (ebb_likely(size <= EBB_DIRECT_MAX)) {
-    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
-    if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
-      if (ebb_unlikely(!_ebb_page_take_back_quick(page))) return take_back_and_retry(heap, page, size, zero);
-      _ebb_page_take_back_claimed(page);
-      ebb_block_t *b = page->free;
-      if (ebb_likely(b != NULL)) {
-        page_pop(page, b);
-        return zero ? zero_block(page, b, size) : b;
-      }
-    }
-    if (page->flags == 0 && page->local_free != NULL &&
-        atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) {
-      /* The other common miss: `free` ran dry and the owner's own frees
-       * wait on local_free. Remote and delayed frees are left to
-       * malloc_slow, which runs whenever local_free is empty too. */
-      ebb_block_t *b = page->local_free;
-      page->local_free = NULL;
-      page->free_is_zero = 0;
+/* The fast path missed on `page`, the page the direct table gives for
+ * `size` (<= EBB_DIRECT_MAX). The common misses, handled here without a
+ * stack frame:
+ *  - the page was parked in place when it emptied, with its free blocks
+ *    stashed: take it back (one CAS) and allocate;
+ *  - `free` ran dry and the owner's own frees wait on local_free. Remote
+ *    and delayed frees are left to malloc_slow, which runs whenever
+ *    local_free is empty too.
+ * (The empty heap's table points to _ebb_page_empty, whose flags are 0.)
+ * Inline, with `zero` a constant at each caller. */
+static inline void *malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size, bool zero) {
+  if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
+    if (ebb_unlikely(!_ebb_page_take_back_quick(page))) return take_back_and_retry(heap, page, size, zero);
+    _ebb_page_take_back_claimed(page);
+    ebb_block_t *b = page->free;
+    if (ebb_likely(b != NULL)) {
       page_pop(page, b);
       return zero ? zero_block(page, b, size) : b;
     }
+  }
+  if (page->flags == 0 && page->local_free != NULL &&
+      atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) {
+    ebb_block_t *b = page->local_free;
+    page->local_free = NULL;
+    page->free_is_zero = 0;
+    page_pop(page, b);
+    return zero ? zero_block(page, b, size) : b;
+  }
+  return malloc_slow(heap, size, zero);
+}
+
+void *_ebb_malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size) {
+  return malloc_miss(heap, page, size, false);
+}
+
+static ebb_noinline void *calloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size) {
+  return malloc_miss(heap, page, size, true);
+}
+
+/* Any request the fast path did not serve, when the caller has no page
+ * in hand (aligned allocation, take-back retries, large sizes). */
+void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
+  if (ebb_likely(size <= EBB_DIRECT_MAX)) {
+    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
+    return zero ? calloc_miss(heap, page, size) : _ebb_malloc_miss(heap, page, size);
   }
   return malloc_slow(heap, size, zero);
 }
@@ -125,8 +143,9 @@ ebb_export void *ebb_calloc(size_t count, size_t size) {
     ebb_page_t *page = heap->direct[_ebb_wsize(total)];
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return zero_block(page, page_pop(page, b), total);
+    return calloc_miss(heap, page, total);
   }
-  return _ebb_malloc_generic(heap, total, true);
+  return malloc_slow(heap, total, true);
 }
 EBB_STD(calloc, ebb_calloc);
 EBB_STD(__libc_calloc, ebb_calloc);

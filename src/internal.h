@@ -23,6 +23,7 @@
 #define ebb_likely(x) __builtin_expect(!!(x), 1)
 #define ebb_unlikely(x) __builtin_expect(!!(x), 0)
 #define ebb_noinline __attribute__((noinline))
+#define ebb_forceinline inline __attribute__((always_inline))
 
 /* The standard names. Each public ebb_ function that has a standard
  * counterpart is followed by EBB_STD(name, ebb_name): an alias in the same
@@ -78,14 +79,25 @@ static inline size_t _ebb_bin_size(unsigned bin) {
 }
 
 /* ---- pointer -> metadata ------------------------------------------- */
-enum { EBB_MAP_NONE = 0, EBB_MAP_SEGMENT = 1, EBB_MAP_LARGE = 2 };
-extern _Atomic(uint8_t) _ebb_segment_map[EBB_MAP_SLOTS];
+/* A slot of the segment map holds EBB_MAP_NONE, EBB_MAP_LARGE (the start
+ * of a large block), or for a segment its page shift (>= EBB_MAP_SEGMENT):
+ * free reads the shift with the test it needs anyway. */
+enum { EBB_MAP_NONE = 0, EBB_MAP_LARGE = 1, EBB_MAP_SEGMENT = 2 };
+static_assert(EBB_SMALL_PAGE_SHIFT >= EBB_MAP_SEGMENT, "page shifts are segment kinds in the map");
+/* The map covers EBB_MAP_SLOTS slots, and as many again that always read
+ * EBB_MAP_NONE: the index is masked, not compared, so a pointer with bit
+ * 47 set (kernel half, or garbage) finds NONE with one AND. A non-canonical
+ * pointer with bit 47 clear aliases a user slot; if that slot is a segment,
+ * reading the "segment" header faults (the address is non-canonical). */
+#define EBB_MAP_ALLOC_SLOTS (2 * EBB_MAP_SLOTS)
+extern _Atomic(uint8_t) _ebb_segment_map[EBB_MAP_ALLOC_SLOTS];
 
 static inline uint8_t _ebb_map_kind(const void *p) {
-  uintptr_t slot = (uintptr_t)p >> EBB_SEGMENT_SHIFT;
-  if (ebb_unlikely(slot >= EBB_MAP_SLOTS)) return EBB_MAP_NONE;
+  uintptr_t slot = ((uintptr_t)p >> EBB_SEGMENT_SHIFT) & (EBB_MAP_ALLOC_SLOTS - 1);
   return atomic_load_explicit(&_ebb_segment_map[slot], memory_order_relaxed);
 }
+
+static inline bool _ebb_map_is_segment(uint8_t kind) { return kind >= EBB_MAP_SEGMENT; }
 
 static inline ebb_segment_t *_ebb_segment_of(const void *p) {
   return (ebb_segment_t *)((uintptr_t)p & ~(uintptr_t)EBB_SEGMENT_MASK);
@@ -93,6 +105,13 @@ static inline ebb_segment_t *_ebb_segment_of(const void *p) {
 
 static inline ebb_page_t *_ebb_page_of(ebb_segment_t *seg, const void *p) {
   size_t idx = ((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift;
+  return &seg->pages[idx];
+}
+
+/* The same, with the page shift read from the segment map. */
+static inline ebb_page_t *_ebb_page_at(ebb_segment_t *seg, const void *p, uint8_t map_kind) {
+  ebb_assert_internal(map_kind == seg->page_shift);
+  size_t idx = ((uintptr_t)p & EBB_SEGMENT_MASK) >> map_kind;
   return &seg->pages[idx];
 }
 
@@ -126,13 +145,19 @@ static inline void _ebb_page_set_flags(ebb_page_t *page, uint8_t flags) {
 
 /* True if p is the start of a block that the page has carved. With
  * m = ceil(2^44 / size) and off < 2^22: off * m mod 2^44 is (off/size) * e
- * (e = m*size - 2^44 < size) for an exact multiple, which is < 2^22 < m,
- * and >= m for any other offset. page->div_magic holds m << 20, so the
- * "mod 2^44" is the 64-bit wrap-around of one multiply: no division. */
+ * (e = m*size - 2^44 < size) for an exact multiple, which is < 2^22, and
+ * >= m >= 2^25 (size <= 2^19) for any other offset. page->div_magic holds
+ * m << 20, so the "mod 2^44" is the 64-bit wrap-around of one multiply,
+ * and the product is < 2^42 for a block start and >= 2^45 otherwise:
+ * testing its bits from 44 up needs no second load. */
+static_assert(EBB_WIDE_OBJ_MAX <= ((size_t)1 << 19) && EBB_SEGMENT_SHIFT <= 22, "block-start test bounds");
+static inline uint64_t _ebb_div_magic(size_t block_size) {
+  return ((((uint64_t)1 << 44) + block_size - 1) / block_size) << 20;
+}
 static inline bool _ebb_is_block_start(const ebb_page_t *page, const void *p) {
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (off >= page->span) return false; /* below start, past capacity, or unused page */
-  return off * page->div_magic < page->div_magic;
+  return ((off * page->div_magic) >> 44) == 0;
 }
 
 /* ---- threads --------------------------------------------------------- */
@@ -288,8 +313,17 @@ void _ebb_purge_notify(void);            /* something was offered: start/wake */
 void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
 /* Read on the free path: hidden, so that each is one rip-relative load. */
 extern ebb_hidden _Atomic(int) _ebb_inplace_hint;
-enum { EBB_PURGE_THREAD_NONE, EBB_PURGE_THREAD_RUNNING };
-extern ebb_hidden _Atomic int _ebb_purge_thread_state, _ebb_purge_thread_idle, _ebb_purge_urgent;
+/* The purge thread's state, one word so that the park path tests it with
+ * one compare: EBB_PT_RUNNING and nothing else set means the thread runs,
+ * will look again within the delay, and need not be woken. Written with
+ * atomic or/and (purge.c). */
+enum {
+  EBB_PT_RUNNING = 1, /* started */
+  EBB_PT_FAILED = 2,  /* could not start: passes run on allocator entry */
+  EBB_PT_IDLE = 4,    /* waiting with no timeout: wake it */
+  EBB_PT_URGENT = 8   /* over budget: the next pass purges without waiting */
+};
+extern ebb_hidden _Atomic int _ebb_purge_thread;
 
 /* The owner parked a page of `seg` in place (claim IDLE already stored):
  * the cheap offer, inline in the free path. The hint protocol is at the
@@ -301,10 +335,7 @@ static inline void _ebb_purge_parked_in_place(ebb_segment_t *seg) {
     atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
   }
-  if (ebb_likely(atomic_load_explicit(&_ebb_purge_thread_state, memory_order_relaxed) == EBB_PURGE_THREAD_RUNNING &&
-                 !atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_relaxed) &&
-                 !atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)))
-    return;
+  if (ebb_likely(atomic_load_explicit(&_ebb_purge_thread, memory_order_relaxed) == EBB_PT_RUNNING)) return;
   _ebb_purge_notify();
 }
 void _ebb_purge_hint_abandoned(void);    /* a remote free hit an abandoned segment */
@@ -342,6 +373,7 @@ void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held 
 
 /* ---- alloc.c / free.c ------------------------------------------------- */
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);
+void *_ebb_malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size); /* the malloc fast path missed on page */
 void *_ebb_large_alloc(size_t size, size_t align, bool zero);
 void _ebb_large_free(ebb_segment_t *seg);
 size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);

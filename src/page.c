@@ -177,7 +177,7 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   size_t psize = _ebb_segment_page_size(seg, page, &start);
   page->start = start;
   page->block_size = (uint32_t)bsize;
-  page->div_magic = ((((uint64_t)1 << 44) + bsize - 1) / bsize) << 20;
+  page->div_magic = _ebb_div_magic(bsize);
   ebb_assert(psize / bsize <= UINT16_MAX);
   page->reserved = (uint16_t)(psize / bsize);
   page->capacity = 0;
@@ -392,6 +392,7 @@ ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
     atomic_fetch_sub_explicit(&_ebb_segment_of(page)->idle_pages, 1, memory_order_relaxed);
     _ebb_purge_dirty_sub(page->offered);
   }
+  page->offered = 0; /* an owned page counts nothing, so park_in_place need not clear it */
   return (ebb_claim_t)c;
 }
 
@@ -470,12 +471,12 @@ void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
  * does it constantly. So it counts nothing (offered = 0: not in
  * idle_pages or the dirty bytes) and only leaves hints where the purge pass
  * will look (purge.c, "parked in place"). */
-static void park_in_place(ebb_page_t *page) {
+static ebb_forceinline void park_in_place(ebb_page_t *page) {
   ebb_assert(page->flags == 0 && _ebb_page_used(page) == 0);
   _ebb_page_set_flags(page, EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE);
+  ebb_assert(page->offered == 0); /* zero while owned (_ebb_page_claim) */
   page->stash = page->free;
   page->free = NULL;
-  page->offered = 0;
   atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
   atomic_store_explicit(&page->claim, EBB_CLAIM_IDLE, memory_order_release);
   _ebb_purge_parked_in_place(_ebb_segment_of(page));

@@ -38,7 +38,7 @@
  * Concurrency: a pass claims each page it purges (IDLE -> PURGING -> PURGED,
  * CAS), so it never races the owner, which claims pages back the same way.
  * One pass at a time (pass_lock, also taken around fork). The thread's own
- * state: _ebb_purge_thread_state/_thread_idle/_urgent are atomics; wake_lock + wake_cond
+ * state: _ebb_purge_thread, one atomic word of EBB_PT_* bits; wake_lock + wake_cond
  * park the thread. */
 #include <errno.h>
 #include <pthread.h>
@@ -71,10 +71,19 @@ void _ebb_purge_hint_remote(void) {
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond;
-enum { THREAD_NONE = EBB_PURGE_THREAD_NONE, THREAD_RUNNING = EBB_PURGE_THREAD_RUNNING, THREAD_FAILED };
-_Atomic int _ebb_purge_thread_state = THREAD_NONE;
-_Atomic int _ebb_purge_thread_idle; /* waiting with no timeout */
-_Atomic int _ebb_purge_urgent;      /* over budget: purge without waiting */
+_Atomic int _ebb_purge_thread; /* EBB_PT_* bits (internal.h) */
+
+static bool thread_has(int bit, memory_order order) {
+  return (atomic_load_explicit(&_ebb_purge_thread, order) & bit) != 0;
+}
+static void urgent_set(void) {
+  if (!thread_has(EBB_PT_URGENT, memory_order_relaxed))
+    atomic_fetch_or_explicit(&_ebb_purge_thread, EBB_PT_URGENT, memory_order_relaxed);
+}
+static bool urgent_take(void) {
+  if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) return false;
+  return (atomic_fetch_and_explicit(&_ebb_purge_thread, ~EBB_PT_URGENT, memory_order_relaxed) & EBB_PT_URGENT) != 0;
+}
 static _Atomic(uint64_t) next_entry_pass; /* EBB_PURGE_THREAD=0: clock of the next pass */
 
 uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
@@ -125,7 +134,7 @@ void _ebb_purge_dirty_add(size_t bytes) {
   if (ebb_unlikely(d > atomic_load_explicit(&budget_cached, memory_order_relaxed))) {
     atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
     if (d > atomic_load_explicit(&budget_cached, memory_order_relaxed))
-      atomic_store_explicit(&_ebb_purge_urgent, 1, memory_order_relaxed);
+      urgent_set();
   }
 }
 
@@ -310,17 +319,17 @@ static bool nothing_to_do(void) {
   return atomic_load_explicit(&_ebb_dirty_bytes, memory_order_seq_cst) == 0 &&
          !atomic_load_explicit(&_ebb_inplace_hint, memory_order_seq_cst) && _ebb_segment_cache_count() == 0 &&
          !atomic_load_explicit(&remote_hint, memory_order_relaxed) &&
-         !atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed) &&
+         !thread_has(EBB_PT_URGENT, memory_order_relaxed) &&
          !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed);
 }
 
 static void wait_for_work(void) {
   pthread_mutex_lock(&wake_lock);
   if (nothing_to_do()) {
-    atomic_store_explicit(&_ebb_purge_thread_idle, 1, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&_ebb_purge_thread, EBB_PT_IDLE, memory_order_seq_cst);
     while (nothing_to_do()) pthread_cond_wait(&wake_cond, &wake_lock);
-    atomic_store_explicit(&_ebb_purge_thread_idle, 0, memory_order_relaxed);
-  } else if (!atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)) {
+    atomic_fetch_and_explicit(&_ebb_purge_thread, ~EBB_PT_IDLE, memory_order_relaxed);
+  } else if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) {
     uint64_t wait_ms = delay_ms() / 2 + 1;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -339,7 +348,7 @@ static void *purge_thread(void *arg) {
   (void)arg;
   for (;;) {
     pthread_mutex_lock(&pass_lock);
-    bool force = atomic_exchange_explicit(&_ebb_purge_urgent, 0, memory_order_relaxed);
+    bool force = urgent_take();
     _ebb_purge_run(force);
     pthread_mutex_unlock(&pass_lock);
     wait_for_work();
@@ -350,8 +359,10 @@ static void *purge_thread(void *arg) {
 /* Starts the thread with every signal blocked (the program's handlers must
  * not run on it) and a small stack. It never allocates. */
 static void start_thread(void) {
-  int expected = THREAD_NONE;
-  if (!atomic_compare_exchange_strong(&_ebb_purge_thread_state, &expected, THREAD_RUNNING)) return;
+  int expected = atomic_load(&_ebb_purge_thread);
+  do {
+    if (expected & (EBB_PT_RUNNING | EBB_PT_FAILED)) return;
+  } while (!atomic_compare_exchange_weak(&_ebb_purge_thread, &expected, expected | EBB_PT_RUNNING));
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -369,7 +380,7 @@ static void start_thread(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
-    atomic_store(&_ebb_purge_thread_state, THREAD_FAILED);
+    atomic_fetch_xor(&_ebb_purge_thread, EBB_PT_RUNNING | EBB_PT_FAILED); /* RUNNING -> FAILED */
     _ebb_verbose("ebb: purge thread could not start (error %d); purging on allocator entry\n", rc);
     return;
   }
@@ -384,11 +395,11 @@ void _ebb_purge_on_entry(void) {
       !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed))
     return;
   uint64_t now = _ebb_purge_clock_ms();
-  bool due = atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed) ||
+  bool due = thread_has(EBB_PT_URGENT, memory_order_relaxed) ||
              now >= atomic_load_explicit(&next_entry_pass, memory_order_relaxed);
   if (!due || pthread_mutex_trylock(&pass_lock) != 0) return;
   atomic_store_explicit(&next_entry_pass, now + delay_ms() / 2 + 1, memory_order_relaxed);
-  bool force = atomic_exchange_explicit(&_ebb_purge_urgent, 0, memory_order_relaxed);
+  bool force = urgent_take();
   _ebb_purge_run(force);
   pthread_mutex_unlock(&pass_lock);
 }
@@ -398,24 +409,21 @@ void _ebb_purge_on_entry(void) {
 void _ebb_purge_notify(void) {
   /* Common case first: the thread runs (or waits with a timeout) and there
    * is no hurry. */
-  if (ebb_likely(atomic_load_explicit(&_ebb_purge_thread_state, memory_order_relaxed) == THREAD_RUNNING &&
-                 !atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_seq_cst) &&
-                 !atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)))
-    return;
+  int st = atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst);
+  if (ebb_likely(st == EBB_PT_RUNNING)) return;
   if (!_ebb_option(EBB_OPT_PURGE_THREAD)) {
     _ebb_purge_on_entry();
     return;
   }
-  int st = atomic_load_explicit(&_ebb_purge_thread_state, memory_order_acquire);
-  if (st == THREAD_NONE) {
+  if (!(st & (EBB_PT_RUNNING | EBB_PT_FAILED))) {
     start_thread();
     return;
   }
-  if (st == THREAD_FAILED) {
+  if (st & EBB_PT_FAILED) {
     _ebb_purge_on_entry();
     return;
   }
-  if (atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_seq_cst) || atomic_load_explicit(&_ebb_purge_urgent, memory_order_relaxed)) {
+  if (st & (EBB_PT_IDLE | EBB_PT_URGENT)) {
     pthread_mutex_lock(&wake_lock);
     pthread_cond_signal(&wake_cond);
     pthread_mutex_unlock(&wake_lock);
@@ -427,7 +435,7 @@ void _ebb_purge_notify(void) {
 void _ebb_purge_saw_in_place(size_t bytes) {
   if (bytes != 0 && bytes + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
                         atomic_load_explicit(&budget_cached, memory_order_relaxed))
-    atomic_store_explicit(&_ebb_purge_urgent, 1, memory_order_relaxed);
+    urgent_set();
 }
 
 /* ---- fork --------------------------------------------------------------------------- */
@@ -438,8 +446,8 @@ void _ebb_purge_fork_parent(void) { pthread_mutex_unlock(&pass_lock); }
 void _ebb_purge_fork_child(void) {
   pthread_mutex_init(&pass_lock, NULL);
   pthread_mutex_init(&wake_lock, NULL);
-  atomic_store(&_ebb_purge_thread_idle, 0);
-  if (atomic_load(&_ebb_purge_thread_state) == THREAD_RUNNING) atomic_store(&_ebb_purge_thread_state, THREAD_NONE);
+  /* The thread is gone: the child starts its own. FAILED stays. */
+  atomic_fetch_and(&_ebb_purge_thread, ~(EBB_PT_IDLE | EBB_PT_RUNNING));
 }
 
 /* ---- explicit control -------------------------------------------------------------- */

@@ -229,7 +229,7 @@ static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   }
   bool dirty = segment_init(seg, kind, fresh);
   if (fresh) _ebb_segment_registry_add(seg);
-  _ebb_os_map_set(seg, EBB_MAP_SEGMENT);
+  _ebb_os_map_set(seg, (uint8_t)seg->page_shift);
   owned_add(heap, seg);
   if (dirty) {
     /* Its free pages hold the memory of the segment's last use: offer
@@ -478,7 +478,7 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
     atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_seq_cst);
     /* The purge thread may have gone to sleep after its own pass while this
      * one (ebb_collect, or a pass on entry) had the hint at 0. */
-    if (atomic_load_explicit(&_ebb_purge_thread_idle, memory_order_seq_cst)) _ebb_purge_notify();
+    if (atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst) & EBB_PT_IDLE) _ebb_purge_notify();
   }
   _ebb_purge_saw_in_place(scan.inplace_bytes);
   return scan.released;

@@ -1,0 +1,16 @@
+/* expect: SIGABRT */
+/* stderr: ebb: error: free of a pointer not allocated by ebb: 0xdeadbeefdeadbeef */
+/* free_garbage.c - free() of a garbage pointer with bit 47 set (the kernel
+ * half, or no address at all): the segment map's masked index finds its
+ * never-used half, and ebb refuses it with one line, then aborts. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(void) {
+  void *volatile p = (void *)(uintptr_t)0xdeadbeefdeadbeefu;
+  free(malloc(16));
+  free(p);
+  fputs("misuse went unnoticed\n", stderr);
+  return 3;
+}
