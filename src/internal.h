@@ -215,6 +215,7 @@ typedef enum ebb_option_e {
   EBB_OPT_STATS,
   EBB_OPT_ON_ERROR,      /* 0 = abort, 1 = warn */
   EBB_OPT_LARGE_THRESHOLD,
+  EBB_OPT_REALLOC_MAP,   /* 0 = never */
   EBB_OPT_SEGMENT_CACHE,
   EBB_OPT_PURGE_DELAY_MS,
   EBB_OPT_PURGE_THREAD,

@@ -964,6 +964,53 @@ static void check_realloc_zero_frees(const api_t *A) {
          MB_OF(before.live), MB_OF(after.live));
 }
 
+/* EBB_REALLOC_MAP (64 KiB by default): a block that realloc grows to that
+ * size or more moves to its own mapping (large_count counts it), keeps its
+ * content, grows there (large_count unchanged), shrinks in place to half,
+ * and goes back to a size class below the threshold. malloc of the same
+ * size stays in a size class. */
+static void check_realloc_growth_mapped(const api_t *A) {
+  ebb_stats_t before = stats_now();
+  uint8_t *q = A->malloc(100 * KiB);
+  if (!CHECK(q != NULL)) return;
+  CHECKF(stats_now().large_count == before.large_count, "%s: malloc(100 KiB) is large", A->name);
+  A->free(q);
+
+  uint8_t *p = A->malloc(40 * KiB);
+  if (!CHECK(p != NULL)) return;
+  pattern_fill(p, 0, 40 * KiB, 11);
+  q = A->realloc(p, 65 * KiB); /* grown to the threshold: its own mapping */
+  if (!CHECK(q != NULL)) return;
+  p = q;
+  CHECKF(stats_now().large_count == before.large_count + 1, "%s: realloc(40 -> 65 KiB) stayed in a class", A->name);
+  CHECK(pattern_mismatch(p, 40 * KiB, 11) == SIZE_MAX);
+  pattern_fill(p, 40 * KiB, 65 * KiB, 11);
+  static const size_t steps[] = {200 * KiB, 3 * MiB, 3 * MiB + 1, 2 * MiB, 300 * KiB};
+  size_t old = 65 * KiB;
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    size_t n = steps[i];
+    q = A->realloc(p, n);
+    if (!CHECKF(q != NULL, "%s: realloc(%zu -> %zu)", A->name, old, n)) break;
+    p = q;
+    CHECKF(pattern_mismatch(p, min_size(old, n), 11) == SIZE_MAX, "%s: realloc(%zu -> %zu) lost content", A->name,
+           old, n);
+    CHECKF(A->usable(p) >= n, "%s: usable %zu < %zu", A->name, A->usable(p), n);
+    CHECKF(stats_now().large_count == before.large_count + 1, "%s: realloc(%zu -> %zu) left the mapping", A->name,
+           old, n);
+    if (n > old) pattern_fill(p, old, n, 11);
+    old = n;
+  }
+  size_t usable = A->usable(p);
+  CHECK(A->realloc(p, usable / 2 + 1) == p); /* not twice too big: stays */
+  q = A->realloc(p, 10 * KiB); /* below the threshold: back to a size class */
+  if (CHECK(q != NULL)) {
+    p = q;
+    CHECK(pattern_mismatch(p, 10 * KiB, 11) == SIZE_MAX);
+    CHECKF(stats_now().large_count == before.large_count, "%s: realloc to 10 KiB kept the mapping", A->name);
+  }
+  A->free(p);
+}
+
 static void test_stats_print(void) { CHECK(stderr_bytes_of(ebb_stats_print) > 0); }
 
 /* The two surfaces are one allocator: blocks cross freely. */
@@ -1027,6 +1074,7 @@ static void run_api_suite(const api_t *A) {
   RUN_API(A, test_mallinfo);
   RUN_API(A, test_trim_and_print);
   RUN_API(A, check_realloc_zero_frees);
+  RUN_API(A, check_realloc_growth_mapped);
 }
 
 static void run_ebb_suite(void) {

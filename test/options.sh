@@ -93,13 +93,16 @@ bad 'EBB_ON_ERROR=explode'
 bad 'EBB_DIRTY_FRACTION=101'
 bad 'EBB_LARGE_CACHE=1x'
 bad 'EBB_LARGE_CACHE=1.5m'
+bad 'EBB_REALLOC_MAP=lots'
+bad 'EBB_REALLOC_MAP=-1'
+bad 'EBB_REALLOC_MAP=1025g'
 bad 'EBB_STATS=2'
 bad 'EBB_VERBOSE=yes please'
 
 # Every variable bad at once: one line each.
 all_bad=('EBB_PURGE_DELAY_MS=abc' 'EBB_DIRTY_MAX=12q' 'EBB_MADVISE=sometimes' 'EBB_PURGE_THREAD=maybe'
   'EBB_LARGE_THRESHOLD=1' 'EBB_SEGMENT_CACHE=999' 'EBB_ON_ERROR=explode' 'EBB_DIRTY_FRACTION=101'
-  'EBB_LARGE_CACHE=1x' 'EBB_STATS=2' 'EBB_VERBOSE=yes please')
+  'EBB_LARGE_CACHE=1x' 'EBB_STATS=2' 'EBB_VERBOSE=yes please' 'EBB_REALLOC_MAP=lots')
 if run "${all_bad[@]}"; then
   for assign in "${all_bad[@]}"; do
     n=$(grep -cF "ebb: warning: $assign is invalid" "$err")
@@ -120,6 +123,9 @@ good 'EBB_LARGE_CACHE=0'
 good 'EBB_LARGE_THRESHOLD=64k'
 good 'EBB_LARGE_THRESHOLD=4096'
 good 'EBB_LARGE_THRESHOLD=512K'
+good 'EBB_REALLOC_MAP=0'
+good 'EBB_REALLOC_MAP=1m'
+good 'EBB_REALLOC_MAP=1024g'
 good 'EBB_PURGE_DELAY_MS=0'
 good 'EBB_PURGE_DELAY_MS=60000'
 good 'EBB_SEGMENT_CACHE=0'
@@ -147,15 +153,26 @@ fi
 if run 'EBB_VERBOSE=yes'; then
   grep -q '^ebb: initialised' "$err" || fail "EBB_VERBOSE=yes did not print 'ebb: initialised'"
 fi
+# The probe holds a 100 KiB block from malloc and an 80 KiB one grown by
+# realloc: by default only the grown one has its own mapping.
 if run; then
   [[ ! -s $err ]] || fail "no options: stderr not empty: $(head -3 "$err")"
-  grep -q '"large_count": 0' "$out" || fail "default threshold: the 100 KiB block is large: $(cat "$out")"
+  grep -q '"large_count": 1' "$out" || fail "defaults: expected only the realloc-grown block large: $(cat "$out")"
 fi
 if run 'EBB_LARGE_THRESHOLD=64k'; then
-  grep -q '"large_count": 1' "$out" || fail "EBB_LARGE_THRESHOLD=64k: the 100 KiB block is not large: $(cat "$out")"
+  grep -q '"large_count": 2' "$out" || fail "EBB_LARGE_THRESHOLD=64k: the 100 KiB block is not large: $(cat "$out")"
 fi
 if run 'EBB_LARGE_THRESHOLD=1'; then # invalid: the default applies
-  grep -q '"large_count": 0' "$out" || fail "EBB_LARGE_THRESHOLD=1 (invalid) did not fall back to the default"
+  grep -q '"large_count": 1' "$out" || fail "EBB_LARGE_THRESHOLD=1 (invalid) did not fall back to the default"
+fi
+if run 'EBB_REALLOC_MAP=0'; then
+  grep -q '"large_count": 0' "$out" || fail "EBB_REALLOC_MAP=0: the realloc-grown block still has its own mapping"
+fi
+if run 'EBB_REALLOC_MAP=1m'; then
+  grep -q '"large_count": 0' "$out" || fail "EBB_REALLOC_MAP=1m: an 80 KiB realloc was mapped"
+fi
+if run 'EBB_REALLOC_MAP=lots'; then # invalid: the default applies
+  grep -q '"large_count": 1' "$out" || fail "EBB_REALLOC_MAP=lots (invalid) did not fall back to the default"
 fi
 
 if [[ $failed -eq 0 ]]; then

@@ -11,7 +11,7 @@
 
 #include "internal.h"
 
-extern size_t _ebb_large_threshold;
+extern size_t _ebb_large_threshold, _ebb_realloc_map;
 
 static int checks_run, checks_failed;
 
@@ -84,6 +84,7 @@ static void test_option_ranges(void) {
     {EBB_OPT_STATS, 0, 1},
     {EBB_OPT_ON_ERROR, 0, 1},
     {EBB_OPT_LARGE_THRESHOLD, 4096, 512 * 1024},
+    {EBB_OPT_REALLOC_MAP, 0, 1LL << 40},
     {EBB_OPT_SEGMENT_CACHE, 0, 64},
     {EBB_OPT_PURGE_DELAY_MS, 0, 60000},
     {EBB_OPT_PURGE_THREAD, 0, 1},
@@ -112,6 +113,11 @@ static void test_option_ranges(void) {
   CHECK(_ebb_option_set(EBB_OPT_LARGE_THRESHOLD, 64 * 1024) && _ebb_large_threshold == 64 * 1024);
   CHECK(!_ebb_option_set(EBB_OPT_LARGE_THRESHOLD, 1) && _ebb_large_threshold == 64 * 1024);
   CHECK(_ebb_option_set(EBB_OPT_LARGE_THRESHOLD, saved) && _ebb_large_threshold == (size_t)saved);
+  /* So is the realloc threshold, 0 (never) as the largest size. */
+  saved = _ebb_option(EBB_OPT_REALLOC_MAP);
+  CHECK(_ebb_option_set(EBB_OPT_REALLOC_MAP, 128 * 1024) && _ebb_realloc_map == 128 * 1024);
+  CHECK(_ebb_option_set(EBB_OPT_REALLOC_MAP, 0) && _ebb_realloc_map == SIZE_MAX);
+  CHECK(_ebb_option_set(EBB_OPT_REALLOC_MAP, saved) && _ebb_realloc_map == (saved == 0 ? SIZE_MAX : (size_t)saved));
 }
 
 /* ---- reading the environment ------------------------------------------------ */
