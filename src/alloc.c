@@ -168,24 +168,40 @@ static size_t large_cache_bytes;    /* global lock */
 
 static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - EBB_LARGE_HEADER_SIZE; }
 
-/* The smallest cached block of at least `size` bytes, aligned. One much
- * bigger is cut down to size (mremap shrinks in place): its head is
- * resident already, and the tail goes back to the OS at once rather than
- * sitting in the cache (a program whose big buffers vary in size would
- * otherwise keep the cache full of blocks it never reuses). */
+static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total);
+static void large_unmap(ebb_segment_t *seg);
+
+/* A cached block for `size` bytes, aligned: the smallest one that holds
+ * it, or failing that (alignment up to the segment size) the biggest one
+ * that does not, grown with mremap - its pages are resident already, and
+ * only the tail it gains is new. One much bigger than `size` is cut down
+ * (mremap shrinks in place): its head is resident already, and the tail
+ * goes back to the OS at once rather than sitting in the cache. So any
+ * cached block serves any size (bench waves: its big objects vary from
+ * 512 KiB to 1 MiB), and the cache does not fill with blocks nobody
+ * reuses. NULL if the cache has nothing suitable. */
 static ebb_segment_t *large_cache_take(size_t size, size_t align) {
   if (__atomic_load_n(&large_cache, __ATOMIC_RELAXED) == NULL) return NULL;
   size_t slack = size / 4 > EBB_MiB ? size / 4 : EBB_MiB;
-  ebb_segment_t *best = NULL, **best_link = NULL;
+  ebb_segment_t *best = NULL, **best_link = NULL, *below = NULL, **below_link = NULL;
   _ebb_lock();
   for (ebb_segment_t **link = &large_cache; *link != NULL; link = &(*link)->next) {
     ebb_segment_t *seg = *link;
     size_t bytes = large_block_bytes(seg);
-    if (bytes < size || ((uintptr_t)seg->pages[0].start & (align - 1)) != 0) continue;
-    if (best == NULL || bytes < large_block_bytes(best)) {
+    if (((uintptr_t)seg->pages[0].start & (align - 1)) != 0) continue;
+    if (bytes < size) {
+      if (below == NULL || bytes > large_block_bytes(below)) {
+        below = seg;
+        below_link = link;
+      }
+    } else if (best == NULL || bytes < large_block_bytes(best)) {
       best = seg;
       best_link = link;
     }
+  }
+  if (best == NULL && align <= EBB_SEGMENT_SIZE) {
+    best = below;
+    best_link = below_link;
   }
   if (best != NULL) {
     *best_link = best->next;
@@ -194,12 +210,16 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
     _ebb_purge_dirty_sub(best->size);
   }
   _ebb_unlock();
-  if (best != NULL && large_block_bytes(best) > size + slack) {
-    size_t total = size + EBB_LARGE_HEADER_SIZE;
-    if (_ebb_prim_remap(best, best->size, total, NULL, false) != NULL) {
-      atomic_fetch_sub_explicit(&_ebb_os_mapped, best->size - total, memory_order_relaxed);
-      best->size = total;
-    }
+  if (best == NULL) return NULL;
+  size_t bytes = large_block_bytes(best), total = size + EBB_LARGE_HEADER_SIZE;
+  if (bytes < size) {
+    ebb_segment_t *grown = large_resize(best, total);
+    if (grown == NULL) large_unmap(best); /* no address space: the caller maps afresh */
+    return grown;
+  }
+  if (bytes > size + slack && _ebb_prim_remap(best, best->size, total, NULL, false) != NULL) {
+    atomic_fetch_sub_explicit(&_ebb_os_mapped, best->size - total, memory_order_relaxed);
+    best->size = total;
   }
   return best;
 }
@@ -302,53 +322,54 @@ void _ebb_large_free(ebb_segment_t *seg) {
   large_unmap(seg);
 }
 
-/* Moves a large block to a new aligned place of `total` bytes without
- * copying (mremap moves the page tables). NULL if that fails. */
-static void *large_move(ebb_segment_t *seg, size_t total) {
+/* Resizes a large block's mapping to `total` bytes (header included): in
+ * place when the address space allows, else moved to a new aligned place
+ * without copying (mremap moves the page tables). Returns the segment,
+ * perhaps moved, or NULL with the block unchanged. Counts mapped bytes;
+ * bytes in use are the caller's. */
+static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
+  size_t old_total = seg->size;
+  if (_ebb_prim_remap(seg, old_total, total, NULL, false) != NULL) {
+    if (total > old_total) atomic_fetch_add_explicit(&_ebb_os_mapped, total - old_total, memory_order_relaxed);
+    else atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total - total, memory_order_relaxed);
+    seg->size = total;
+    return seg;
+  }
   uint8_t *dst = _ebb_os_map_aligned(total, EBB_SEGMENT_SIZE, EBB_LARGE_HEADER_SIZE);
   if (dst == NULL) return NULL;
   void *old_block = seg->pages[0].start;
-  size_t old_total = seg->size;
+  bool live = _ebb_map_kind(old_block) == EBB_MAP_LARGE; /* else taken from the cache, unmarked */
   /* Unmark before the old range can be reused by another thread's mmap. */
-  _ebb_os_map_set(old_block, EBB_MAP_NONE);
+  if (live) _ebb_os_map_set(old_block, EBB_MAP_NONE);
   _ebb_segment_registry_remove(seg);
   ebb_segment_t *moved = _ebb_prim_remap(seg, old_total, total, dst, true);
   if (moved == NULL) {
     _ebb_segment_registry_add(seg);
-    _ebb_os_map_set(old_block, EBB_MAP_LARGE);
+    if (live) _ebb_os_map_set(old_block, EBB_MAP_LARGE);
     _ebb_os_unmap(dst, total);
     return NULL;
   }
   /* The old range is gone (mremap unmapped it); dst's placeholder pages
    * were replaced. */
   atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
-  _ebb_inuse_add(total - old_total);
   moved->size = total;
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);
-  _ebb_os_map_set(moved->pages[0].start, EBB_MAP_LARGE);
-  return moved->pages[0].start;
+  if (live) _ebb_os_map_set(moved->pages[0].start, EBB_MAP_LARGE);
+  return moved;
 }
 
 /* realloc of a large block to a size that stays large: nothing to do if
  * the mapping holds it and is not twice too big (a block taken from the
- * large cache may be bigger than asked); else shrink or grow it in place
- * when the address space allows, or move the mapping. */
+ * large cache may be bigger than asked); else resize the mapping. */
 static void *large_realloc(ebb_segment_t *seg, size_t size) {
-  size_t total = round_up(size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE;
-  if (total <= seg->size && total >= seg->size / 2) return seg->pages[0].start;
-  if (_ebb_prim_remap(seg, seg->size, total, NULL, false) != NULL) {
-    if (total > seg->size) {
-      atomic_fetch_add_explicit(&_ebb_os_mapped, total - seg->size, memory_order_relaxed);
-      _ebb_inuse_add(total - seg->size);
-    } else {
-      atomic_fetch_sub_explicit(&_ebb_os_mapped, seg->size - total, memory_order_relaxed);
-      _ebb_inuse_sub(seg->size - total);
-    }
-    seg->size = total;
-    return seg->pages[0].start;
-  }
-  return large_move(seg, total);
+  size_t total = round_up(size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE, old_total = seg->size;
+  if (total <= old_total && total >= old_total / 2) return seg->pages[0].start;
+  ebb_segment_t *resized = large_resize(seg, total);
+  if (resized == NULL) return NULL;
+  if (total > old_total) _ebb_inuse_add(total - old_total);
+  else _ebb_inuse_sub(old_total - total);
+  return resized->pages[0].start;
 }
 
 /* ---- realloc ------------------------------------------------------------- */

@@ -196,6 +196,43 @@ static void test_large_cache(void) {
   CHECKV(st.large_cache == 0, "large_cache %zu KiB after the delay", st.large_cache / KiB, 0);
 }
 
+/* The large cache serves any size: a cached block too small is grown with
+ * mremap (not left in the cache while a new mapping is made), one much too
+ * big is cut down, and one a little too big is kept whole - realloc then
+ * grows into it without moving. */
+static void test_large_cache_any_size(void) {
+  ebb_stats_t st;
+  uint8_t *p = ebb_malloc(8 * MiB);
+  memset(p, 1, 8 * MiB);
+  ebb_free(p);
+  ebb_stats_get(&st);
+  CHECKV(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", st.large_cache / KiB, 0);
+  uint8_t *q = ebb_calloc(1, 12 * MiB); /* the 8 MiB block, grown: zeroed all the same */
+  size_t nonzero = 0;
+  for (size_t i = 0; i < 12 * MiB; i += 512) nonzero += q[i] != 0;
+  CHECKV(nonzero == 0, "calloc(12 MiB) from the cache: %zu nonzero samples", nonzero, 0);
+  ebb_stats_get(&st);
+  CHECKV(st.large_cache == 0, "large_cache %zu KiB: the 8 MiB block was not reused for 12 MiB", st.large_cache / KiB,
+         0);
+  ebb_free(q);
+  uint8_t *r = ebb_malloc(2 * MiB); /* the 12 MiB block, cut down */
+  ebb_stats_get(&st);
+  CHECKV(st.large_cache == 0 && ebb_malloc_usable_size(r) < 3 * MiB, "large_cache %zu KiB, usable %zu KiB",
+         st.large_cache / KiB, ebb_malloc_usable_size(r) / KiB);
+  ebb_free(r);
+  r = ebb_malloc(MiB + 512 * KiB); /* the 2 MiB block, whole */
+  memset(r, 7, MiB + 512 * KiB);
+  CHECKV(ebb_malloc_usable_size(r) == 2 * MiB, "usable %zu KiB", ebb_malloc_usable_size(r) / KiB, 0);
+  CHECK(ebb_realloc(r, 2 * MiB) == r); /* fits the mapping */
+  CHECK(ebb_realloc(r, MiB + 4 * KiB) == r); /* not twice too big */
+  uint8_t *s = ebb_realloc(r, 6 * MiB);  /* grows the mapping, moved or not */
+  size_t bad = 0;
+  for (size_t i = 0; i < MiB + 4 * KiB; i++) bad += s[i] != 7;
+  CHECKV(s != NULL && bad == 0, "realloc to 6 MiB: %zu bytes changed", bad, 0);
+  ebb_free(s);
+  _ebb_large_purge_cache(_ebb_purge_clock_ms(), 0, true);
+}
+
 int main(void) {
   /* First thing: no purge thread, no expiry on the real clock, no urgency. */
   _ebb_option_set(EBB_OPT_PURGE_THREAD, 0);
@@ -216,6 +253,7 @@ int main(void) {
   test_wrap();
   test_segment_cache();
   test_large_cache();
+  test_large_cache_any_size();
   ebb_free(ballast);
   CHECKV(_ebb_option(EBB_OPT_PURGE_THREAD) == 0, "purge thread option %zu", _ebb_option(EBB_OPT_PURGE_THREAD), 0);
   printf("unit_purge: %d checks, %d failed: %s\n", checks_run, checks_failed, checks_failed ? "FAIL" : "PASS");
