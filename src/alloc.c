@@ -169,6 +169,7 @@ static size_t large_cache_bytes;    /* global lock */
 static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - EBB_LARGE_HEADER_SIZE; }
 
 static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total);
+static bool large_cache_put(ebb_segment_t *seg);
 static void large_unmap(ebb_segment_t *seg);
 
 /* A cached block for `size` bytes, aligned: the smallest one that holds
@@ -214,7 +215,7 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
   size_t bytes = large_block_bytes(best), total = size + EBB_LARGE_HEADER_SIZE;
   if (bytes < size) {
     ebb_segment_t *grown = large_resize(best, total);
-    if (grown == NULL) large_unmap(best); /* no address space: the caller maps afresh */
+    if (grown == NULL && !large_cache_put(best)) large_unmap(best); /* the caller tries a new mapping */
     return grown;
   }
   if (bytes > size + slack && _ebb_prim_remap(best, best->size, total, NULL, false) != NULL) {

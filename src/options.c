@@ -35,12 +35,13 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * 1.27 s. */
   [EBB_OPT_LARGE_THRESHOLD] = {"LARGE_THRESHOLD", OPT_SIZE, 512 * 1024, 4096, 512 * 1024, {0},
                                "blocks above this size get their own mapping"},
-  /* 64 KiB (where the wide pages begin) by benchmark: bench realloc's peak
-   * RSS went from 1.18x mimalloc's to 0.68x (glibc: 0.61x); its time from
-   * 0.62 s to 1.16 s (glibc 1.44 s), because a buffer grown in place by
+  /* 64 KiB (where the wide pages begin) by benchmark: in make bench,
+   * realloc's peak RSS went from 1.18x mimalloc's to 0.69x (glibc: 0.61x)
+   * and its time from 1.17x to 1.93x (glibc: 2.18x): a buffer grown by
    * mremap gets fresh pages, where a copy into a free block of the next
-   * size class reuses resident ones. 128 KiB: 20.4 MB and 1.05 s; 32 KiB:
-   * 17.5 MB and 1.4 s. Python was unchanged within the noise. */
+   * size class reuses resident ones. Alone, bench realloc at 64 KiB: 19.9
+   * MB and 41k minor faults; 48 KiB: 18.7 MB, 45k; 32 KiB: 17.5 MB, 52k
+   * (glibc: 17.6 MB, 53k; off: 34 MB, 10k). Python unchanged. */
   [EBB_OPT_REALLOC_MAP] = {"REALLOC_MAP", OPT_SIZE, 64 * 1024, 0, 1LL << 40, {0},
                            "realloc growing a block to this size moves it to its own mapping (0: never)"},
   /* 16 by benchmark: with 4, Python's phases unmapped free segments and
