@@ -215,7 +215,10 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
   size_t bytes = large_block_bytes(best), total = size + EBB_LARGE_HEADER_SIZE;
   if (bytes < size) {
     ebb_segment_t *grown = large_resize(best, total);
-    if (grown == NULL && !large_cache_put(best)) large_unmap(best); /* the caller tries a new mapping */
+    if (grown == NULL) { /* the caller tries a new mapping */
+      if (large_cache_put(best)) _ebb_purge_notify(); /* dirty again: the thread may sleep */
+      else large_unmap(best);
+    }
     return grown;
   }
   if (bytes > size + slack && _ebb_prim_remap(best, best->size, total, NULL, false) != NULL) {
@@ -330,6 +333,7 @@ void _ebb_large_free(ebb_segment_t *seg) {
  * bytes in use are the caller's. */
 static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   size_t old_total = seg->size;
+  int saved_errno = errno; /* a failed in-place try must not show after a move that works */
   if (_ebb_prim_remap(seg, old_total, total, NULL, false) != NULL) {
     if (total > old_total) atomic_fetch_add_explicit(&_ebb_os_mapped, total - old_total, memory_order_relaxed);
     else atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total - total, memory_order_relaxed);
@@ -357,6 +361,7 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);
   if (live) _ebb_os_map_set(moved->pages[0].start, EBB_MAP_LARGE);
+  errno = saved_errno;
   return moved;
 }
 

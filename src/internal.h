@@ -81,19 +81,17 @@ static inline size_t _ebb_bin_size(unsigned bin) {
 /* ---- pointer -> metadata ------------------------------------------- */
 /* A slot of the segment map holds EBB_MAP_NONE, EBB_MAP_LARGE (the start
  * of a large block), or for a segment its page shift (>= EBB_MAP_SEGMENT):
- * free reads the shift with the test it needs anyway. */
+ * free reads the shift with the test it needs anyway. A pointer outside
+ * the 47-bit user address space (kernel half, non-canonical, garbage) is
+ * NONE: compared, not masked, so that no garbage pointer can alias a
+ * segment and be read as one. */
 enum { EBB_MAP_NONE = 0, EBB_MAP_LARGE = 1, EBB_MAP_SEGMENT = 2 };
 static_assert(EBB_SMALL_PAGE_SHIFT >= EBB_MAP_SEGMENT, "page shifts are segment kinds in the map");
-/* The map covers EBB_MAP_SLOTS slots, and as many again that always read
- * EBB_MAP_NONE: the index is masked, not compared, so a pointer with bit
- * 47 set (kernel half, or garbage) finds NONE with one AND. A non-canonical
- * pointer with bit 47 clear aliases a user slot; if that slot is a segment,
- * reading the "segment" header faults (the address is non-canonical). */
-#define EBB_MAP_ALLOC_SLOTS (2 * EBB_MAP_SLOTS)
-extern _Atomic(uint8_t) _ebb_segment_map[EBB_MAP_ALLOC_SLOTS];
+extern _Atomic(uint8_t) _ebb_segment_map[EBB_MAP_SLOTS];
 
 static inline uint8_t _ebb_map_kind(const void *p) {
-  uintptr_t slot = ((uintptr_t)p >> EBB_SEGMENT_SHIFT) & (EBB_MAP_ALLOC_SLOTS - 1);
+  uintptr_t slot = (uintptr_t)p >> EBB_SEGMENT_SHIFT;
+  if (ebb_unlikely(slot >= EBB_MAP_SLOTS)) return EBB_MAP_NONE;
   return atomic_load_explicit(&_ebb_segment_map[slot], memory_order_relaxed);
 }
 

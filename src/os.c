@@ -13,7 +13,7 @@
 #include "internal.h"
 #include "prim.h"
 
-_Atomic(uint8_t) _ebb_segment_map[EBB_MAP_ALLOC_SLOTS]; /* untouched pages cost no memory */
+_Atomic(uint8_t) _ebb_segment_map[EBB_MAP_SLOTS]; /* untouched pages cost no memory */
 _Atomic(size_t) _ebb_os_mapped; /* bytes currently mapped by this module */
 
 void _ebb_os_map_set(const void *slot_start, uint8_t kind) {

@@ -876,6 +876,9 @@ static void test_owns_foreign(void) {
   CHECK(!ebb_owns((void *)(uintptr_t)1));
   CHECK(!ebb_owns((void *)(uintptr_t)0xffff800000000000ull)); /* kernel half */
   CHECK(!ebb_owns((void *)(UINTPTR_MAX & ~(uintptr_t)15)));
+  /* Non-canonical: a live block's address with bit 48 set (bit 47 clear). */
+  CHECK(!ebb_owns((void *)((uintptr_t)small | ((uintptr_t)1 << 48))));
+  CHECK(!ebb_owns((void *)((uintptr_t)large | ((uintptr_t)1 << 56))));
   CHECK(ebb_owns(small) && ebb_owns(large)); /* the probing changed nothing */
   free(small);
   free(large);

@@ -1,8 +1,8 @@
 /* expect: SIGABRT */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: 0xdeadbeefdeadbeef */
-/* free_garbage.c - free() of a garbage pointer with bit 47 set (the kernel
- * half, or no address at all): the segment map's masked index finds its
- * never-used half, and ebb refuses it with one line, then aborts. */
+/* free_garbage.c - free() of a garbage pointer past the user address space
+ * (not even canonical): the segment map says it is not ebb's, and ebb
+ * refuses it with one line, then aborts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

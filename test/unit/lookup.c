@@ -78,13 +78,15 @@ static void test_map(void) {
   int on_stack = 0;
   CHECK(_ebb_map_kind(&on_stack) == EBB_MAP_NONE, "stack: %d", _ebb_map_kind(&on_stack));
   CHECK(_ebb_map_kind(&checks_run) == EBB_MAP_NONE, "data: %d", _ebb_map_kind(&checks_run));
-  /* Bit 47 set: the masked index lands in the half of the map that is never set. */
+  /* Past the 47-bit user address space: nothing, even when the low bits are a live block's. */
   const uintptr_t high[] = {(uintptr_t)1 << 47, ~(uintptr_t)0, (uintptr_t)0xdeadbeefdeadbeefu,
-                            (uintptr_t)small | ((uintptr_t)1 << 47), (uintptr_t)0xffff800000000000u};
+                            (uintptr_t)small | ((uintptr_t)1 << 47), (uintptr_t)0xffff800000000000u,
+                            (uintptr_t)small | ((uintptr_t)1 << 48), (uintptr_t)wide | ((uintptr_t)1 << 63)};
   for (size_t i = 0; i < sizeof high / sizeof high[0]; i++)
     CHECK(_ebb_map_kind((const void *)high[i]) == EBB_MAP_NONE, "%#zx: %d", (size_t)high[i],
           _ebb_map_kind((const void *)high[i]));
   CHECK(!ebb_owns((const void *)((uintptr_t)small | ((uintptr_t)1 << 47))), "a high alias is owned");
+  CHECK(!ebb_owns((const void *)((uintptr_t)small | ((uintptr_t)1 << 48))), "a non-canonical alias is owned");
   ebb_free(large);
   CHECK(_ebb_map_kind(large) == EBB_MAP_NONE, "freed large block still mapped: %d", _ebb_map_kind(large));
   ebb_free(small);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <errno.h>
 
 #include "internal.h"
 
@@ -233,6 +235,29 @@ static void test_large_cache_any_size(void) {
   _ebb_large_purge_cache(_ebb_purge_clock_ms(), 0, true);
 }
 
+/* Growing a cached block whose address space is taken right after it: the
+ * in-place mremap fails, the block moves, and the realloc that asked for it
+ * succeeds with errno as it was. */
+static void test_large_grow_keeps_errno(void) {
+  uint8_t *p = ebb_malloc(600 * KiB);
+  uint8_t *end = p + ebb_malloc_usable_size(p);
+  void *guard = mmap(end, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  CHECK(guard == end);
+  ebb_free(p); /* into the large cache, unable to grow in place */
+  uint8_t *s = ebb_malloc(1000);
+  memset(s, 5, 1000);
+  errno = 0;
+  uint8_t *q = ebb_realloc(s, 700 * KiB); /* its own mapping: the cached block, grown and moved */
+  CHECKV(q != NULL && errno == 0, "realloc to 700 KiB: %p, errno %zu", (size_t)(uintptr_t)q, (size_t)errno);
+  size_t bad = 0;
+  for (size_t i = 0; q != NULL && i < 1000; i++) bad += q[i] != 5;
+  CHECKV(bad == 0 && ebb_malloc_usable_size(q) >= 700 * KiB, "%zu bytes changed, usable %zu", bad,
+         ebb_malloc_usable_size(q));
+  ebb_free(q);
+  if (guard != MAP_FAILED) munmap(guard, 4096);
+  _ebb_large_purge_cache(_ebb_purge_clock_ms(), 0, true);
+}
+
 int main(void) {
   /* First thing: no purge thread, no expiry on the real clock, no urgency. */
   _ebb_option_set(EBB_OPT_PURGE_THREAD, 0);
@@ -254,6 +279,7 @@ int main(void) {
   test_segment_cache();
   test_large_cache();
   test_large_cache_any_size();
+  test_large_grow_keeps_errno();
   ebb_free(ballast);
   CHECKV(_ebb_option(EBB_OPT_PURGE_THREAD) == 0, "purge thread option %zu", _ebb_option(EBB_OPT_PURGE_THREAD), 0);
   printf("unit_purge: %d checks, %d failed: %s\n", checks_run, checks_failed, checks_failed ? "FAIL" : "PASS");
