@@ -221,9 +221,9 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
     }
     return grown;
   }
-  if (bytes > size + slack && _ebb_prim_remap(best, best->size, total, NULL, false) != NULL) {
-    atomic_fetch_sub_explicit(&_ebb_os_mapped, best->size - total, memory_order_relaxed);
-    best->size = total;
+  if (bytes > size + slack) {
+    ebb_segment_t *cut = large_resize(best, total); /* shrinks in place */
+    if (cut != NULL) best = cut;
   }
   return best;
 }
@@ -379,12 +379,17 @@ static void *large_realloc(ebb_segment_t *seg, size_t size) {
 }
 
 /* ---- realloc ------------------------------------------------------------- */
+/* The end of every realloc that moves: the first n bytes to q, p freed. */
+static void *move_block(void *q, void *p, size_t n) {
+  memcpy(q, p, n);
+  ebb_free(p);
+  return q;
+}
+
 static void *realloc_copy(void *p, size_t old_usable, size_t size) {
   void *q = ebb_malloc(size);
   if (q == NULL) return NULL;
-  memcpy(q, p, old_usable < size ? old_usable : size);
-  ebb_free(p);
-  return q;
+  return move_block(q, p, old_usable < size ? old_usable : size);
 }
 
 /* A block that realloc grows past EBB_REALLOC_MAP is being grown (a string
@@ -402,9 +407,7 @@ static void *realloc_to_mapping(void *p, size_t usable, size_t size) {
     errno = saved;
     return NULL;
   }
-  memcpy(q, p, usable);
-  ebb_free(p);
-  return q;
+  return move_block(q, p, usable);
 }
 
 ebb_export void *ebb_realloc(void *p, size_t size) {

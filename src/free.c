@@ -154,7 +154,7 @@ size_t _ebb_usable_size(const void *p, const char *caller) {
   uint8_t kind = _ebb_map_kind(p);
   if (_ebb_map_is_segment(kind)) {
     ebb_segment_t *seg = _ebb_segment_of(p);
-    ebb_page_t *page = _ebb_page_of(seg, p);
+    ebb_page_t *page = _ebb_page_at(seg, p, kind);
     if (_ebb_is_block_start(page, p)) return page->block_size;
   } else if (kind == EBB_MAP_LARGE && ((uintptr_t)p & EBB_SEGMENT_MASK) == 0) {
     return _ebb_large_segment_of(p)->size - EBB_LARGE_HEADER_SIZE;
