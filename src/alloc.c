@@ -45,13 +45,9 @@ static void *zero_block(ebb_page_t *page, ebb_block_t *b, size_t size) {
   return memset(b, 0, size);
 }
 
-/* Everything the fast path does not do: first use by a thread, delayed
- * frees, a page running dry, large sizes. */
-static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) {
-  if (ebb_unlikely(heap == &_ebb_heap_empty)) {
-    heap = _ebb_heap_get();
-    if (heap == NULL) return NULL;
-  }
+/* Everything the fast path does not do: delayed frees, a page running
+ * dry, large sizes. */
+static void *malloc_slow_held(ebb_heap_t *heap, size_t size, bool zero) {
   _ebb_heap_drain_delayed(heap);
   if (ebb_unlikely(--heap->reap_countdown == 0)) {
     heap->reap_countdown = 1024;
@@ -75,12 +71,30 @@ static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) 
   return zero ? zero_block(page, p, size) : p;
 }
 
+/* The same, after a thread's first use makes its heap; bracketed as an
+ * owner slow path (seize.c). */
+static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) {
+  if (ebb_unlikely(heap == &_ebb_heap_empty)) {
+    heap = _ebb_heap_get();
+    if (heap == NULL) return NULL;
+  }
+  _ebb_seize_enter(heap);
+  void *p = malloc_slow_held(heap, size, zero);
+  _ebb_seize_leave(heap);
+  return p;
+}
+
 /* A purge holds (or held) the page the direct table points to: wait for
  * it, then allocate as usual. Out of line, so that the common take-back
  * needs no stack frame. */
 static ebb_noinline void *take_back_and_retry(ebb_heap_t *heap, ebb_page_t *page, size_t size, bool zero) {
-  _ebb_page_claim(page);
-  _ebb_page_take_back_claimed(page);
+  _ebb_seize_enter(heap);
+  /* Answering a pass may have taken the page back already. */
+  if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
+    _ebb_page_claim(page);
+    _ebb_page_take_back_claimed(page);
+  }
+  _ebb_seize_leave(heap);
   return _ebb_malloc_generic(heap, size, zero);
 }
 

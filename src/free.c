@@ -49,9 +49,9 @@ static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block, uintp
                                                   memory_order_relaxed));
 }
 
-/* The owner frees a block: used only by the slow paths (delayed frees). */
-void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block) {
-  ebb_heap_t *heap = _ebb_tls_heap;
+/* The owner frees a block: used only by the slow paths (delayed frees;
+ * heap is the page's, whoever holds it). */
+void _ebb_free_block_local(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block) {
   ebb_assert_internal(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap);
   if (page->flags != 0) {
     _ebb_page_free_flagged(heap, page, block);
@@ -84,8 +84,13 @@ static ebb_noinline void free_not_plain(ebb_segment_t *seg, ebb_page_t *page, eb
     free_remote(page, block, owner);
     return;
   }
-  ebb_assert(page->flags != 0); /* else local_tag is out of step with the flags */
-  _ebb_free_block_local(page, block);
+  ebb_heap_t *heap = _ebb_tls_heap;
+  _ebb_seize_enter(heap);
+  /* A pass that asked for the heap cleared the tags of pages whose flags
+   * are 0; answering it restored them. */
+  ebb_assert(page->flags != 0 || atomic_load_explicit(&page->local_tag, memory_order_relaxed) == owner);
+  _ebb_free_block_local(heap, page, block);
+  _ebb_seize_leave(heap);
 }
 
 /* The fast path is kept free of calls that return to it, so that it needs

@@ -33,6 +33,9 @@ static void heap_reset(ebb_heap_t *heap) {
   heap->with_free[0] = heap->with_free[1] = NULL;
   memset(heap->parked, 0, sizeof(heap->parked));
   heap->reap_countdown = 1024;
+  atomic_store_explicit(&heap->in_slow, 0, memory_order_relaxed);
+  atomic_store_explicit(&heap->activity, 0, memory_order_relaxed);
+  atomic_store_explicit(&heap->unclean, 0, memory_order_relaxed);
 }
 
 /* Called once at process init (before any thread can allocate). */
@@ -89,8 +92,10 @@ ebb_heap_t *_ebb_heap_get(void) {
   }
   heap_reset(heap);
   heap->thread_id = _ebb_thread_id();
+  heap->kernel_tid = _ebb_prim_thread_tid();
+  _ebb_lock(); /* passes look at live heaps under the lock (seize.c) */
+  atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_relaxed);
   heap->live = true;
-  _ebb_lock();
   heaps_live++;
   _ebb_unlock();
   _ebb_tls_heap = heap;
@@ -106,7 +111,7 @@ void _ebb_heap_drain_delayed(ebb_heap_t *heap) {
   while (b != NULL) {
     ebb_block_t *next = b->next;
     ebb_segment_t *seg = _ebb_segment_of(b);
-    _ebb_free_block_local(_ebb_page_of(seg, b), b);
+    _ebb_free_block_local(heap, _ebb_page_of(seg, b), b);
     b = next;
   }
 }
@@ -154,6 +159,7 @@ static void heap_never_delayed(ebb_heap_t *heap) {
 void _ebb_heap_thread_done(void *arg) {
   ebb_heap_t *heap = arg;
   if (heap == NULL || heap == &_ebb_heap_empty || !heap->live) return;
+  _ebb_seize_enter(heap); /* no pass holds the heap from here on: it only asks */
   /* Draining delayed frees may park pages: drain first, then take every
    * parked page back, so that no page is abandoned while offered. */
   heap_never_delayed(heap);
@@ -169,9 +175,11 @@ void _ebb_heap_thread_done(void *arg) {
     }
   }
   _ebb_segment_abandon_all(heap);
-  heap->live = false;
   if (_ebb_tls_heap == heap) _ebb_tls_heap = &_ebb_heap_empty;
+  /* in_slow stays raised to the end, so no pass seizes a heap whose pages
+   * are gone; the next thread to take the heap resets it. */
   _ebb_lock();
+  heap->live = false;
   heaps_live--;
   heap->pool_next = heap_pool;
   heap_pool = heap;
@@ -182,6 +190,28 @@ void _ebb_heap_thread_done(void *arg) {
 void _ebb_heap_stats(ebb_stats_t *st) {
   st->heaps_count = heaps_live;
   for (ebb_heap_t *h = heap_all; h != NULL; h = h->all_next) st->metadata += sizeof(ebb_heap_t);
+}
+
+/* ---- passes (seize.c) ------------------------------------------------------------- */
+size_t _ebb_heap_live_snapshot(ebb_heap_t **out, size_t cap, size_t skip) {
+  size_t n = 0, seen = 0;
+  _ebb_lock();
+  for (ebb_heap_t *h = heap_all; h != NULL && n < cap; h = h->all_next) {
+    if (!h->live || seen++ < skip) continue;
+    out[n++] = h;
+  }
+  _ebb_unlock();
+  return n;
+}
+
+bool _ebb_heap_any_unclean(void) {
+  bool any = false;
+  _ebb_lock();
+  for (ebb_heap_t *h = heap_all; h != NULL && !any; h = h->all_next)
+    any = h->live && (atomic_load_explicit(&h->unclean, memory_order_relaxed) ||
+                      atomic_load_explicit(&h->activity, memory_order_relaxed));
+  _ebb_unlock();
+  return any;
 }
 
 /* In a fork child: a remote free that was between its two CASes of a

@@ -253,6 +253,7 @@ size_t _ebb_segment_purge_abandoned(void);
 size_t _ebb_segment_cache_count(void);
 void _ebb_segment_reoffer_remote(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
+void _ebb_segment_clear_tags_locked(uintptr_t thread_id); /* global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
 
 /* ---- page.c ----------------------------------------------------------- */
@@ -281,6 +282,7 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_free_left_few(ebb_page_t *page); /* the free fast path's margin ran out */
 void _ebb_page_free(ebb_heap_t *heap, ebb_page_t *page);
+void _ebb_page_fast_paths_restore(ebb_heap_t *heap); /* direct table and local tags from the queues */
 
 /* The owner takes back a page parked in place (page.c, park_in_place): one
  * CAS unless a purge has it. Inline: the malloc slow path's common case. */
@@ -348,6 +350,7 @@ typedef struct ebb_purge_batch_s {
 } ebb_purge_batch_t;
 void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *batch);
 void _ebb_purge_batch_flush(ebb_purge_batch_t *batch);
+size_t _ebb_purge_owned_pages(ebb_heap_t *heap); /* the caller holds the heap */
 uint64_t _ebb_purge_clock_ms(void);
 bool _ebb_purge_zeroes(void);           /* purged memory reads as zero */
 extern _Atomic(size_t) _ebb_lazy_total;
@@ -361,6 +364,31 @@ void _ebb_inuse_add(size_t bytes); /* also raises the budget's recent peak */
 void _ebb_inuse_sub(size_t bytes);
 extern _Atomic(int) _ebb_abandoned_hint;
 
+/* ---- seize.c: reaching a quiet owner's pages ------------------------------ */
+void _ebb_seize_note_activity(ebb_heap_t *heap);
+void _ebb_seize_owner_arrived(ebb_heap_t *heap);
+size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force); /* pass lock held */
+size_t _ebb_seize_clean_own(ebb_heap_t *heap); /* the caller's own heap, now */
+bool _ebb_seize_waiting(void);
+extern _Atomic(int) _ebb_seize_hint;
+
+/* Every owner slow path starts here (and ends with _ebb_seize_leave): it
+ * notes the activity for the purge passes, and answers a pass that asked
+ * for (or seized) the heap before it touches anything. The empty heap
+ * (a thread before its first allocation) has nothing to answer. */
+static inline void _ebb_seize_enter(ebb_heap_t *heap) {
+  atomic_store_explicit(&heap->in_slow, atomic_load_explicit(&heap->in_slow, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+  if (ebb_unlikely(!atomic_load_explicit(&heap->activity, memory_order_relaxed))) _ebb_seize_note_activity(heap);
+  if (ebb_unlikely(atomic_load_explicit(&heap->seize, memory_order_relaxed) != EBB_SEIZE_NONE))
+    _ebb_seize_owner_arrived(heap);
+}
+
+static inline void _ebb_seize_leave(ebb_heap_t *heap) {
+  atomic_store_explicit(&heap->in_slow, atomic_load_explicit(&heap->in_slow, memory_order_relaxed) - 1,
+                        memory_order_relaxed);
+}
+
 /* ---- heap.c ----------------------------------------------------------- */
 ebb_heap_t *_ebb_heap_get(void); /* this thread's heap, made on first use */
 void _ebb_heap_init_empty(void);
@@ -369,6 +397,9 @@ void _ebb_heap_drain_delayed(ebb_heap_t *heap);
 void _ebb_heap_collect(ebb_heap_t *heap);
 void _ebb_heap_stats(ebb_stats_t *st); /* caller holds the global lock */
 void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held */
+/* Up to `cap` live heaps, skipping the first `skip` (takes the global lock). */
+size_t _ebb_heap_live_snapshot(ebb_heap_t **out, size_t cap, size_t skip);
+bool _ebb_heap_any_unclean(void);
 
 /* ---- alloc.c / free.c ------------------------------------------------- */
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);
@@ -377,7 +408,7 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero);
 void _ebb_large_free(ebb_segment_t *seg);
 size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_usable_size(const void *p, const char *caller);
-void _ebb_free_block_local(ebb_page_t *page, ebb_block_t *block);
+void _ebb_free_block_local(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block);
 void _ebb_free_slow(void *p);
 ebb_segment_t *_ebb_large_segment_of(const void *p);
 

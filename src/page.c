@@ -141,6 +141,17 @@ bool _ebb_page_extend(ebb_page_t *page) {
   return true;
 }
 
+/* A block back in use: the OS pages wholly inside it (none unless it is
+ * bigger than an OS page) hold no other block's start, and a purge marked
+ * them too; unmarked, the next purge sees them dirty again. Any mark on
+ * the OS page where it starts, or where the next block starts, is that
+ * OS page's own business. */
+static void forget_inner_marks(ebb_segment_t *seg, const uint8_t *block, size_t bsize) {
+  size_t off = (size_t)(block - (uint8_t *)seg);
+  size_t first = (off + EBB_OS_PAGE - 1) / EBB_OS_PAGE, end = (off + bsize) / EBB_OS_PAGE;
+  if (first < end) _ebb_segment_clear_purged(seg, (uint8_t *)seg + first * EBB_OS_PAGE, (end - first) * EBB_OS_PAGE);
+}
+
 /* Puts back on `free` the blocks that start in the first purged OS page
  * of this page that has any (a purge took them off the lists: their
  * links were in purged memory). False if there are none. */
@@ -162,6 +173,7 @@ bool _ebb_page_recarve(ebb_page_t *page) {
       b->next = page->free;
       page->free = b;
       page->purged_blocks--;
+      forget_inner_marks(seg, (uint8_t *)b, bsize);
     }
     if (page->free != NULL) return true;
   }
@@ -274,6 +286,16 @@ void _ebb_queue_remove(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   else q->last = page->prev;
   page->next = page->prev = NULL;
   if (was_first) set_head(heap, qi);
+}
+
+/* After a pass asked for the heap (seize.c): the direct table and the
+ * local tags as the queues say. */
+void _ebb_page_fast_paths_restore(ebb_heap_t *heap) {
+  for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
+    direct_update(heap, bin);
+    for (ebb_page_t *page = heap->queues[bin].first; page != NULL; page = page->next)
+      _ebb_page_set_flags(page, page->flags);
+  }
 }
 
 /* ---- full pages ------------------------------------------------------------------ */
@@ -587,7 +609,11 @@ void _ebb_page_free_left_few(ebb_page_t *page) {
     park_in_place(page);
     return;
   }
-  _ebb_page_after_free(_ebb_tls_heap, page);
+  ebb_heap_t *heap = _ebb_tls_heap;
+  _ebb_seize_enter(heap);
+  /* Answering a pass may have settled the page already. */
+  if (page->flags == 0 && page->margin <= 0) _ebb_page_after_free(heap, page);
+  _ebb_seize_leave(heap);
 }
 
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {

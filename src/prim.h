@@ -34,5 +34,14 @@ const char *_ebb_prim_getenv(const char *name);
 _Noreturn void _ebb_prim_abort(void);
 /* Give the CPU to another thread (spin-wait back-off). */
 void _ebb_prim_yield(void);
+/* The calling thread's kernel thread id. */
+uint32_t _ebb_prim_thread_tid(void);
+/* Another thread of this process, read from /proc/self/task/TID: the
+ * system call it is blocked in, or -1 if it is running, runnable, stopped
+ * outside a system call, gone, or the file cannot be read. */
+long _ebb_prim_thread_syscall(uint32_t tid);
+/* Its voluntary + involuntary context switches so far (they change only
+ * when it has run), or UINT64_MAX if they cannot be read. */
+uint64_t _ebb_prim_thread_switches(uint32_t tid);
 
 #endif /* EBB_PRIM_H */

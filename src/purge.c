@@ -257,6 +257,37 @@ static void purge_sparse(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t
   }
 }
 
+/* A page that serves a size class but was used by another one before (not
+ * fresh) holds that class's memory past its carved blocks: the bytes up to
+ * the next OS page are zeroed (extend hands them out as zero), the rest is
+ * purged, and the page is fresh again. */
+static void purge_tail(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *batch) {
+  if (page->is_fresh || !_ebb_purge_zeroes()) return;
+  size_t psize = _ebb_segment_page_size(seg, page, NULL);
+  size_t carved = (size_t)page->capacity * page->block_size, edge = os_round_up(carved);
+  if (edge > psize) edge = psize;
+  memset(page->start + carved, 0, edge - carved);
+  decommit(batch, page->start + edge, psize - edge);
+  page->is_fresh = 1;
+}
+
+/* The pages a heap allocates from, held by the caller with the heap (its
+ * owner, or a pass that seized it): the free OS pages of each go back. */
+size_t _ebb_purge_owned_pages(ebb_heap_t *heap) {
+  ebb_purge_batch_t batch = {0};
+  for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
+    for (ebb_page_t *page = heap->queues[bin].first; page != NULL; page = page->next) {
+      if (page->flags != 0) continue; /* parked: offered, the passes have it */
+      ebb_segment_t *seg = _ebb_segment_of(page);
+      _ebb_page_collect(page);
+      purge_sparse(seg, page, &batch);
+      purge_tail(seg, page, &batch);
+    }
+  }
+  _ebb_purge_batch_flush(&batch);
+  return batch.released;
+}
+
 /* Adds to the batch what a page holds that nothing uses. The caller holds
  * the page (claim PURGING, or an abandoned segment it popped) until it has
  * flushed the batch. */
@@ -281,6 +312,7 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
   }
   if (!in_place && _ebb_page_used(page) != 0) {
     purge_sparse(seg, page, batch);
+    purge_tail(seg, page, batch);
     return;
   }
   /* Not fresh: anything up to the page's end may be dirty, past the last
@@ -301,7 +333,9 @@ static size_t purge_run(bool force, bool explicit_call) {
   atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
   if (delay == 0) force = true;
   if (atomic_exchange_explicit(&remote_hint, 0, memory_order_seq_cst)) _ebb_segment_reoffer_remote();
-  size_t released = _ebb_segment_purge_idle(now, delay, force);
+  /* Quiet threads first: the pages their cleaning parks are offered now. */
+  size_t released = _ebb_seize_pass(now, delay, force);
+  released += _ebb_segment_purge_idle(now, delay, force);
   /* Over budget, everything dirty goes at once; cached segments are only
    * unmapped (not just purged) early when the program asked. */
   released += _ebb_segment_purge_cache(now, delay, explicit_call, force);
@@ -320,7 +354,7 @@ static bool nothing_to_do(void) {
          !atomic_load_explicit(&_ebb_inplace_hint, memory_order_seq_cst) && _ebb_segment_cache_count() == 0 &&
          !atomic_load_explicit(&remote_hint, memory_order_relaxed) &&
          !thread_has(EBB_PT_URGENT, memory_order_relaxed) &&
-         !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed);
+         !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed) && !_ebb_seize_waiting();
 }
 
 static void wait_for_work(void) {
@@ -457,9 +491,10 @@ void _ebb_purge_fork_child(void) {
 ebb_export size_t ebb_collect(bool force) {
   _ebb_init_process();
   ebb_heap_t *heap = _ebb_tls_heap;
-  if (heap != &_ebb_heap_empty) _ebb_heap_collect(heap);
+  size_t released = 0;
+  if (heap != &_ebb_heap_empty) released += _ebb_seize_clean_own(heap);
   pthread_mutex_lock(&pass_lock);
-  size_t released = purge_run(force, force);
+  released += purge_run(force, force);
   pthread_mutex_unlock(&pass_lock);
   if (heap != &_ebb_heap_empty && force) {
     /* Pages the pass emptied go back to their segments, and segments left

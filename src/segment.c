@@ -562,6 +562,16 @@ void _ebb_segment_orphan_others(uintptr_t self) {
   }
 }
 
+/* A pass asked a heap to clean itself: no page of its owner stays "local
+ * and plain", so its frees take the slow path that answers (seize.c). */
+void _ebb_segment_clear_tags_locked(uintptr_t thread_id) {
+  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
+    if (seg->kind == EBB_PAGE_LARGE || atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != thread_id)
+      continue;
+    clear_local_tags(seg);
+  }
+}
+
 /* ---- statistics (global lock held) --------------------------------------------- */
 /* Another thread may own the page: its counters are read racily, which is
  * good enough for a snapshot and cannot fault (the segment is mapped while

@@ -183,6 +183,22 @@ typedef struct ebb_heap_s {
   struct ebb_heap_s *pool_next; /* unused heaps (global lock) */
   struct ebb_heap_s *all_next;  /* every heap ever made (global lock) */
   bool live;                  /* owned by a running thread */
+  /* ---- reaching a quiet owner's pages (seize.c) ---- */
+  uint32_t kernel_tid;        /* the owner's kernel thread id, for /proc/self/task (owner writes at start) */
+  _Atomic(uint32_t) seize;    /* ebb_seize_t: NONE/REQUESTED/SEIZED/OWNER (CAS; seize.c has the protocol) */
+  _Atomic(uint32_t) in_slow;  /* slow paths the owner is inside: owner writes (relaxed); a seizer reads it
+                                 only while the owner is blocked in the kernel */
+  _Atomic(uint8_t) activity;  /* the owner entered a slow path: owner sets, a pass exchanges it to 0 */
+  _Atomic(uint8_t) unclean;   /* activity seen, not yet cleaned: a pass sets; a pass or the owner clears */
+  uint64_t active_at;         /* purge clock of the last pass that saw activity (passes only: pass lock) */
 } ebb_heap_t;
+
+/* heap->seize (seize.c). */
+typedef enum ebb_seize_e {
+  EBB_SEIZE_NONE = 0,      /* fast paths as usual */
+  EBB_SEIZE_REQUESTED = 1, /* fast paths redirected to slow paths; the owner cleans at its next one */
+  EBB_SEIZE_SEIZED = 2,    /* a pass does the owner's work while it is blocked; the owner waits */
+  EBB_SEIZE_OWNER = 3      /* the owner is answering a request */
+} ebb_seize_t;
 
 #endif /* EBB_TYPES_H */

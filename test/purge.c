@@ -26,6 +26,10 @@
  *      page comes back): blocks keep their contents, delay 0
  *   o  a cached segment reused before its purge: its other (dirty) pages are
  *      offered and go back too
+ *   p  one block of every size class kept, 2 MiB of each freed forward, in
+ *      reverse and at random: the pages being allocated from give their
+ *      free memory back too, after one idle second and at malloc_trim(0)
+ *   q  the same in a thread that stays alive and idle
  *
  * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
  * loaded machine only makes a case slower, not fail. Usage:
@@ -737,6 +741,148 @@ static void case_cached_reuse(void) {
   free(keep);
 }
 
+/* ---- p, q. every page obeys the deadline, the head of its queue too ------- */
+/* One block of every size class from 16 B to 512 KiB stays live (the
+ * shape of a running program: one long-lived object per class), then a
+ * 2 MiB batch of each class is allocated and freed - forward, in reverse,
+ * and in random order. The page a class allocates from keeps its live
+ * block; its free memory must go back like any other page's: within one
+ * idle second, and at once with malloc_trim(0). */
+enum { MAX_CLASSES = 128 };
+typedef enum { ORDER_FORWARD, ORDER_REVERSE, ORDER_RANDOM } free_order_t;
+static const char *const order_names[] = {"forward", "reverse", "random"};
+
+/* The size classes, found through the public API: each request one byte
+ * past the previous block's usable size lands in the next class. */
+static size_t class_sizes(size_t *sizes) {
+  size_t n = 0;
+  for (size_t s = 16; s <= 512 * KiB && n < MAX_CLASSES; n++) {
+    void *p = malloc(s);
+    sizes[n] = malloc_usable_size(p);
+    free(p);
+    s = sizes[n] + 1;
+  }
+  return n;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+static uint64_t rng_next(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+static void free_in_order(void **ptrs, size_t n, free_order_t order) {
+  if (order == ORDER_RANDOM) {
+    for (size_t i = n - 1; i > 0; i--) {
+      size_t j = (size_t)(rng_next() % (i + 1));
+      void *t = ptrs[i];
+      ptrs[i] = ptrs[j];
+      ptrs[j] = t;
+    }
+  }
+  for (size_t i = 0; i < n; i++) free(ptrs[order == ORDER_REVERSE ? n - 1 - i : i]);
+}
+
+/* A 2 MiB batch of every class, allocated, written and freed. */
+static void class_batches(const size_t *sizes, size_t nclasses, free_order_t order) {
+  enum { BATCH_MAX = 2 * 1024 * 1024 / 16 };
+  void **ptrs = ptr_array(BATCH_MAX);
+  for (size_t c = 0; c < nclasses; c++) {
+    size_t n = 2 * MiB / sizes[c];
+    if (n < 4) n = 4;
+    if (!alloc_touch(ptrs, n, sizes[c])) break;
+    free_in_order(ptrs, n, order);
+  }
+  ptr_array_free(ptrs, BATCH_MAX);
+}
+
+/* What the idle check and malloc_trim(0) measure, for one order. */
+typedef struct {
+  size_t base, live;
+} every_class_t;
+
+static void every_class_check(const every_class_t *ec, free_order_t order, const char *who) {
+  size_t limit_idle = ec->base + ec->live + 2 * MiB, limit_trim = ec->base + ec->live + 1 * MiB;
+  sleep_ms(1000); /* one idle second: no allocator call */
+  size_t idle = rss();
+  CHECKF(idle <= limit_idle, "%s, %s order: after one idle second RSS is %zu KiB above live (at most 2048)", who,
+         order_names[order], (idle - ec->base - ec->live) / KiB);
+  malloc_trim(0);
+  size_t trimmed = rss();
+  CHECKF(trimmed <= limit_trim, "%s, %s order: after malloc_trim(0) RSS is %zu KiB above live (at most 1024)", who,
+         order_names[order], (trimmed - ec->base - ec->live) / KiB);
+  printf("  %c: %s, %s order: %zu KiB above live after one idle second, %zu KiB after malloc_trim(0)\n", case_name,
+         who, order_names[order], idle > ec->base + ec->live ? (idle - ec->base - ec->live) / KiB : 0,
+         trimmed > ec->base + ec->live ? (trimmed - ec->base - ec->live) / KiB : 0);
+}
+
+/* Allocates the kept blocks; returns the number of classes. */
+static size_t every_class_setup(size_t *sizes, void **kept, every_class_t *ec) {
+  size_t n = class_sizes(sizes);
+  malloc_trim(0);
+  ec->base = rss();
+  ec->live = 0;
+  for (size_t c = 0; c < n; c++) {
+    kept[c] = malloc(sizes[c]);
+    memset(kept[c], 0x5a, sizes[c]);
+    ec->live += sizes[c];
+  }
+  return n;
+}
+
+static void every_class_teardown(void **kept, const size_t *sizes, size_t n) {
+  for (size_t c = 0; c < n; c++) {
+    const unsigned char *p = kept[c];
+    CHECKF(p[0] == 0x5a && p[sizes[c] - 1] == 0x5a, "kept block of %zu B lost its contents", sizes[c]);
+    free(kept[c]);
+  }
+}
+
+static void case_every_class_main(void) {
+  size_t sizes[MAX_CLASSES];
+  void *kept[MAX_CLASSES];
+  every_class_t ec;
+  size_t n = every_class_setup(sizes, kept, &ec);
+  CHECKF(n >= 90, "only %zu size classes from 16 B to 512 KiB", n);
+  for (int order = ORDER_FORWARD; order <= ORDER_RANDOM; order++) {
+    class_batches(sizes, n, (free_order_t)order);
+    every_class_check(&ec, (free_order_t)order, "main thread");
+  }
+  every_class_teardown(kept, sizes, n);
+}
+
+/* The same work in a thread that then stays alive and idle while main
+ * measures (and calls malloc_trim, which must reach the idle thread's
+ * pages). */
+static size_t ec_sizes[MAX_CLASSES], ec_count;
+static void *ec_kept[MAX_CLASSES];
+static every_class_t ec_thread;
+static void *every_class_thread(void *arg) {
+  (void)arg;
+  ec_count = every_class_setup(ec_sizes, ec_kept, &ec_thread);
+  for (int order = ORDER_FORWARD; order <= ORDER_RANDOM; order++) {
+    step_wait(2 * order);
+    class_batches(ec_sizes, ec_count, (free_order_t)order);
+    step_set(2 * order + 1); /* then idle until main has measured */
+  }
+  step_wait(6);
+  every_class_teardown(ec_kept, ec_sizes, ec_count);
+  return NULL;
+}
+
+static void case_every_class_thread(void) {
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, every_class_thread, NULL) == 0)) return;
+  for (int order = ORDER_FORWARD; order <= ORDER_RANDOM; order++) {
+    step_wait(2 * order + 1);
+    every_class_check(&ec_thread, (free_order_t)order, "idle thread");
+    step_set(2 * order + 2);
+  }
+  pthread_join(t, NULL);
+}
+
 /* ---- the runner ---------------------------------------------------------------- */
 typedef struct {
   char name;
@@ -763,6 +909,8 @@ static const test_case_t cases[] = {
   {'m', "in-place park during ebb_collect", case_sleep_race, {NULL}},
   {'n', "in-place park against unfull", case_torn_park, {"EBB_PURGE_DELAY_MS=0", NULL}},
   {'o', "dirty cached segment reused", case_cached_reuse, {NULL}},
+  {'p', "every size class, head pages, main thread", case_every_class_main, {NULL}},
+  {'q', "every size class, head pages, idle thread", case_every_class_thread, {NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 

@@ -7,7 +7,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,3 +86,51 @@ _Noreturn void _ebb_prim_abort(void) {
 }
 
 void _ebb_prim_yield(void) { sched_yield(); }
+
+uint32_t _ebb_prim_thread_tid(void) { return (uint32_t)syscall(SYS_gettid); }
+
+/* /proc/self/task/TID/<file> into buf (NUL-terminated): open/read on the
+ * caller's stack, never the allocator. False if it cannot be read. */
+static bool read_task_file(uint32_t tid, const char *file, char *buf, size_t cap) {
+  char path[64];
+  _ebb_format(path, sizeof(path), "/proc/self/task/%u/%s", (unsigned)tid, file);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  size_t len = 0;
+  ssize_t n;
+  while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    len += (size_t)n;
+  }
+  close(fd);
+  buf[len] = 0;
+  return len > 0;
+}
+
+/* "running", "-1 sp pc" (not in a system call) or "nr args... sp pc". */
+long _ebb_prim_thread_syscall(uint32_t tid) {
+  char buf[256];
+  int saved = errno;
+  bool ok = read_task_file(tid, "syscall", buf, sizeof(buf));
+  errno = saved;
+  if (!ok || buf[0] < '0' || buf[0] > '9') return -1;
+  return strtol(buf, NULL, 10);
+}
+
+static uint64_t field_after(const char *buf, const char *key) {
+  const char *p = strstr(buf, key);
+  return p == NULL ? UINT64_MAX : strtoull(p + strlen(key), NULL, 10);
+}
+
+uint64_t _ebb_prim_thread_switches(uint32_t tid) {
+  char buf[4096];
+  int saved = errno;
+  bool ok = read_task_file(tid, "status", buf, sizeof(buf));
+  errno = saved;
+  if (!ok) return UINT64_MAX;
+  uint64_t v = field_after(buf, "\nvoluntary_ctxt_switches:"), nv = field_after(buf, "\nnonvoluntary_ctxt_switches:");
+  return v == UINT64_MAX || nv == UINT64_MAX ? UINT64_MAX : v + nv;
+}

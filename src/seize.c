@@ -1,0 +1,193 @@
+/* seize.c - reaching the pages of a thread that has gone quiet.
+ *
+ * Only the owner touches its heap and the lists of the pages it allocates
+ * from: its malloc and free fast paths take no lock and make no atomic
+ * read-modify-write. So a purge pass cannot take a page the owner still
+ * uses - the head of a size class's queue that keeps a live block, or any
+ * page neither empty nor sparse - and those pages' free blocks would stay
+ * resident for as long as the thread calls nothing, which for a thread
+ * blocked on a condition variable is forever. The deadline must hold for
+ * them too, so a pass reaches such a heap in one of two ways:
+ *
+ *  - Asked: the pass redirects the owner's fast paths to their slow paths
+ *    (direct table -> the empty page; local tags -> 0, so frees are not
+ *    "local and plain") and marks the heap REQUESTED. Every owner slow path
+ *    starts with _ebb_seize_enter, which then cleans the heap - collects
+ *    it, purges the free OS pages of the pages it keeps, restores the fast
+ *    paths - before it goes on.
+ *  - Seized: if the owner is blocked in a system call, and stays blocked
+ *    from before the redirect until after it, it cannot be inside a fast
+ *    path (they make no system calls) or a slow path (in_slow would say
+ *    so), and the first thing it does when it wakes goes through a slow
+ *    path, which waits while the heap is SEIZED. The pass then cleans the
+ *    heap itself and lets go. "Blocked throughout" comes from
+ *    /proc/self/task/TID: `syscall` names the call it is blocked in, and
+ *    its context-switch count (`status`) is the same before and after:
+ *    a thread that woke and ran in between would have been switched out
+ *    again, or be running.
+ *
+ * Which heaps: a pass takes each live heap's activity flag (the owner sets
+ * it on entering a slow path). A heap that had activity is unclean; once
+ * it has had none for purge_delay (or at once, for ebb_collect(true)) it is
+ * asked or seized. A busy thread is left alone: it keeps reusing what it
+ * frees. A thread running without ever calling ebb again keeps what it
+ * holds; asked, it answers at its first call.
+ *
+ * Concurrency: heap->seize goes NONE -> REQUESTED (a pass, CAS), then
+ * REQUESTED -> SEIZED (a pass, CAS, owner blocked throughout) or
+ * REQUESTED -> OWNER (the owner, CAS), then back to NONE (release) by
+ * whoever cleaned. One pass at a time (the pass lock). heap->in_slow is the
+ * owner's own relaxed counter; a seizer reads it only after seeing the
+ * owner blocked in the kernel, whose context switch orders it. The owner's
+ * read of `seize` after waking is ordered after the pass's fence by the
+ * same switch. */
+#include <string.h>
+
+#include "internal.h"
+#include "prim.h"
+
+_Atomic(int) _ebb_seize_hint; /* some heap's activity flag may be set */
+
+/* ---- the owner's side ------------------------------------------------------ */
+void _ebb_seize_note_activity(ebb_heap_t *heap) {
+  /* Flag, FENCE, hint: a pass that takes the hint (exchange) and then the
+   * flags sees this flag, or this thread sees the hint at 0 and sets it
+   * again. Hint, FENCE, then the purge thread's state: the thread checks
+   * the hint after announcing that it sleeps. */
+  atomic_store_explicit(&heap->activity, 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (!atomic_load_explicit(&_ebb_seize_hint, memory_order_relaxed)) {
+    atomic_store_explicit(&_ebb_seize_hint, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+  }
+  _ebb_purge_notify();
+}
+
+/* Collects the heap and purges the free OS pages of the pages it keeps;
+ * the caller holds the heap (its owner, or a seizer). */
+static size_t clean(ebb_heap_t *heap) {
+  _ebb_heap_collect(heap);
+  size_t released = _ebb_purge_owned_pages(heap);
+  _ebb_page_fast_paths_restore(heap);
+  atomic_store_explicit(&heap->unclean, 0, memory_order_relaxed);
+  return released;
+}
+
+/* An owner slow path found the heap asked for or seized. */
+void _ebb_seize_owner_arrived(ebb_heap_t *heap) {
+  for (;;) {
+    uint32_t s = atomic_load_explicit(&heap->seize, memory_order_acquire);
+    if (s == EBB_SEIZE_NONE) return;
+    if (s == EBB_SEIZE_REQUESTED) {
+      if (!atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_OWNER, memory_order_acquire,
+                                                   memory_order_relaxed))
+        continue;
+      clean(heap);
+      atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_release);
+      return;
+    }
+    _ebb_prim_yield(); /* SEIZED: a pass is doing this work for us */
+  }
+}
+
+size_t _ebb_seize_clean_own(ebb_heap_t *heap) {
+  _ebb_seize_enter(heap);
+  size_t released = clean(heap);
+  _ebb_seize_leave(heap);
+  return released;
+}
+
+/* ---- the pass's side ---------------------------------------------------------- */
+/* Marks a live heap REQUESTED (or finds it so). The global lock keeps the
+ * heap's owner from finishing its exit meanwhile (heap.c sets `live`
+ * under it), so its ids are its own. */
+static bool ask(ebb_heap_t *heap, uint32_t *tid) {
+  bool asked = false;
+  _ebb_lock();
+  if (heap->live) {
+    uint32_t s = EBB_SEIZE_NONE;
+    asked = atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_REQUESTED, memory_order_acq_rel,
+                                                    memory_order_relaxed) ||
+            s == EBB_SEIZE_REQUESTED;
+    *tid = heap->kernel_tid;
+  }
+  _ebb_unlock();
+  return asked;
+}
+
+/* Sends the owner's fast paths to their slow paths, if the heap is still
+ * live and asked for. */
+static bool redirect(ebb_heap_t *heap) {
+  bool ok = false;
+  _ebb_lock();
+  if (heap->live && atomic_load_explicit(&heap->seize, memory_order_acquire) == EBB_SEIZE_REQUESTED) {
+    for (size_t w = 0; w < EBB_DIRECT_COUNT; w++)
+      __atomic_store_n(&heap->direct[w], &_ebb_page_empty, __ATOMIC_RELAXED);
+    _ebb_segment_clear_tags_locked(heap->thread_id);
+    ok = true;
+  }
+  _ebb_unlock();
+  atomic_thread_fence(memory_order_seq_cst); /* visible before the owner is seen blocked again */
+  return ok;
+}
+
+/* Asks, or if its owner is blocked throughout, seizes and cleans the heap.
+ * Returns the bytes released. */
+static size_t reach(ebb_heap_t *heap) {
+  uint32_t tid = 0;
+  if (!ask(heap, &tid)) return 0; /* gone, or the owner is answering */
+  uint64_t switches = _ebb_prim_thread_switches(tid);
+  long call = _ebb_prim_thread_syscall(tid);
+  if (!redirect(heap)) return 0;
+  /* Asked, at least: the owner cleans at its next slow path. */
+  if (call < 0 || _ebb_prim_thread_syscall(tid) != call || switches == UINT64_MAX ||
+      _ebb_prim_thread_switches(tid) != switches)
+    return 0;
+  if (atomic_load_explicit(&heap->in_slow, memory_order_relaxed) != 0) return 0; /* blocked inside ebb */
+  uint32_t s = EBB_SEIZE_REQUESTED;
+  if (!atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_SEIZED, memory_order_acquire,
+                                               memory_order_relaxed))
+    return 0;
+  size_t released = clean(heap);
+  atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_release);
+  _ebb_verbose("ebb: purge: reached the pages of quiet thread %u: %zu KiB\n", (unsigned)tid, released / 1024);
+  return released;
+}
+
+/* One pass's look at every live heap but the caller's. Caller holds the
+ * pass lock, no other lock. */
+size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force) {
+  enum { BATCH = 64 };
+  ebb_heap_t *heaps[BATCH];
+  ebb_heap_t *self = _ebb_tls_heap;
+  size_t released = 0, start = 0, n;
+  bool hinted = atomic_exchange_explicit(&_ebb_seize_hint, 0, memory_order_seq_cst) != 0;
+  do {
+    n = _ebb_heap_live_snapshot(heaps, BATCH, start);
+    start += n;
+    for (size_t i = 0; i < n; i++) {
+      ebb_heap_t *heap = heaps[i];
+      if (hinted && atomic_exchange_explicit(&heap->activity, 0, memory_order_relaxed)) {
+        heap->active_at = now;
+        atomic_store_explicit(&heap->unclean, 1, memory_order_relaxed);
+      }
+      if (heap == self) continue; /* ebb_collect cleaned it */
+      /* Forced (ebb_collect(true)): every heap, even one that has only
+       * run its fast paths since it was last cleaned. */
+      if (!force && (!atomic_load_explicit(&heap->unclean, memory_order_relaxed) || now - heap->active_at < delay))
+        continue;
+      /* Cleaning clears `unclean`; an owner that was asked and has not
+       * answered yet is tried again one delay later. */
+      heap->active_at = now;
+      released += reach(heap);
+    }
+  } while (n == BATCH);
+  return released;
+}
+
+/* True while some heap waits for its quiet period to end (the purge
+ * thread keeps a timeout rather than sleeping). */
+bool _ebb_seize_waiting(void) {
+  if (atomic_load_explicit(&_ebb_seize_hint, memory_order_seq_cst)) return true;
+  return _ebb_heap_any_unclean();
+}
