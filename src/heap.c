@@ -93,6 +93,7 @@ ebb_heap_t *_ebb_heap_get(void) {
   heap_reset(heap);
   heap->thread_id = _ebb_thread_id();
   heap->kernel_tid = _ebb_prim_thread_tid();
+  heap->sigblk = _ebb_prim_thread_sigblk();
   _ebb_lock(); /* passes look at live heaps under the lock (seize.c) */
   atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_relaxed);
   heap->live = true;

@@ -52,6 +52,7 @@ void _ebb_init_process(void) {
   _ebb_options_init();
   _ebb_page_init_tables();
   _ebb_heap_init_empty();
+  _ebb_seize_init();
   pthread_atfork(_ebb_fork_prepare, _ebb_fork_parent, _ebb_fork_child);
   atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
   _ebb_verbose("ebb: initialised (ebb %s, large threshold %zu)\n", ebb_version(),

@@ -365,6 +365,7 @@ void _ebb_inuse_sub(size_t bytes);
 extern _Atomic(int) _ebb_abandoned_hint;
 
 /* ---- seize.c: reaching a quiet owner's pages ------------------------------ */
+void _ebb_seize_init(void);
 void _ebb_seize_note_activity(ebb_heap_t *heap);
 void _ebb_seize_owner_arrived(ebb_heap_t *heap);
 size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force); /* pass lock held */

@@ -600,6 +600,16 @@ static ebb_noinline void after_free_other(ebb_heap_t *heap, ebb_page_t *page, bo
   _ebb_purge_notify();
 }
 
+/* Out of line, so that the common exit above (park in place) needs no
+ * stack frame. */
+static ebb_noinline void free_left_few_other(ebb_page_t *page) {
+  ebb_heap_t *heap = _ebb_tls_heap;
+  _ebb_seize_enter(heap);
+  /* Answering a pass may have settled the page already. */
+  if (page->flags == 0 && page->margin <= 0) _ebb_page_after_free(heap, page);
+  _ebb_seize_leave(heap);
+}
+
 /* The free fast path's exit: a local free left used <= park_at. Only the
  * head of a queue has park_at 0 (any other page parks at a quarter of at
  * least 7 blocks), so park_at 0 here means the head page just emptied. */
@@ -609,11 +619,7 @@ void _ebb_page_free_left_few(ebb_page_t *page) {
     park_in_place(page);
     return;
   }
-  ebb_heap_t *heap = _ebb_tls_heap;
-  _ebb_seize_enter(heap);
-  /* Answering a pass may have settled the page already. */
-  if (page->flags == 0 && page->margin <= 0) _ebb_page_after_free(heap, page);
-  _ebb_seize_leave(heap);
+  free_left_few_other(page);
 }
 
 void _ebb_page_after_free(ebb_heap_t *heap, ebb_page_t *page) {

@@ -41,7 +41,10 @@ uint32_t _ebb_prim_thread_tid(void);
  * outside a system call, gone, or the file cannot be read. */
 long _ebb_prim_thread_syscall(uint32_t tid);
 /* Its voluntary + involuntary context switches so far (they change only
- * when it has run), or UINT64_MAX if they cannot be read. */
-uint64_t _ebb_prim_thread_switches(uint32_t tid);
+ * when it has run), and the first 64 signals of its blocked mask (SigBlk);
+ * false if they cannot be read. */
+bool _ebb_prim_thread_switches(uint32_t tid, uint64_t *switches, uint64_t *sigblk);
+/* The calling thread's blocked mask, first 64 signals. */
+uint64_t _ebb_prim_thread_sigblk(void);
 
 #endif /* EBB_PRIM_H */

@@ -48,6 +48,16 @@
 
 _Atomic(int) _ebb_seize_hint; /* some heap's activity flag may be set */
 
+/* Under valgrind or rr, threads take turns: one waits in a system call at
+ * any point of its code, a fast path included. Only asking is safe there. */
+static bool seizing_allowed = true;
+
+void _ebb_seize_init(void) {
+  const char *preload = _ebb_prim_getenv("LD_PRELOAD");
+  if (preload != NULL && (strstr(preload, "vgpreload") != NULL || strstr(preload, "librrpreload") != NULL))
+    seizing_allowed = false;
+}
+
 /* ---- the owner's side ------------------------------------------------------ */
 void _ebb_seize_note_activity(ebb_heap_t *heap) {
   /* Flag, FENCE, hint: a pass that takes the hint (exchange) and then the
@@ -100,16 +110,20 @@ size_t _ebb_seize_clean_own(ebb_heap_t *heap) {
 /* ---- the pass's side ---------------------------------------------------------- */
 /* Marks a live heap REQUESTED (or finds it so). The global lock keeps the
  * heap's owner from finishing its exit meanwhile (heap.c sets `live`
- * under it), so its ids are its own. */
-static bool ask(ebb_heap_t *heap, uint32_t *tid) {
+ * under it), so its ids are its own. Unless `even_running`, only a heap
+ * whose owner /proc shows blocked is marked. */
+static bool ask(ebb_heap_t *heap, uint32_t *tid, bool even_running) {
   bool asked = false;
   _ebb_lock();
-  if (heap->live) {
+  *tid = heap->live ? heap->kernel_tid : 0;
+  _ebb_unlock();
+  if (*tid == 0 || (!even_running && (!seizing_allowed || _ebb_prim_thread_syscall(*tid) < 0))) return false;
+  _ebb_lock();
+  if (heap->live && heap->kernel_tid == *tid) {
     uint32_t s = EBB_SEIZE_NONE;
     asked = atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_REQUESTED, memory_order_acq_rel,
                                                     memory_order_relaxed) ||
             s == EBB_SEIZE_REQUESTED;
-    *tid = heap->kernel_tid;
   }
   _ebb_unlock();
   return asked;
@@ -131,18 +145,50 @@ static bool redirect(ebb_heap_t *heap) {
   return ok;
 }
 
-/* Asks, or if its owner is blocked throughout, seizes and cleans the heap.
- * Returns the bytes released. */
-static size_t reach(ebb_heap_t *heap) {
+/* The owner as /proc shows it: blocked in a system call (call >= 0), its
+ * context switches, its blocked signals. */
+typedef struct owner_view_s {
+  long call;
+  uint64_t switches, sigblk;
+} owner_view_t;
+
+static bool view(uint32_t tid, owner_view_t *v) {
+  if (!_ebb_prim_thread_switches(tid, &v->switches, &v->sigblk)) return false;
+  v->call = _ebb_prim_thread_syscall(tid);
+  return true;
+}
+
+/* Blocked in the kernel in both views, and not run in between. Its signal
+ * mask is the one it started with: a signal handler (which runs with its
+ * signal blocked) may have interrupted a fast path and then blocked. */
+static bool blocked_throughout(const ebb_heap_t *heap, const owner_view_t *before, uint32_t tid) {
+  owner_view_t after;
+  if (before->call < 0 || before->sigblk != heap->sigblk) return false;
+  after.call = _ebb_prim_thread_syscall(tid);
+  if (after.call != before->call || !_ebb_prim_thread_switches(tid, &after.switches, &after.sigblk)) return false;
+  return after.switches == before->switches && after.sigblk == before->sigblk;
+}
+
+/* A heap whose owner runs is only asked (a redirect that the owner answers
+ * at its next call) after this long without a slow path: a thread that
+ * allocates on its fast paths alone is reusing what it frees, and each
+ * answer costs it a collection. */
+static uint64_t ask_running_after(uint64_t delay) { return delay * 10 < 1000 ? 1000 : delay * 10; }
+
+/* Seizes and cleans the heap if its owner is blocked throughout, or asks
+ * it to clean itself. Returns the bytes released. */
+static size_t reach(ebb_heap_t *heap, uint64_t now, uint64_t delay, bool force) {
   uint32_t tid = 0;
-  if (!ask(heap, &tid)) return 0; /* gone, or the owner is answering */
-  uint64_t switches = _ebb_prim_thread_switches(tid);
-  long call = _ebb_prim_thread_syscall(tid);
+  if (!ask(heap, &tid, now - heap->active_at >= ask_running_after(delay) || force)) return 0;
+  owner_view_t before;
+  bool seen = seizing_allowed && view(tid, &before);
   if (!redirect(heap)) return 0;
-  /* Asked, at least: the owner cleans at its next slow path. */
-  if (call < 0 || _ebb_prim_thread_syscall(tid) != call || switches == UINT64_MAX ||
-      _ebb_prim_thread_switches(tid) != switches)
+  /* Asked, at least: the owner cleans at its next slow path. Until it
+   * does, or blocks, look again only now and then. */
+  if (!seen || !blocked_throughout(heap, &before, tid)) {
+    heap->active_at = now;
     return 0;
+  }
   if (atomic_load_explicit(&heap->in_slow, memory_order_relaxed) != 0) return 0; /* blocked inside ebb */
   uint32_t s = EBB_SEIZE_REQUESTED;
   if (!atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_SEIZED, memory_order_acquire,
@@ -177,9 +223,8 @@ size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force) {
       if (!force && (!atomic_load_explicit(&heap->unclean, memory_order_relaxed) || now - heap->active_at < delay))
         continue;
       /* Cleaning clears `unclean`; an owner that was asked and has not
-       * answered yet is tried again one delay later. */
-      heap->active_at = now;
-      released += reach(heap);
+       * answered yet, or could not be reached, is tried again later. */
+      released += reach(heap, now, delay, force);
     }
   } while (n == BATCH);
   return released;

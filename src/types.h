@@ -185,6 +185,7 @@ typedef struct ebb_heap_s {
   bool live;                  /* owned by a running thread */
   /* ---- reaching a quiet owner's pages (seize.c) ---- */
   uint32_t kernel_tid;        /* the owner's kernel thread id, for /proc/self/task (owner writes at start) */
+  uint64_t sigblk;            /* the owner's blocked signals when it started (owner writes at start) */
   _Atomic(uint32_t) seize;    /* ebb_seize_t: NONE/REQUESTED/SEIZED/OWNER (CAS; seize.c has the protocol) */
   _Atomic(uint32_t) in_slow;  /* slow paths the owner is inside: owner writes (relaxed); a seizer reads it
                                  only while the owner is blocked in the kernel */

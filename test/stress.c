@@ -14,6 +14,12 @@
  *          at once. Each runs a few hundred mixed steps, then leaves part of
  *          its objects on the collector list and exits; later threads free
  *          them, so frees land in segments of threads that no longer exist.
+ *   quiet  --threads workers run mixed steps in bursts and block in the
+ *          kernel for 0-2 ms between them, while one more thread calls
+ *          malloc_trim(0) in a loop: the
+ *          allocator's passes reach (ask for, or take over) the heaps of
+ *          threads that block, between any two of their calls. Run it with
+ *          a purge delay of a millisecond or two to make that constant.
  *   fork   --threads workers run mixed steps without pause while the main
  *          thread forks --iters times. Each child allocates and frees (large
  *          blocks too), starts two threads that do the same, frees objects it
@@ -104,6 +110,9 @@
 #define DEFAULT_MIXED_ITERS 100000 /* steps per worker */
 #define DEFAULT_CHURN_ITERS 500    /* threads per worker slot: 8 * 500 = 4000 */
 #define DEFAULT_FORK_ITERS 50      /* forks */
+#define DEFAULT_QUIET_ITERS 200    /* bursts per worker */
+#define QUIET_BURST 64             /* mixed steps in a burst */
+#define QUIET_PAUSE_US 2000        /* a pause between bursts is 0..this */
 
 #ifdef NDEBUG
 #define DEBUG_WORK_SCALE 1.0
@@ -116,8 +125,8 @@ _Static_assert(STRIDE > EDGE_BYTES && STRIDE < 4096, "every page of a big block 
 
 /* ---- configuration ------------------------------------------------------ */
 
-typedef enum { MODE_MIXED, MODE_CHURN, MODE_FORK } stress_mode_t;
-static const char *const mode_names[] = { "mixed", "churn", "fork" };
+typedef enum { MODE_MIXED, MODE_CHURN, MODE_FORK, MODE_QUIET } stress_mode_t;
+static const char *const mode_names[] = { "mixed", "churn", "fork", "quiet" };
 
 typedef struct config_s {
     stress_mode_t mode; /* --mode */
@@ -822,6 +831,72 @@ static void run_mixed(void)
     print_summary(&t, start, "");
 }
 
+/* ---- mode quiet --------------------------------------------------------- */
+
+static atomic_bool quiet_done; /* the workers have finished: the trimmer stops */
+
+static void pause_us(uint64_t us)
+{
+    struct timespec ts = { 0, (long)us * 1000 };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void *quiet_thread(void *arg)
+{
+    worker_t *w = arg;
+    for (uint64_t b = 0; b < cfg.iters; b++) {
+        worker_run(w, QUIET_BURST);
+        pause_us(rng_below(&w->rng, QUIET_PAUSE_US));
+    }
+    worker_drain(w);
+    return NULL;
+}
+
+/* Explicit collection from a thread that owns none of the pages. */
+static void *trimmer_thread(void *arg)
+{
+    uint64_t *calls = arg;
+    while (!atomic_load(&quiet_done)) {
+        malloc_trim(0);
+        (*calls)++;
+        pause_us(500);
+    }
+    return NULL;
+}
+
+static void run_quiet(void)
+{
+    double start = now_s();
+    worker_t *ws = calloc(cfg.threads + 1, sizeof *ws);
+    worker_t *main_w = &ws[cfg.threads];
+    totals_t t = { 0, 0, 0, cfg.threads + 1 };
+    uint64_t trims = 0;
+    pthread_t trimmer;
+    char extra[64];
+    if (ws == NULL)
+        fail("out of memory for %u workers", cfg.threads);
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        worker_init(&ws[i], i, i, SLOTS_PER_WORKER, i);
+        start_thread(&ws[i], quiet_thread);
+    }
+    if (pthread_create(&trimmer, NULL, trimmer_thread, &trims) != 0)
+        fail("pthread_create: trimmer");
+    worker_init(main_w, cfg.threads, cfg.threads, 1, cfg.threads);
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        join_thread(&ws[i]);
+        totals_add(&t, &ws[i]);
+    }
+    atomic_store(&quiet_done, true);
+    pthread_join(trimmer, NULL);
+    exchange_drain(main_w);
+    worker_drain(main_w);
+    totals_add(&t, main_w);
+    free(ws);
+    snprintf(extra, sizeof extra, ", %" PRIu64 " malloc_trim calls", trims);
+    print_summary(&t, start, extra);
+}
+
 /* ---- mode churn --------------------------------------------------------- */
 
 /* Objects left behind by exited churn threads, oldest first (FIFO), for
@@ -1146,7 +1221,7 @@ static void run_fork(void)
 /* ---- command line ------------------------------------------------------- */
 
 static const char usage_line[] =
-    "usage: test_stress [--mode mixed|churn|fork] [--threads N] [--iters N] [--seed S] [--help]";
+    "usage: test_stress [--mode mixed|churn|fork|quiet] [--threads N] [--iters N] [--seed S] [--help]";
 
 static void usage_error(const char *what, const char *arg) __attribute__((noreturn));
 
@@ -1162,14 +1237,16 @@ static void print_help(void)
            "  --mode mixed   threads allocate all size tiers, free locally and remotely (default)\n"
            "  --mode churn   thousands of short-lived threads; leftovers freed by later ones\n"
            "  --mode fork    threads allocate while the main thread forks; children checked\n"
+           "  --mode quiet   threads allocate in bursts and block between them; another trims\n"
            "  --threads N    worker threads (churn: alive at once), default %d\n"
            "  --iters N      mixed: steps per thread (default %d); churn: threads per worker\n"
-           "                 (default %d); fork: forks (default %d); defaults x%.2f in this build\n"
+           "                 (default %d); fork: forks (default %d); quiet: bursts per thread\n"
+           "                 (default %d); defaults x%.2f in this build\n"
            "  --seed S       PRNG seed, default %d\n"
            "EBB_STRESS_SCALE=F scales the default --iters by F (e.g. 0.1).\n"
            "EBB_STRESS_KEEP_CHILD=1 leaves a deadlocked fork child running for gdb -p.\n",
            usage_line, DEFAULT_THREADS, DEFAULT_MIXED_ITERS, DEFAULT_CHURN_ITERS,
-           DEFAULT_FORK_ITERS, DEBUG_WORK_SCALE, DEFAULT_SEED);
+           DEFAULT_FORK_ITERS, DEFAULT_QUIET_ITERS, DEBUG_WORK_SCALE, DEFAULT_SEED);
 }
 
 /* Parses a decimal unsigned number in [min, max]; false if it is not one. */
@@ -1189,7 +1266,7 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 static stress_mode_t parse_mode(const char *s)
 {
-    for (int m = MODE_MIXED; m <= MODE_FORK; m++)
+    for (int m = MODE_MIXED; m <= MODE_QUIET; m++)
         if (s != NULL && strcmp(s, mode_names[m]) == 0)
             return (stress_mode_t)m;
     usage_error("bad --mode", s);
@@ -1211,7 +1288,8 @@ static double work_scale(void)
 
 static uint64_t default_iters(stress_mode_t mode)
 {
-    static const uint64_t base[] = { DEFAULT_MIXED_ITERS, DEFAULT_CHURN_ITERS, DEFAULT_FORK_ITERS };
+    static const uint64_t base[] = { DEFAULT_MIXED_ITERS, DEFAULT_CHURN_ITERS, DEFAULT_FORK_ITERS,
+                                     DEFAULT_QUIET_ITERS };
     uint64_t n = (uint64_t)((double)base[mode] * work_scale());
     return n > 0 ? n : 1;
 }
@@ -1256,6 +1334,7 @@ int main(int argc, char **argv)
     case MODE_MIXED: run_mixed(); break;
     case MODE_CHURN: run_churn(); break;
     case MODE_FORK: run_fork(); break;
+    case MODE_QUIET: run_quiet(); break;
     }
     return 0;
 }

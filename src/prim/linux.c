@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -125,12 +126,26 @@ static uint64_t field_after(const char *buf, const char *key) {
   return p == NULL ? UINT64_MAX : strtoull(p + strlen(key), NULL, 10);
 }
 
-uint64_t _ebb_prim_thread_switches(uint32_t tid) {
+bool _ebb_prim_thread_switches(uint32_t tid, uint64_t *switches, uint64_t *sigblk) {
   char buf[4096];
   int saved = errno;
   bool ok = read_task_file(tid, "status", buf, sizeof(buf));
   errno = saved;
-  if (!ok) return UINT64_MAX;
+  if (!ok) return false;
   uint64_t v = field_after(buf, "\nvoluntary_ctxt_switches:"), nv = field_after(buf, "\nnonvoluntary_ctxt_switches:");
-  return v == UINT64_MAX || nv == UINT64_MAX ? UINT64_MAX : v + nv;
+  const char *blk = strstr(buf, "\nSigBlk:");
+  if (v == UINT64_MAX || nv == UINT64_MAX || blk == NULL) return false;
+  *switches = v + nv;
+  *sigblk = strtoull(blk + strlen("\nSigBlk:"), NULL, 16);
+  return true;
+}
+
+uint64_t _ebb_prim_thread_sigblk(void) {
+  sigset_t set;
+  uint64_t mask = 0;
+  if (pthread_sigmask(SIG_BLOCK, NULL, &set) != 0) return 0;
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sigismember(&set, sig) == 1) mask |= (uint64_t)1 << (sig - 1);
+  }
+  return mask;
 }
