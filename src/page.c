@@ -240,15 +240,29 @@ static void direct_update(ebb_heap_t *heap, unsigned qi) {
 }
 
 /* A page at the head of its queue is being allocated from: only an empty
- * page leaves it. Any other page leaves when it becomes sparse. */
+ * page leaves it. Any other page leaves when it becomes sparse. (The purge
+ * passes reach the free memory of both once the thread is quiet.) */
 static uint32_t sparse_at(const ebb_page_t *page) {
   ebb_assert(page->reserved >= 4); /* so only a head page has park_at 0 */
   return page->reserved / 4;
 }
 
+/* A page in use also leaves the free fast path after every EBB_TELL_BYTES
+ * of net frees (at least one block): the slow path it takes tells the
+ * purge passes that its thread was active (seize.c), so that the thread's
+ * pages are reached once it goes quiet even if nothing else in its work
+ * needed a slow path. Returns the park_at that does this on top of `at`,
+ * the park threshold proper. */
+#define EBB_TELL_BYTES (64 * EBB_KiB)
+static uint32_t park_at_for(const ebb_page_t *page, uint32_t at) {
+  uint32_t used = _ebb_page_used(page);
+  uint32_t step = page->block_size >= EBB_TELL_BYTES ? 1 : (uint32_t)(EBB_TELL_BYTES / page->block_size);
+  return used > at + step ? used - step : at;
+}
+
 static void set_head(ebb_heap_t *heap, unsigned qi) {
   ebb_page_t *first = heap->queues[qi].first;
-  if (first != NULL) _ebb_page_set_park_at(first, 0);
+  if (first != NULL) _ebb_page_set_park_at(first, park_at_for(first, 0));
   direct_update(heap, qi);
 }
 
@@ -258,7 +272,7 @@ void _ebb_queue_push_front(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   page->next = q->first;
   if (q->first) {
     q->first->prev = page;
-    _ebb_page_set_park_at(q->first, sparse_at(q->first));
+    _ebb_page_set_park_at(q->first, park_at_for(q->first, sparse_at(q->first)));
   } else {
     q->last = page;
   }
@@ -270,7 +284,7 @@ void _ebb_queue_push_back(ebb_heap_t *heap, unsigned qi, ebb_page_t *page) {
   ebb_page_queue_t *q = &heap->queues[qi];
   page->next = NULL;
   page->prev = q->last;
-  _ebb_page_set_park_at(page, sparse_at(page));
+  _ebb_page_set_park_at(page, park_at_for(page, sparse_at(page)));
   if (q->last) q->last->next = page;
   else q->first = page;
   q->last = page;
@@ -585,14 +599,16 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
 }
 
 /* A local free left used <= park_at: park the page if it is empty, or
- * sparse and not the page being allocated from. */
+ * sparse and not the page being allocated from; else it was the tell
+ * (park_at_for): count down again. */
 static ebb_noinline void after_free_other(ebb_heap_t *heap, ebb_page_t *page, bool head) {
-  if (_ebb_page_used(page) == 0 && !head) {
+  uint32_t used = _ebb_page_used(page), at = head ? 0 : sparse_at(page);
+  if (used == 0 && !head) {
     /* Not the page being allocated from: back to its segment, which is
      * released with its last page (offered as a free page meanwhile). */
     _ebb_page_free(heap, page);
-  } else if (head) {
-    _ebb_page_set_park_at(page, 0);
+  } else if (used > at || head) {
+    _ebb_page_set_park_at(page, park_at_for(page, at));
     return;
   } else {
     _ebb_page_park(heap, page);
@@ -612,7 +628,8 @@ static ebb_noinline void free_left_few_other(ebb_page_t *page) {
 
 /* The free fast path's exit: a local free left used <= park_at. Only the
  * head of a queue has park_at 0 (any other page parks at a quarter of at
- * least 7 blocks), so park_at 0 here means the head page just emptied. */
+ * least 7 blocks, or tells above that), so park_at 0 here means the head
+ * page just emptied. */
 void _ebb_page_free_left_few(ebb_page_t *page) {
   if (ebb_likely(page->park_at == 0)) {
     ebb_assert_internal(_ebb_page_used(page) == 0 && _ebb_tls_heap->queues[page->bin].first == page);

@@ -12,7 +12,9 @@
  *
  * Ownership: a segment belongs to one thread's heap (segment->thread_id) or
  * to nobody (0: abandoned by an exited thread, on the global abandoned list).
- * Only the owner touches a page's plain fields; other threads only push onto
+ * A page's plain fields belong to the owner while the page is OWNED, to a
+ * purge pass while it holds the page's claim, and to a pass that holds the
+ * owner's heap SEIZED (seize.c); other threads only push onto
  * page->thread_free (atomic) and heap->delayed_free (atomic).
  */
 #ifndef EBB_TYPES_H
