@@ -30,6 +30,8 @@
  *      reverse and at random: the pages being allocated from give their
  *      free memory back too, after one idle second and at malloc_trim(0)
  *   q  the same in a thread that stays alive and idle
+ *   u  a thread that keeps running without allocator calls holds its free
+ *      blocks; its next call (asked after a quiet second) returns them
  *
  * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
  * loaded machine only makes a case slower, not fail. Usage:
@@ -39,6 +41,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -883,6 +886,47 @@ static void case_every_class_thread(void) {
   pthread_join(t, NULL);
 }
 
+/* A thread that keeps running (a compute loop that never blocks and never
+ * calls the allocator) cannot be cleaned from outside; after a quiet
+ * second it is asked, and its next allocator call - here one malloc -
+ * returns what its pages hold. */
+static atomic_int spin_stage; /* 1: freed, spinning; 2: main says call malloc; 3: done */
+static void *spinning_thread(void *arg) {
+  size_t *sizes = arg;
+  void *kept = malloc(sizes[0]);
+  memset(kept, 1, sizes[0]);
+  void **ptrs = ptr_array(64);
+  if (alloc_touch(ptrs, 64, sizes[0])) free_in_order(ptrs, 64, ORDER_REVERSE);
+  ptr_array_free(ptrs, 64);
+  atomic_store(&spin_stage, 1);
+  volatile uint64_t spins = 0;
+  while (atomic_load(&spin_stage) == 1) spins++;
+  free(malloc(16)); /* the one call */
+  atomic_store(&spin_stage, 3);
+  while (atomic_load(&spin_stage) == 3) spins++;
+  free(kept);
+  return NULL;
+}
+
+static void case_running_thread(void) {
+  size_t sizes[1] = {256 * KiB};
+  size_t start = rss();
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, spinning_thread, sizes) == 0)) return;
+  while (atomic_load(&spin_stage) != 1) sleep_ms(1);
+  sleep_ms(1500); /* quiet, but running: asked after a second */
+  size_t before = rss();
+  CHECKF(before >= start + 2 * MiB, "the running thread's free blocks went back without its call: +%ld MiB",
+         mib_above(before, start));
+  atomic_store(&spin_stage, 2);
+  while (atomic_load(&spin_stage) != 3) sleep_ms(1);
+  long ms = wait_rss_at_most(start + sizes[0] + THREAD_SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "after its call RSS is still %ld MiB above start", mib_above(rss(), start));
+  printf("  u: a running thread kept +%ld MiB until its next call; back %ld ms after it\n", mib_above(before, start), ms);
+  atomic_store(&spin_stage, 4);
+  pthread_join(t, NULL);
+}
+
 /* ---- the runner ---------------------------------------------------------------- */
 typedef struct {
   char name;
@@ -911,6 +955,7 @@ static const test_case_t cases[] = {
   {'o', "dirty cached segment reused", case_cached_reuse, {NULL}},
   {'p', "every size class, head pages, main thread", case_every_class_main, {NULL}},
   {'q', "every size class, head pages, idle thread", case_every_class_thread, {NULL}},
+  {'u', "a running thread is asked, answers at its next call", case_running_thread, {NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 
