@@ -309,6 +309,7 @@ static inline void _ebb_page_take_back(ebb_page_t *page) {
 void _ebb_purge_dirty_add(size_t bytes); /* may wake the purge thread (budget) */
 void _ebb_purge_dirty_sub(size_t bytes);
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
+void _ebb_purge_thread_exiting(void);    /* a thread with a heap is exiting (heap.c) */
 void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
 /* Read on the free path: hidden, so that each is one rip-relative load. */
 extern ebb_hidden _Atomic(int) _ebb_inplace_hint;

@@ -34,5 +34,12 @@ const char *_ebb_prim_getenv(const char *name);
 _Noreturn void _ebb_prim_abort(void);
 /* Give the CPU to another thread (spin-wait back-off). */
 void _ebb_prim_yield(void);
+/* Reads a small file (/proc, /sys) from byte `offset` into buf, at most
+ * cap - 1 bytes, and NUL-terminates it. Returns the bytes read: 0 if the
+ * file cannot be opened or has nothing there. Never allocates. */
+size_t _ebb_prim_read_file(const char *path, size_t offset, char *buf, size_t cap);
+/* A soft resource limit in bytes: RLIMIT_AS (address_space) or
+ * RLIMIT_DATA; UINT64_MAX if unlimited. */
+uint64_t _ebb_prim_rlimit(bool address_space);
 
 #endif /* EBB_PRIM_H */

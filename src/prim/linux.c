@@ -1,13 +1,15 @@
 /* prim/linux.c - the Linux implementation of prim.h: mmap, munmap, mremap,
- * madvise, the clock and stderr. Stateless except for syscall counters
+ * madvise, the clock, stderr, small /proc and /sys files and rlimits. Stateless except for syscall counters
  * (relaxed atomics, read by the statistics). */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,3 +86,25 @@ _Noreturn void _ebb_prim_abort(void) {
 }
 
 void _ebb_prim_yield(void) { sched_yield(); }
+
+size_t _ebb_prim_read_file(const char *path, size_t offset, char *buf, size_t cap) {
+  size_t len = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    while (len + 1 < cap) {
+      ssize_t n = pread(fd, buf + len, cap - 1 - len, (off_t)(offset + len));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      len += (size_t)n;
+    }
+    close(fd);
+  }
+  if (cap > 0) buf[len] = 0;
+  return len;
+}
+
+uint64_t _ebb_prim_rlimit(bool address_space) {
+  struct rlimit rl;
+  if (getrlimit(address_space ? RLIMIT_AS : RLIMIT_DATA, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return (uint64_t)rl.rlim_cur;
+}
