@@ -221,6 +221,7 @@ typedef enum ebb_option_e {
   EBB_OPT_DIRTY_FRACTION,
   EBB_OPT_LARGE_CACHE,
   EBB_OPT_MADVISE,       /* 0 = dontneed, 1 = free */
+  EBB_OPT_LIMIT_MARGIN,  /* percent of a memory limit kept free of ebb's dirty memory */
   EBB_OPT_COUNT
 } ebb_option_t;
 void _ebb_options_init(void);
@@ -361,6 +362,13 @@ extern _Atomic(size_t) _ebb_inuse_bytes;
 void _ebb_inuse_add(size_t bytes); /* also raises the budget's recent peak */
 void _ebb_inuse_sub(size_t bytes);
 extern _Atomic(int) _ebb_abandoned_hint;
+
+/* ---- limit.c: the memory limit the process lives under -------------------- */
+/* What ebb's in-use + dirty memory may reach before a limit is near
+ * (SIZE_MAX: no limit). Hidden: read when a page is taken into use. */
+extern ebb_hidden _Atomic(size_t) _ebb_limit_ceiling;
+void _ebb_limit_sample(size_t ebb_bytes); /* reads /proc, /sys, rlimits: not on an allocation path */
+bool _ebb_limit_address_tight(void);      /* mapped memory is near RLIMIT_AS / RLIMIT_DATA */
 
 /* ---- heap.c ----------------------------------------------------------- */
 ebb_heap_t *_ebb_heap_get(void); /* this thread's heap, made on first use */

@@ -104,10 +104,31 @@ static _Atomic(size_t) budget_cached = 4 * EBB_MiB;
 static _Atomic(size_t) inuse_peak;        /* highest _ebb_inuse_bytes since inuse_peak_since */
 static _Atomic(uint64_t) inuse_peak_since; /* purge clock (ms) */
 
+static void wake_thread(void);
+
+/* In-use memory grew into the limit's room while memory is dirty: the
+ * pass purges everything now, not at the next budget check (a program
+ * refilling a freed 150 MiB with another size class faults in 100 MiB
+ * between two passes 50 ms apart). */
+static ebb_noinline void limit_near(void) {
+  if (atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) == 0 ||
+      thread_has(EBB_PT_URGENT, memory_order_relaxed))
+    return;
+  urgent_set();
+  if ((atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst) & (EBB_PT_RUNNING | EBB_PT_FAILED)) ==
+      EBB_PT_RUNNING)
+    wake_thread(); /* never starts one: a caller may hold a lock */
+}
+
+/* Called when a page or a large block goes into use (not the malloc fast
+ * path). */
 void _ebb_inuse_add(size_t bytes) {
   size_t now = atomic_fetch_add_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed) + bytes;
   if (now > atomic_load_explicit(&inuse_peak, memory_order_relaxed))
     atomic_store_explicit(&inuse_peak, now, memory_order_relaxed); /* racy max: an estimate */
+  if (ebb_unlikely(now + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
+                   atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed)))
+    limit_near();
 }
 
 void _ebb_inuse_sub(size_t bytes) { atomic_fetch_sub_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed); }
@@ -120,14 +141,39 @@ static void inuse_peak_age(uint64_t now) {
   atomic_store_explicit(&inuse_peak_since, now, memory_order_relaxed);
 }
 
+/* Under a limit (limit.c), the room left below it caps the budget, the
+ * 4 MiB floor included: there, dirty memory is what the OOM killer would
+ * take the program for. */
+static size_t limit_room(size_t inuse) {
+  size_t ceiling = atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed);
+  return ceiling > inuse ? ceiling - inuse : 0;
+}
+
 static size_t budget(void) {
   size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
   size_t peak = atomic_load_explicit(&inuse_peak, memory_order_relaxed);
+  size_t room = limit_room(inuse);
   if (peak > inuse) inuse = peak;
   size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
   size_t floor = 4 * EBB_MiB, max = (size_t)_ebb_option(EBB_OPT_DIRTY_MAX);
   if (frac < floor) frac = floor;
-  return frac < max ? frac : max;
+  if (frac > max) frac = max;
+  return frac < room ? frac : room;
+}
+
+/* Reads the limits at the thread's start and about once a second while it
+ * works (the cgroup's usage moves with other processes and the page
+ * cache; ebb's own growth between samples is followed by the ceiling). */
+#define EBB_LIMIT_SAMPLE_MS 1000
+static _Atomic(uint64_t) limit_sampled_at; /* purge clock (ms); 0: never */
+
+static void limit_refresh(void) {
+  uint64_t now = _ebb_purge_clock_ms(), last = atomic_load_explicit(&limit_sampled_at, memory_order_relaxed);
+  if (last != 0 && now - last < EBB_LIMIT_SAMPLE_MS) return;
+  atomic_store_explicit(&limit_sampled_at, now, memory_order_relaxed);
+  size_t dirty = atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
+  _ebb_limit_sample(atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed) + dirty);
+  if (dirty > budget()) urgent_set();
 }
 
 void _ebb_purge_dirty_add(size_t bytes) {
@@ -305,8 +351,9 @@ static size_t purge_run(bool force, bool explicit_call) {
   size_t released = _ebb_segment_purge_idle(now, delay, force);
   /* Over budget, everything dirty goes at once; cached segments are only
    * unmapped (not just purged) early when the program asked. */
-  released += _ebb_segment_purge_cache(now, delay, explicit_call, force);
-  released += _ebb_large_purge_cache(now, delay, force);
+  bool unmap = explicit_call || _ebb_limit_address_tight(); /* near RLIMIT_AS: purging keeps the mappings */
+  released += _ebb_segment_purge_cache(now, delay, unmap, force);
+  released += _ebb_large_purge_cache(now, delay, force || unmap);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
     released += _ebb_segment_purge_abandoned();
   if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);
@@ -451,6 +498,7 @@ static bool wait_for_work(void) {
 static void *purge_thread(void *arg) {
   (void)arg;
   for (;;) {
+    limit_refresh(); /* outside the pass lock: it reads files */
     pthread_mutex_lock(&pass_lock);
     bool force = urgent_take();
     _ebb_purge_run(force);
@@ -514,6 +562,7 @@ void _ebb_purge_on_entry(void) {
              now >= atomic_load_explicit(&next_entry_pass, memory_order_relaxed);
   if (!due || pthread_mutex_trylock(&pass_lock) != 0) return;
   atomic_store_explicit(&next_entry_pass, now + delay_ms() / 2 + 1, memory_order_relaxed);
+  limit_refresh();
   bool force = urgent_take();
   _ebb_purge_run(force);
   pthread_mutex_unlock(&pass_lock);
