@@ -85,12 +85,16 @@ for ((i = 1; i <= runs; i++)); do
     echo "run $i $who: exit $status, peak $peak MiB, OOM kills $killed"
   done
 done
+# EBB_VERBOSE=1 names the limit it found, once.
+said=$(sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$group" \
+  env LD_PRELOAD="$lib" EBB_VERBOSE=1 "$waves" 4 1 2>&1 >/dev/null | grep -c "^ebb: limit: memory cgroup $group (v1): $((limit_mb << 10)) KiB")
 failcnt=$(cat "$group/memory.failcnt")
 for who in ebb glibc; do
   echo "$who: $runs runs, OOM kills ${ooms[$who]}, failed runs ${bad[$who]}, peak usage ${peak_min[$who]}-${peak_max[$who]} MiB (limit $limit_mb MiB, live $live_mb MiB)"
 done
 echo "memory.failcnt over all runs: $failcnt"
 failed=0
+((said == 1)) || { echo "FAIL: EBB_VERBOSE=1 named the group's limit $said times, expected once"; failed=1; }
 ((ooms[ebb] == 0 && bad[ebb] == 0)) || { echo "FAIL: ebb was OOM-killed or failed ${bad[ebb]} of $runs times"; failed=1; }
 ((bad[glibc] == 0)) || { echo "FAIL: glibc failed ${bad[glibc]} of $runs times: the workload does not fit the limit"; failed=1; }
 if ((peak_max[ebb] * 100 > peak_max[glibc] * 110)); then
