@@ -19,12 +19,8 @@
 # hierarchy the test is skipped (exit 77).
 set -uo pipefail
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 <libebb.so> <limit_waves>" >&2
-  exit 2
-fi
-lib=$(readlink -f "$1")
-waves=$(readlink -f "$2")
+[[ $# -eq 2 ]] || { echo "usage: $0 <libebb.so> <limit_waves>" >&2; exit 2; }
+lib=$(readlink -f "$1") waves=$(readlink -f "$2")
 limit_mb=${LIMIT_MB:-64} live_mb=${LIVE_MB:-38} rounds=${ROUNDS:-1} runs=${RUNS:-10}
 for var in $(compgen -e); do
   [[ $var == EBB_* ]] && unset "$var"
