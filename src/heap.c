@@ -185,6 +185,9 @@ void _ebb_heap_thread_done(void *arg) {
   heap->pool_next = heap_pool;
   heap_pool = heap;
   _ebb_unlock();
+  /* It may be the program's last thread but the purge thread, which must
+   * then leave too, or the process would never end. */
+  _ebb_purge_thread_exiting();
 }
 
 /* ---- statistics (global lock held) ------------------------------------------------- */

@@ -221,6 +221,7 @@ typedef enum ebb_option_e {
   EBB_OPT_DIRTY_FRACTION,
   EBB_OPT_LARGE_CACHE,
   EBB_OPT_MADVISE,       /* 0 = dontneed, 1 = free */
+  EBB_OPT_LIMIT_MARGIN,  /* percent of a memory limit kept free of ebb's dirty memory */
   EBB_OPT_COUNT
 } ebb_option_t;
 void _ebb_options_init(void);
@@ -311,6 +312,7 @@ static inline void _ebb_page_take_back(ebb_page_t *page) {
 void _ebb_purge_dirty_add(size_t bytes); /* may wake the purge thread (budget) */
 void _ebb_purge_dirty_sub(size_t bytes);
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
+void _ebb_purge_thread_exiting(void);    /* a thread with a heap is exiting (heap.c) */
 void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
 /* Read on the free path: hidden, so that each is one rip-relative load. */
 extern ebb_hidden _Atomic(int) _ebb_inplace_hint;
@@ -389,6 +391,12 @@ static inline void _ebb_seize_leave(ebb_heap_t *heap) {
   atomic_store_explicit(&heap->in_slow, atomic_load_explicit(&heap->in_slow, memory_order_relaxed) - 1,
                         memory_order_relaxed);
 }
+/* ---- limit.c: the memory limit the process lives under -------------------- */
+/* What ebb's in-use + dirty memory may reach before a limit is near
+ * (SIZE_MAX: no limit). Hidden: read when a page is taken into use. */
+extern ebb_hidden _Atomic(size_t) _ebb_limit_ceiling;
+void _ebb_limit_sample(size_t ebb_bytes); /* reads /proc, /sys, rlimits: not on an allocation path */
+bool _ebb_limit_address_tight(void);      /* mapped memory is near RLIMIT_AS / RLIMIT_DATA */
 
 /* ---- heap.c ----------------------------------------------------------- */
 ebb_heap_t *_ebb_heap_get(void); /* this thread's heap, made on first use */

@@ -46,5 +46,12 @@ long _ebb_prim_thread_syscall(uint32_t tid);
 bool _ebb_prim_thread_switches(uint32_t tid, uint64_t *switches, uint64_t *sigblk);
 /* The calling thread's blocked mask, first 64 signals. */
 uint64_t _ebb_prim_thread_sigblk(void);
+/* Reads a small file (/proc, /sys) from byte `offset` into buf, at most
+ * cap - 1 bytes, and NUL-terminates it. Returns the bytes read: 0 if the
+ * file cannot be opened or has nothing there. Never allocates. */
+size_t _ebb_prim_read_file(const char *path, size_t offset, char *buf, size_t cap);
+/* A soft resource limit in bytes: RLIMIT_AS (address_space) or
+ * RLIMIT_DATA; UINT64_MAX if unlimited. */
+uint64_t _ebb_prim_rlimit(bool address_space);
 
 #endif /* EBB_PRIM_H */

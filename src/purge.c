@@ -12,8 +12,9 @@
  *    small programs do not purge on every free) purging is immediate.
  *  - The deadline holds while the program is idle: a background thread,
  *    started the first time something is offered (never during
- *    initialisation), runs the passes. It sleeps without a timeout while
- *    nothing is dirty. With EBB_PURGE_THREAD=0 the passes run on allocator
+ *    initialisation), runs the passes. While nothing is dirty it sleeps
+ *    until woken, and leaves after IDLE_EXIT_MS of that (its lifetime is
+ *    with the thread, below). With EBB_PURGE_THREAD=0 the passes run on allocator
  *    entry instead (an idle program then keeps its memory).
  *  - Segments of exited threads are collected and purged by the passes too:
  *    nobody else would notice that other threads freed their blocks.
@@ -103,10 +104,31 @@ static _Atomic(size_t) budget_cached = 4 * EBB_MiB;
 static _Atomic(size_t) inuse_peak;        /* highest _ebb_inuse_bytes since inuse_peak_since */
 static _Atomic(uint64_t) inuse_peak_since; /* purge clock (ms) */
 
+static void wake_thread(void);
+
+/* In-use memory grew into the limit's room while memory is dirty: the
+ * pass purges everything now, not at the next budget check (a program
+ * refilling a freed 150 MiB with another size class faults in 100 MiB
+ * between two passes 50 ms apart). */
+static ebb_noinline void limit_near(void) {
+  if (atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) == 0 ||
+      thread_has(EBB_PT_URGENT, memory_order_relaxed))
+    return;
+  urgent_set();
+  if ((atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst) & (EBB_PT_RUNNING | EBB_PT_FAILED)) ==
+      EBB_PT_RUNNING)
+    wake_thread(); /* never starts one: a caller may hold a lock */
+}
+
+/* Called when a page or a large block goes into use (not the malloc fast
+ * path). */
 void _ebb_inuse_add(size_t bytes) {
   size_t now = atomic_fetch_add_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed) + bytes;
   if (now > atomic_load_explicit(&inuse_peak, memory_order_relaxed))
     atomic_store_explicit(&inuse_peak, now, memory_order_relaxed); /* racy max: an estimate */
+  if (ebb_unlikely(now + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
+                   atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed)))
+    limit_near();
 }
 
 void _ebb_inuse_sub(size_t bytes) { atomic_fetch_sub_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed); }
@@ -119,14 +141,39 @@ static void inuse_peak_age(uint64_t now) {
   atomic_store_explicit(&inuse_peak_since, now, memory_order_relaxed);
 }
 
+/* Under a limit (limit.c), the room left below it caps the budget, the
+ * 4 MiB floor included: there, dirty memory is what the OOM killer would
+ * take the program for. */
+static size_t limit_room(size_t inuse) {
+  size_t ceiling = atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed);
+  return ceiling > inuse ? ceiling - inuse : 0;
+}
+
 static size_t budget(void) {
   size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
   size_t peak = atomic_load_explicit(&inuse_peak, memory_order_relaxed);
+  size_t room = limit_room(inuse);
   if (peak > inuse) inuse = peak;
   size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
   size_t floor = 4 * EBB_MiB, max = (size_t)_ebb_option(EBB_OPT_DIRTY_MAX);
   if (frac < floor) frac = floor;
-  return frac < max ? frac : max;
+  if (frac > max) frac = max;
+  return frac < room ? frac : room;
+}
+
+/* Reads the limits at the thread's start and about once a second while it
+ * works (the cgroup's usage moves with other processes and the page
+ * cache; ebb's own growth between samples is followed by the ceiling). */
+#define EBB_LIMIT_SAMPLE_MS 1000
+static _Atomic(uint64_t) limit_sampled_at; /* purge clock (ms); 0: never */
+
+static void limit_refresh(void) {
+  uint64_t now = _ebb_purge_clock_ms(), last = atomic_load_explicit(&limit_sampled_at, memory_order_relaxed);
+  if (last != 0 && now - last < EBB_LIMIT_SAMPLE_MS) return;
+  atomic_store_explicit(&limit_sampled_at, now, memory_order_relaxed);
+  size_t dirty = atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
+  _ebb_limit_sample(atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed) + dirty);
+  if (dirty > budget()) urgent_set();
 }
 
 void _ebb_purge_dirty_add(size_t bytes) {
@@ -338,8 +385,9 @@ static size_t purge_run(bool force, bool explicit_call) {
   released += _ebb_segment_purge_idle(now, delay, force);
   /* Over budget, everything dirty goes at once; cached segments are only
    * unmapped (not just purged) early when the program asked. */
-  released += _ebb_segment_purge_cache(now, delay, explicit_call, force);
-  released += _ebb_large_purge_cache(now, delay, force);
+  bool unmap = explicit_call || _ebb_limit_address_tight(); /* near RLIMIT_AS: purging keeps the mappings */
+  released += _ebb_segment_purge_cache(now, delay, unmap, force);
+  released += _ebb_large_purge_cache(now, delay, force || unmap);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
     released += _ebb_segment_purge_abandoned();
   if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);
@@ -349,45 +397,164 @@ static size_t purge_run(bool force, bool explicit_call) {
 size_t _ebb_purge_run(bool force) { return purge_run(force, false); }
 
 /* ---- the background thread --------------------------------------------------- */
+/* Its lifetime. A library's helper thread must not change how long the
+ * program lives: glibc ends the process (exit(0) from the thread that
+ * leaves last) only when no pthread is left, and it counts this one. A
+ * program whose main calls pthread_exit, or a fork child made from a worker
+ * thread whose function returns, would otherwise stay alive forever: a
+ * zombie leader, and SIGTERM pending on a thread that blocks it. So:
+ *  - after a thread with a heap exits (_ebb_purge_thread_exiting), the
+ *    thread reads how many threads are alive, every WATCH_POLL_MS for up to
+ *    WATCH_FOR_MS while the exiting one may be the last other; alone, it
+ *    returns with the program's signal mask, and glibc ends the process as
+ *    it would have (status 0, atexit handlers run);
+ *  - idle (nothing dirty) for IDLE_EXIT_MS, it leaves, and the next offer
+ *    starts it again: an idle program has no helper thread, and a last
+ *    thread that never allocated (no heap, no hint) still ends the process.
+ *    A start costs 0.1-0.2 ms of CPU (measured here: 2000 starts of a
+ *    detached thread with this stack and mask, three runs): a program that
+ *    goes idle that long again and again pays it at most once a second,
+ *    under 0.02% of one core. */
+#define IDLE_EXIT_MS 1000
+#define WATCH_POLL_MS 10
+#define WATCH_FOR_MS 2000
+static _Atomic(int) exit_hint;  /* a thread with a heap is exiting */
+static uint64_t watch_until;    /* purge thread only: poll the thread count until then (ms) */
+static sigset_t program_mask;   /* the signal mask of the thread that started ours */
+static bool cond_ready;         /* wake_cond is initialised (set once, by the first start) */
+
 static bool nothing_to_do(void) {
   return atomic_load_explicit(&_ebb_dirty_bytes, memory_order_seq_cst) == 0 &&
          !atomic_load_explicit(&_ebb_inplace_hint, memory_order_seq_cst) && _ebb_segment_cache_count() == 0 &&
          !atomic_load_explicit(&remote_hint, memory_order_relaxed) &&
          !thread_has(EBB_PT_URGENT, memory_order_relaxed) &&
-         !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed) && !_ebb_seize_waiting();
+         !atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed) && !_ebb_seize_waiting() &&
+         !atomic_load_explicit(&exit_hint, memory_order_seq_cst);
 }
 
-static void wait_for_work(void) {
+static void wake_thread(void) {
   pthread_mutex_lock(&wake_lock);
-  if (nothing_to_do()) {
-    atomic_fetch_or_explicit(&_ebb_purge_thread, EBB_PT_IDLE, memory_order_seq_cst);
-    while (nothing_to_do()) pthread_cond_wait(&wake_cond, &wake_lock);
-    atomic_fetch_and_explicit(&_ebb_purge_thread, ~EBB_PT_IDLE, memory_order_relaxed);
+  pthread_cond_signal(&wake_cond);
+  pthread_mutex_unlock(&wake_lock);
+}
+
+void _ebb_purge_thread_exiting(void) {
+  if (!thread_has(EBB_PT_RUNNING, memory_order_seq_cst)) return;
+  atomic_store_explicit(&exit_hint, 1, memory_order_seq_cst);
+  if (thread_has(EBB_PT_IDLE, memory_order_seq_cst)) wake_thread();
+}
+
+/* Live threads of the process other than the caller, from /proc/self/stat:
+ * num_threads (field 20) counts a leader that has exited (state Z, field
+ * 3) until the whole process ends. -1 if it cannot be read. */
+static int other_live_threads(void) {
+  char buf[512];
+  if (_ebb_prim_read_file("/proc/self/stat", 0, buf, sizeof(buf)) == 0) return -1;
+  const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+  if (p == NULL || p[1] != ' ') return -1;
+  char state = p[2];
+  for (int field = 3; field <= 20 && p != NULL; field++) p = strchr(p + 1, ' '); /* the space before field 20 */
+  if (p == NULL) return -1;
+  long n = 0;
+  for (p++; *p >= '0' && *p <= '9'; p++) n = n * 10 + (*p - '0');
+  if (state == 'Z') n--;
+  return (int)n - 1;
+}
+
+/* True if this thread is the last one alive. Only read while watching,
+ * after a thread exit. */
+static bool alone_now(void) {
+  uint64_t now = _ebb_purge_clock_ms();
+  if (atomic_exchange_explicit(&exit_hint, 0, memory_order_seq_cst)) watch_until = now + WATCH_FOR_MS;
+  if (now >= watch_until) return false;
+  int others = other_live_threads();
+  /* The exiting thread still counts until it is gone: more than one other
+   * means some thread stays, and its own exit will hint again. */
+  if (others != 1) watch_until = 0;
+  return others == 0;
+}
+
+static struct timespec deadline_in(uint64_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += (time_t)(ms / 1000);
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
+/* Gives up RUNNING after an idle timeout. An offer made meanwhile either
+ * saw RUNNING cleared (and starts a new thread) or was made before the
+ * clear, and the check after it sees its work: then this thread takes
+ * RUNNING back and stays, unless a new one already has it. Both sides
+ * store, fence, then load. True if the thread leaves. */
+static bool leave_idle(void) {
+  atomic_fetch_and_explicit(&_ebb_purge_thread, ~(EBB_PT_RUNNING | EBB_PT_IDLE), memory_order_seq_cst);
+  if (nothing_to_do()) return true;
+  int st = atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst);
+  do {
+    if (st & EBB_PT_RUNNING) return true;
+  } while (!atomic_compare_exchange_weak(&_ebb_purge_thread, &st, st | EBB_PT_RUNNING));
+  return false;
+}
+
+/* Waits for work (wake_lock held). True if the thread should leave. */
+static bool wait_idle(void) {
+  atomic_fetch_or_explicit(&_ebb_purge_thread, EBB_PT_IDLE, memory_order_seq_cst);
+  struct timespec until = deadline_in(IDLE_EXIT_MS);
+  int rc = 0;
+  while (nothing_to_do() && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&wake_cond, &wake_lock, &until);
+  if (rc == ETIMEDOUT && nothing_to_do()) return leave_idle();
+  atomic_fetch_and_explicit(&_ebb_purge_thread, ~EBB_PT_IDLE, memory_order_relaxed);
+  return false;
+}
+
+/* True if the thread should leave (idle for IDLE_EXIT_MS). */
+static bool wait_for_work(void) {
+  bool leave = false;
+  pthread_mutex_lock(&wake_lock);
+  if (watch_until != 0) {
+    struct timespec ts = deadline_in(WATCH_POLL_MS);
+    if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) pthread_cond_timedwait(&wake_cond, &wake_lock, &ts);
+  } else if (nothing_to_do()) {
+    leave = wait_idle();
   } else if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) {
-    uint64_t wait_ms = delay_ms() / 2 + 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(wait_ms / 1000);
-    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = deadline_in(delay_ms() / 2 + 1);
     pthread_cond_timedwait(&wake_cond, &wake_lock, &ts);
   }
   pthread_mutex_unlock(&wake_lock);
+  return leave;
 }
 
 static void *purge_thread(void *arg) {
   (void)arg;
   for (;;) {
+    limit_refresh(); /* outside the pass lock: it reads files */
     pthread_mutex_lock(&pass_lock);
     bool force = urgent_take();
     _ebb_purge_run(force);
     pthread_mutex_unlock(&pass_lock);
-    wait_for_work();
+    if (alone_now()) {
+      /* RUNNING stays set: frees from atexit handlers run on this thread
+       * must not start another one. */
+      _ebb_verbose("ebb: purge thread: the program's last thread exited; so does this one\n");
+      pthread_sigmask(SIG_SETMASK, &program_mask, NULL);
+      return NULL; /* glibc: the last thread leaving calls exit(0) */
+    }
+    if (wait_for_work()) return NULL;
   }
-  return NULL;
+}
+
+static void cond_init(void) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&wake_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  cond_ready = true;
 }
 
 /* Starts the thread with every signal blocked (the program's handlers must
@@ -397,21 +564,17 @@ static void start_thread(void) {
   do {
     if (expected & (EBB_PT_RUNNING | EBB_PT_FAILED)) return;
   } while (!atomic_compare_exchange_weak(&_ebb_purge_thread, &expected, expected | EBB_PT_RUNNING));
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&wake_cond, &ca);
-  pthread_condattr_destroy(&ca);
+  if (!cond_ready) cond_init(); /* the first start: no thread can wait or signal yet */
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  sigset_t all, old;
+  sigset_t all;
   sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_sigmask(SIG_SETMASK, &all, &program_mask);
   pthread_t t;
   int rc = pthread_create(&t, &attr, purge_thread, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_sigmask(SIG_SETMASK, &program_mask, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     atomic_fetch_xor(&_ebb_purge_thread, EBB_PT_RUNNING | EBB_PT_FAILED); /* RUNNING -> FAILED */
@@ -433,6 +596,7 @@ void _ebb_purge_on_entry(void) {
              now >= atomic_load_explicit(&next_entry_pass, memory_order_relaxed);
   if (!due || pthread_mutex_trylock(&pass_lock) != 0) return;
   atomic_store_explicit(&next_entry_pass, now + delay_ms() / 2 + 1, memory_order_relaxed);
+  limit_refresh();
   bool force = urgent_take();
   _ebb_purge_run(force);
   pthread_mutex_unlock(&pass_lock);
@@ -457,11 +621,7 @@ void _ebb_purge_notify(void) {
     _ebb_purge_on_entry();
     return;
   }
-  if (st & (EBB_PT_IDLE | EBB_PT_URGENT)) {
-    pthread_mutex_lock(&wake_lock);
-    pthread_cond_signal(&wake_cond);
-    pthread_mutex_unlock(&wake_lock);
-  }
+  if (st & (EBB_PT_IDLE | EBB_PT_URGENT)) wake_thread();
 }
 
 /* A pass saw `bytes` parked in place and not yet expired: over the budget
@@ -480,6 +640,9 @@ void _ebb_purge_fork_parent(void) { pthread_mutex_unlock(&pass_lock); }
 void _ebb_purge_fork_child(void) {
   pthread_mutex_init(&pass_lock, NULL);
   pthread_mutex_init(&wake_lock, NULL);
+  if (cond_ready) cond_init(); /* no waiter in the child */
+  atomic_store(&exit_hint, 0);
+  watch_until = 0;
   /* The thread is gone: the child starts its own. FAILED stays. */
   atomic_fetch_and(&_ebb_purge_thread, ~(EBB_PT_IDLE | EBB_PT_RUNNING));
 }

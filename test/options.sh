@@ -91,6 +91,8 @@ bad 'EBB_SEGMENT_CACHE=999'
 bad 'EBB_SEGMENT_CACHE=4k'
 bad 'EBB_ON_ERROR=explode'
 bad 'EBB_DIRTY_FRACTION=101'
+bad 'EBB_LIMIT_MARGIN=101'
+bad 'EBB_LIMIT_MARGIN=10%'
 bad 'EBB_LARGE_CACHE=1x'
 bad 'EBB_LARGE_CACHE=1.5m'
 bad 'EBB_REALLOC_MAP=lots'
@@ -102,7 +104,7 @@ bad 'EBB_VERBOSE=yes please'
 # Every variable bad at once: one line each.
 all_bad=('EBB_PURGE_DELAY_MS=abc' 'EBB_DIRTY_MAX=12q' 'EBB_MADVISE=sometimes' 'EBB_PURGE_THREAD=maybe'
   'EBB_LARGE_THRESHOLD=1' 'EBB_SEGMENT_CACHE=999' 'EBB_ON_ERROR=explode' 'EBB_DIRTY_FRACTION=101'
-  'EBB_LARGE_CACHE=1x' 'EBB_STATS=2' 'EBB_VERBOSE=yes please' 'EBB_REALLOC_MAP=lots')
+  'EBB_LARGE_CACHE=1x' 'EBB_STATS=2' 'EBB_VERBOSE=yes please' 'EBB_REALLOC_MAP=lots' 'EBB_LIMIT_MARGIN=200')
 if run "${all_bad[@]}"; then
   for assign in "${all_bad[@]}"; do
     n=$(grep -cF "ebb: warning: $assign is invalid" "$err")
@@ -132,6 +134,8 @@ good 'EBB_SEGMENT_CACHE=0'
 good 'EBB_SEGMENT_CACHE=64'
 good 'EBB_DIRTY_FRACTION=0'
 good 'EBB_DIRTY_FRACTION=100'
+good 'EBB_LIMIT_MARGIN=0'
+good 'EBB_LIMIT_MARGIN=100'
 good 'EBB_PURGE_THREAD=0'
 good 'EBB_PURGE_THREAD=off'
 good 'EBB_MADVISE=free'

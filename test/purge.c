@@ -26,10 +26,17 @@
  *      page comes back): blocks keep their contents, delay 0
  *   o  a cached segment reused before its purge: its other (dirty) pages are
  *      offered and go back too
- *   p  one block of every size class kept, 2 MiB of each freed forward, in
+ *   p  main calls pthread_exit with the purge thread running and no other
+ *      thread: the process exits with status 0 within a second, atexit
+ *      handlers run (as under glibc)
+ *   q  the same in a fork child made from a worker thread, whose function
+ *      returns
+ *   r  the purge thread leaves once the program is idle, and comes back at
+ *      the next free
+ *   s  one block of every size class kept, 2 MiB of each freed forward, in
  *      reverse and at random: the pages being allocated from give their
  *      free memory back too, after one idle second and at malloc_trim(0)
- *   q  the same in a thread that stays alive and idle
+ *   t  the same in a thread that stays alive and idle
  *   u  a thread that keeps running without allocator calls holds its free
  *      blocks; its next call (asked after a quiet second) returns them
  *
@@ -44,6 +51,7 @@
 #include <stdatomic.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -744,7 +752,7 @@ static void case_cached_reuse(void) {
   free(keep);
 }
 
-/* ---- p, q. every page obeys the deadline, the head of its queue too ------- */
+/* ---- s, t, u. every page obeys the deadline, the head of its queue too ---- */
 /* One block of every size class from 16 B to 512 KiB stays live (the
  * shape of a running program: one long-lived object per class), then a
  * 2 MiB batch of each class is allocated and freed - forward, in reverse,
@@ -927,6 +935,117 @@ static void case_running_thread(void) {
   pthread_join(t, NULL);
 }
 
+/* ---- p, q. the purge thread never keeps a process alive --------------------- */
+static int exit_pipe[2]; /* the process under test writes "go" then, from atexit, "x" */
+
+static void say(const char *text) {
+  if (write(exit_pipe[1], text, strlen(text)) < 0) _exit(3);
+}
+static void said_bye(void) { say("x"); }
+
+/* Frees 64 MiB: the purge thread starts and has work when the test goes on. */
+static void give_purge_work(void) {
+  size_t n = 64 * MiB / (16 * KiB);
+  void **ptrs = ptr_array(n);
+  if (alloc_touch(ptrs, n, 16 * KiB)) free_all(ptrs, n);
+  ptr_array_free(ptrs, n);
+}
+
+/* Reads from the pipe until `want` has been seen or `ms` passed. */
+static bool pipe_saw(const char *want, unsigned ms) {
+  char buf[64];
+  size_t len = 0;
+  uint64_t t0 = now_ms();
+  while (len + 1 < sizeof(buf) && now_ms() - t0 < ms) {
+    ssize_t n = read(exit_pipe[0], buf + len, sizeof(buf) - 1 - len);
+    if (n > 0) len += (size_t)n;
+    else sleep_ms(2);
+    buf[len] = 0;
+    if (strstr(buf, want) != NULL) return true;
+  }
+  return false;
+}
+
+/* After "go", the process must exit with status 0 within a second, having
+ * run its atexit handler. A process that hangs is killed after 5 s. */
+static void expect_exit_soon(pid_t pid, const char *what) {
+  if (!CHECKF(pipe_saw("go", 20000), "%s: the process never got to its exit", what)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return;
+  }
+  uint64_t t0 = now_ms();
+  int status = 0;
+  pid_t got = 0;
+  while ((got = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() - t0 < 5000) sleep_ms(2);
+  long ms = (long)(now_ms() - t0);
+  if (got == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  CHECKF(got == pid && ms <= 1000, "%s: still running %ld ms after its last thread exited", what, ms);
+  CHECKF(got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status 0x%x, want exit 0", what, status);
+  CHECKF(pipe_saw("x", 100), "%s: the atexit handler did not run", what);
+  printf("  %c: %s: exited %ld ms after its last thread, status 0x%x\n", case_name, what, ms, status);
+}
+
+static void case_main_pthread_exit(void) {
+  if (!CHECK(pipe(exit_pipe) == 0)) return;
+  fcntl(exit_pipe[0], F_SETFL, O_NONBLOCK);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (!CHECK(pid >= 0)) return;
+  if (pid == 0) {
+    atexit(said_bye);
+    give_purge_work();
+    if (threads_now() != 2) _exit(4); /* the purge thread must be running */
+    say("go");
+    pthread_exit(NULL);
+  }
+  expect_exit_soon(pid, "main called pthread_exit");
+}
+
+static void *fork_and_return(void *arg) {
+  pid_t pid = fork();
+  if (pid == 0) { /* the child's only thread */
+    atexit(said_bye);
+    give_purge_work();
+    if (threads_now() != 2) _exit(4);
+    say("go");
+  }
+  *(pid_t *)arg = pid;
+  return NULL; /* in the child: its last thread returns */
+}
+
+static void case_fork_from_thread(void) {
+  if (!CHECK(pipe(exit_pipe) == 0)) return;
+  fcntl(exit_pipe[0], F_SETFL, O_NONBLOCK);
+  give_purge_work(); /* the parent's purge thread runs across the fork */
+  fflush(stdout);
+  pid_t pid = -1;
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, fork_and_return, &pid) == 0)) return;
+  pthread_join(t, NULL);
+  if (!CHECK(pid > 0)) return;
+  expect_exit_soon(pid, "fork child of a worker thread returned");
+}
+
+/* ---- r. the purge thread leaves when idle, and comes back ------------------ */
+static void case_idle_leave(void) {
+  give_purge_work();
+  CHECKF(threads_now() == 2, "%zu threads: the purge thread should be running", threads_now());
+  uint64_t t0 = now_ms();
+  while (threads_now() > 1 && now_ms() - t0 < 4000) sleep_ms(10);
+  long ms = (long)(now_ms() - t0);
+  CHECKF(threads_now() == 1, "the purge thread is still there %ld ms after the frees", ms);
+  size_t start = rss();
+  give_purge_work(); /* starts it again, and it purges as before */
+  CHECKF(threads_now() == 2, "%zu threads after new frees: the purge thread should be back", threads_now());
+  long back = wait_rss_at_most(start + SLACK, WAIT_MS);
+  CHECKF(back >= 0, "restarted purge thread: RSS still %ld MiB above start", mib_above(rss(), start));
+  if (checks_failed == 0) printf("  r: purge thread gone %ld ms after the frees; back, RSS down after %ld ms\n", ms, back);
+}
+
 /* ---- the runner ---------------------------------------------------------------- */
 typedef struct {
   char name;
@@ -953,8 +1072,11 @@ static const test_case_t cases[] = {
   {'m', "in-place park during ebb_collect", case_sleep_race, {NULL}},
   {'n', "in-place park against unfull", case_torn_park, {"EBB_PURGE_DELAY_MS=0", NULL}},
   {'o', "dirty cached segment reused", case_cached_reuse, {NULL}},
-  {'p', "every size class, head pages, main thread", case_every_class_main, {NULL}},
-  {'q', "every size class, head pages, idle thread", case_every_class_thread, {NULL}},
+  {'p', "main calls pthread_exit", case_main_pthread_exit, {NULL}},
+  {'q', "fork child of a worker thread returns", case_fork_from_thread, {NULL}},
+  {'r', "purge thread leaves when idle", case_idle_leave, {NULL}},
+  {'s', "every size class, head pages, main thread", case_every_class_main, {NULL}},
+  {'t', "every size class, head pages, idle thread", case_every_class_thread, {NULL}},
   {'u', "a running thread is asked, answers at its next call", case_running_thread, {NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };

@@ -1,7 +1,8 @@
 /* prim/linux.c - the Linux implementation of prim.h: mmap, munmap, mremap,
- * madvise, the clock and stderr. Stateless except for syscall counters
+ * madvise, the clock, stderr, small /proc and /sys files and rlimits. Stateless except for syscall counters
  * (relaxed atomics, read by the statistics). */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -11,6 +12,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,25 +92,12 @@ void _ebb_prim_yield(void) { sched_yield(); }
 
 uint32_t _ebb_prim_thread_tid(void) { return (uint32_t)syscall(SYS_gettid); }
 
-/* /proc/self/task/TID/<file> into buf (NUL-terminated): open/read on the
- * caller's stack, never the allocator. False if it cannot be read. */
+/* /proc/self/task/TID/<file> into buf (NUL-terminated), on the caller's
+ * stack. False if it cannot be read. */
 static bool read_task_file(uint32_t tid, const char *file, char *buf, size_t cap) {
   char path[64];
   _ebb_format(path, sizeof(path), "/proc/self/task/%u/%s", (unsigned)tid, file);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  size_t len = 0;
-  ssize_t n;
-  while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) != 0) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    len += (size_t)n;
-  }
-  close(fd);
-  buf[len] = 0;
-  return len > 0;
+  return _ebb_prim_read_file(path, 0, buf, cap) > 0;
 }
 
 /* "running", "-1 sp pc" (not in a system call) or "nr args... sp pc". */
@@ -148,4 +137,26 @@ uint64_t _ebb_prim_thread_sigblk(void) {
     if (sigismember(&set, sig) == 1) mask |= (uint64_t)1 << (sig - 1);
   }
   return mask;
+}
+
+size_t _ebb_prim_read_file(const char *path, size_t offset, char *buf, size_t cap) {
+  size_t len = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    while (len + 1 < cap) {
+      ssize_t n = pread(fd, buf + len, cap - 1 - len, (off_t)(offset + len));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      len += (size_t)n;
+    }
+    close(fd);
+  }
+  if (cap > 0) buf[len] = 0;
+  return len;
+}
+
+uint64_t _ebb_prim_rlimit(bool address_space) {
+  struct rlimit rl;
+  if (getrlimit(address_space ? RLIMIT_AS : RLIMIT_DATA, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return (uint64_t)rl.rlim_cur;
 }

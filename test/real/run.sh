@@ -372,6 +372,37 @@ check_threads_cxx() {
   same_output "$tmp/cxx.want" "$tmp/cxx.got" real_threads_cxx
 }
 
+# ---- g: CPython's own thread tests --------------------------------------------
+
+# CPython's test_threading cases that fork from a thread or end main with a
+# thread still running: ebb's purge thread must not keep such a process
+# alive (the forked child's last thread returns; glibc then calls exit(0)).
+# They need Debian's libpython3.11-testsuite; installed here if it is
+# missing and apt-get can, else skipped.
+python_tests_dir() { "$python" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"] + "/test")'; }
+
+check_python_threading() {
+  require "$python" || return 1
+  local dir status=0
+  dir=$(python_tests_dir) || return 1
+  if [[ ! -f $dir/test_threading.py ]]; then
+    local pkg
+    pkg=libpython$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite
+    if ! { command -v apt-get >/dev/null && apt-get install -y -q "$pkg" >/dev/null 2>&1; } ||
+      [[ ! -f $dir/test_threading.py ]]; then
+      echo "$pkg is not installed and could not be installed"
+      return 77
+    fi
+  fi
+  # Each case forks; a child that never exits would hang the run, so each
+  # has a timeout far above its usual second.
+  with_ebb timeout -k 5 120 "$python" -m test test_threading -m 'test_[0-9]_join_*' -m test_daemon_threads_fatal_error \
+    >"$tmp/pythr.out" 2>"$tmp/pythr.err" || status=$?
+  ((status == 0)) || { tail -n 20 "$tmp/pythr.out"; cat "$tmp/pythr.err"; echo "test_threading: exit $status"; return 1; }
+  no_loader_errors "$tmp/pythr.err" || return 1
+  grep -q "Tests result: SUCCESS" "$tmp/pythr.out" || { tail -n 20 "$tmp/pythr.out"; return 1; }
+}
+
 # ---- optional programs ---------------------------------------------------------
 
 # g++ (cc1plus is a heavy allocator user) compiling threads.cpp; the program
@@ -431,6 +462,7 @@ run_check git check_git
 run_check gcc check_gcc
 run_check sort check_sort
 run_check real_threads_cxx check_threads_cxx
+run_check python3_threading check_python_threading
 run_check g++ check_gxx
 run_check xz check_xz
 run_check sqlite3 check_sqlite

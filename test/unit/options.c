@@ -92,6 +92,7 @@ static void test_option_ranges(void) {
     {EBB_OPT_DIRTY_FRACTION, 0, 100},
     {EBB_OPT_LARGE_CACHE, 0, 1LL << 40},
     {EBB_OPT_MADVISE, 0, 1},
+    {EBB_OPT_LIMIT_MARGIN, 0, 100},
   };
   for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
     ebb_option_t opt = ranges[i].opt;
@@ -159,6 +160,17 @@ static void test_options_init(void) {
   init_captured(err, sizeof(err));
   CHECKS(err[0] == 0, err);
   unsetenv("EBB_SEGMENT_CACHE");
+
+  setenv("EBB_LIMIT_MARGIN", "101", 1);
+  init_captured(err, sizeof(err));
+  CHECKS(strcmp(err, "ebb: warning: EBB_LIMIT_MARGIN=101 is invalid: expected a number from 0 to 100; using 25\n") == 0,
+         err);
+  CHECK(_ebb_option(EBB_OPT_LIMIT_MARGIN) == 25);
+  setenv("EBB_LIMIT_MARGIN", "10", 1);
+  init_captured(err, sizeof(err));
+  CHECKS(err[0] == 0, err);
+  CHECK(_ebb_option(EBB_OPT_LIMIT_MARGIN) == 10);
+  unsetenv("EBB_LIMIT_MARGIN");
 
   setenv("EBB_PURGE_THREAD", "maybe", 1);
   init_captured(err, sizeof(err));
