@@ -661,8 +661,11 @@ ebb_export size_t ebb_collect(bool force) {
   pthread_mutex_unlock(&pass_lock);
   if (heap != &_ebb_heap_empty && force) {
     /* Pages the pass emptied go back to their segments, and segments left
-     * with nothing in use to the cache, which a second pass releases. */
+     * with nothing in use to the cache, which a second pass releases.
+     * An owner slow path, like any that changes the heap (seize.c). */
+    _ebb_seize_enter(heap);
     _ebb_page_reap(heap);
+    _ebb_seize_leave(heap);
     pthread_mutex_lock(&pass_lock);
     released += purge_run(true, true);
     pthread_mutex_unlock(&pass_lock);

@@ -33,7 +33,14 @@
  * frees. A thread running without ever calling ebb again keeps what it
  * holds; asked, it answers at its first call.
  *
- * Concurrency: heap->seize goes NONE -> REQUESTED (a pass, CAS), then
+ * The rule this rests on, for every owner path: code that changes the heap
+ * or its pages and may block in the kernel (a lock, mmap, madvise, a
+ * yield) runs between _ebb_seize_enter and _ebb_seize_leave. The fast
+ * paths make no system call, and the in-place park (free's one unbracketed
+ * exit) makes one only after the heap is consistent again.
+ *
+ * Concurrency: heap->seize goes NONE -> REDIRECTING -> REQUESTED (a pass:
+ * CAS, rewrite the tables, store), then
  * REQUESTED -> SEIZED (a pass, CAS, owner blocked throughout) or
  * REQUESTED -> OWNER (the owner, CAS), then back to NONE (release) by
  * whoever cleaned. One pass at a time (the pass lock). heap->in_slow is the
@@ -96,7 +103,7 @@ void _ebb_seize_owner_arrived(ebb_heap_t *heap) {
       atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_release);
       return;
     }
-    _ebb_prim_yield(); /* SEIZED: a pass is doing this work for us */
+    _ebb_prim_yield(); /* SEIZED: a pass is doing this work for us; or it is REDIRECTING */
   }
 }
 
@@ -108,41 +115,35 @@ size_t _ebb_seize_clean_own(ebb_heap_t *heap) {
 }
 
 /* ---- the pass's side ---------------------------------------------------------- */
-/* Marks a live heap REQUESTED (or finds it so). The global lock keeps the
- * heap's owner from finishing its exit meanwhile (heap.c sets `live`
- * under it), so its ids are its own. Unless `even_running`, only a heap
- * whose owner /proc shows blocked is marked. */
-static bool ask(ebb_heap_t *heap, uint32_t *tid, bool even_running) {
-  bool asked = false;
+/* The owner's kernel thread id, 0 if the heap is not live. */
+static uint32_t owner_tid(ebb_heap_t *heap) {
   _ebb_lock();
-  *tid = heap->live ? heap->kernel_tid : 0;
+  uint32_t tid = heap->live ? heap->kernel_tid : 0;
   _ebb_unlock();
-  if (*tid == 0 || (!even_running && (!seizing_allowed || _ebb_prim_thread_syscall(*tid) < 0))) return false;
-  _ebb_lock();
-  if (heap->live && heap->kernel_tid == *tid) {
-    uint32_t s = EBB_SEIZE_NONE;
-    asked = atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_REQUESTED, memory_order_acq_rel,
-                                                    memory_order_relaxed) ||
-            s == EBB_SEIZE_REQUESTED;
-  }
-  _ebb_unlock();
-  return asked;
+  return tid;
 }
 
-/* Sends the owner's fast paths to their slow paths, if the heap is still
- * live and asked for. */
-static bool redirect(ebb_heap_t *heap) {
-  bool ok = false;
+/* Asks: sends the owner's fast paths to their slow paths and marks the
+ * heap REQUESTED. REDIRECTING while the tables are rewritten, so that an
+ * owner answering an earlier request cannot restore them in between. The
+ * global lock keeps the owner from finishing its exit meanwhile (heap.c
+ * sets `live` under it), so its ids are its own. False if the heap has
+ * another owner now, or its owner is answering. */
+static bool ask(ebb_heap_t *heap, uint32_t tid) {
+  bool asked = false;
   _ebb_lock();
-  if (heap->live && atomic_load_explicit(&heap->seize, memory_order_acquire) == EBB_SEIZE_REQUESTED) {
+  uint32_t s = atomic_load_explicit(&heap->seize, memory_order_relaxed);
+  if (heap->live && heap->kernel_tid == tid && (s == EBB_SEIZE_NONE || s == EBB_SEIZE_REQUESTED) &&
+      atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_REDIRECTING, memory_order_acq_rel,
+                                              memory_order_relaxed)) {
     for (size_t w = 0; w < EBB_DIRECT_COUNT; w++)
       __atomic_store_n(&heap->direct[w], &_ebb_page_empty, __ATOMIC_RELAXED);
     _ebb_segment_clear_tags_locked(heap->thread_id);
-    ok = true;
+    atomic_store_explicit(&heap->seize, EBB_SEIZE_REQUESTED, memory_order_seq_cst);
+    asked = true;
   }
   _ebb_unlock();
-  atomic_thread_fence(memory_order_seq_cst); /* visible before the owner is seen blocked again */
-  return ok;
+  return asked;
 }
 
 /* The owner as /proc shows it: blocked in a system call (call >= 0), its
@@ -178,14 +179,16 @@ static uint64_t ask_running_after(uint64_t delay) { return delay * 10 < 1000 ? 1
 /* Seizes and cleans the heap if its owner is blocked throughout, or asks
  * it to clean itself. Returns the bytes released. */
 static size_t reach(ebb_heap_t *heap, uint64_t now, uint64_t delay, bool force) {
-  uint32_t tid = 0;
-  if (!ask(heap, &tid, now - heap->active_at >= ask_running_after(delay) || force)) return 0;
+  uint32_t tid = owner_tid(heap);
+  if (tid == 0) return 0;
   owner_view_t before;
   bool seen = seizing_allowed && view(tid, &before);
-  if (!redirect(heap)) return 0;
+  bool blocked = seen && before.call >= 0;
+  if (!blocked && !force && now - heap->active_at < ask_running_after(delay)) return 0;
+  if (!ask(heap, tid)) return 0;
   /* Asked, at least: the owner cleans at its next slow path. Until it
    * does, or blocks, look again only now and then. */
-  if (!seen || !blocked_throughout(heap, &before, tid)) {
+  if (!blocked || !blocked_throughout(heap, &before, tid)) {
     heap->active_at = now;
     return 0;
   }

@@ -201,7 +201,8 @@ typedef enum ebb_seize_e {
   EBB_SEIZE_NONE = 0,      /* fast paths as usual */
   EBB_SEIZE_REQUESTED = 1, /* fast paths redirected to slow paths; the owner cleans at its next one */
   EBB_SEIZE_SEIZED = 2,    /* a pass does the owner's work while it is blocked; the owner waits */
-  EBB_SEIZE_OWNER = 3      /* the owner is answering a request */
+  EBB_SEIZE_OWNER = 3,     /* the owner is answering a request */
+  EBB_SEIZE_REDIRECTING = 4 /* a pass is redirecting the fast paths (then REQUESTED); the owner waits */
 } ebb_seize_t;
 
 #endif /* EBB_TYPES_H */
