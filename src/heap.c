@@ -72,7 +72,7 @@ static ebb_heap_t *heap_take(void) {
       carve_end = (ebb_heap_t *)((uint8_t *)chunk + HEAP_CHUNK);
     }
     _ebb_unlock();
-    if (!used) _ebb_prim_unmap(chunk, HEAP_CHUNK);
+    if (!used) _ebb_os_release(chunk, HEAP_CHUNK);
   }
 }
 

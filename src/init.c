@@ -39,6 +39,7 @@ void _ebb_fork_child(void) {
   _ebb_segment_orphan_others(_ebb_thread_id());
   _ebb_heap_orphan_others(self);
   pthread_mutex_init(&_ebb_global_lock, NULL);
+  _ebb_os_fork_child();
   _ebb_purge_fork_child();
 }
 

@@ -234,7 +234,11 @@ int _ebb_options_parse_size(const char *text, long long *out);
 
 /* ---- os.c: aligned segments and large mappings ------------------------- */
 void *_ebb_os_map_aligned(size_t size, size_t align, size_t offset);
-void _ebb_os_unmap(void *p, size_t size);
+void _ebb_os_unmap(void *p, size_t size);     /* a mapping from _ebb_os_map_aligned */
+void _ebb_os_release(void *p, size_t size);   /* any mapping; never fails (may strand it) */
+size_t _ebb_os_retry_stranded(void);          /* purge passes: unmap what could not be */
+size_t _ebb_os_stranded_bytes(void);          /* mapped, decommitted, waiting for an unmap */
+void _ebb_os_fork_child(void);
 void _ebb_os_map_set(const void *slot_start, uint8_t kind);
 extern _Atomic(size_t) _ebb_os_mapped;
 

@@ -308,6 +308,7 @@ static size_t purge_run(bool force, bool explicit_call) {
   released += _ebb_large_purge_cache(now, delay, force);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
     released += _ebb_segment_purge_abandoned();
+  _ebb_os_retry_stranded(); /* address space only: nothing resident to count */
   if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);
   return released;
 }
