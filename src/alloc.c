@@ -298,7 +298,7 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
     return seg->pages[0].start;
   }
   size_t total = block + EBB_LARGE_HEADER_SIZE;
-  uint8_t *m = _ebb_os_map_aligned(total, a, EBB_LARGE_HEADER_SIZE);
+  uint8_t *m = _ebb_purge_map_aligned(total, a, EBB_LARGE_HEADER_SIZE);
   if (m == NULL) return NULL;
   seg = (ebb_segment_t *)m;
   seg->kind = EBB_PAGE_LARGE;
@@ -340,7 +340,7 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
     seg->size = total;
     return seg;
   }
-  uint8_t *dst = _ebb_os_map_aligned(total, EBB_SEGMENT_SIZE, EBB_LARGE_HEADER_SIZE);
+  uint8_t *dst = _ebb_purge_map_aligned(total, EBB_SEGMENT_SIZE, EBB_LARGE_HEADER_SIZE);
   if (dst == NULL) return NULL;
   void *old_block = seg->pages[0].start;
   bool live = _ebb_map_kind(old_block) == EBB_MAP_LARGE; /* else taken from the cache, unmarked */

@@ -191,6 +191,7 @@ extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
 extern pthread_mutex_t _ebb_global_lock;
 void _ebb_lock(void);
 void _ebb_unlock(void);
+bool _ebb_lock_held(void); /* by this thread; always false unless EBB_DEBUG >= 2 */
 void _ebb_init_process(void);
 bool _ebb_is_initialized(void);
 
@@ -345,6 +346,11 @@ void _ebb_purge_hint_abandoned(void);    /* a remote free hit an abandoned segme
 void _ebb_purge_hint_remote(void);       /* a remote free hit a purged page */
 void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
 size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
+/* A mapping was refused: give back the address space ebb keeps (caches,
+ * exited threads' empty segments). True if there was any: try again. */
+bool _ebb_purge_release_for_mapping(void);
+/* _ebb_os_map_aligned, retried once after _ebb_purge_release_for_mapping. */
+void *_ebb_purge_map_aligned(size_t size, size_t align, size_t offset);
 typedef struct ebb_purge_batch_s {
   uint8_t *start; /* a run of memory to purge with one call */
   size_t len;
