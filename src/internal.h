@@ -323,7 +323,7 @@ extern ebb_hidden _Atomic(int) _ebb_inplace_hint;
  * atomic or/and (purge.c). */
 enum {
   EBB_PT_RUNNING = 1, /* started */
-  EBB_PT_FAILED = 2,  /* could not start: passes run on allocator entry */
+  EBB_PT_FAILED = 2,  /* could not start: passes run on allocator entry; retried (purge.c) */
   EBB_PT_IDLE = 4,    /* waiting with no timeout: wake it */
   EBB_PT_URGENT = 8   /* over budget: the next pass purges without waiting */
 };

@@ -52,29 +52,10 @@
 #define TiB ((size_t)1 << 40)
 #define SKIP 77
 
-extern char **environ;
-
-/* ---- checks ------------------------------------------------------------- */
-static int checks_run, checks_failed;
-static char case_name = '?';
-
-static bool check_result(bool ok, int line, const char *expr, const char *fmt, ...) {
-  checks_run++;
-  if (ok) return true;
-  checks_failed++;
-  fprintf(stderr, "limits.c:%d: [case %c] CHECK failed: %s", line, case_name, expr);
-  if (fmt != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(" -- ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-  }
-  fputc('\n', stderr);
-  return false;
-}
-#define CHECK(cond) check_result((cond), __LINE__, #cond, NULL)
-#define CHECKF(cond, ...) check_result((cond), __LINE__, #cond, __VA_ARGS__)
+#include "cases.h"
+#ifndef LIMITS_GLIBC
+#include "ebb.h"
+#endif
 
 /* ---- the machine's limits ------------------------------------------------ */
 static int overcommit_mode(void) {
@@ -204,7 +185,7 @@ static int case_big_fits(void) {
   p = malloc(size);
   CHECKF(p != NULL, "malloc(%zu MiB) refused, errno %d", size / MiB, errno);
   free(p);
-  printf("  b: memalign(64 MiB, %zu MiB) and malloc of it served\n", size / MiB);
+  if (checks_failed == 0) printf("  b: memalign(64 MiB, %zu MiB) and malloc of it served\n", size / MiB);
   return 0;
 }
 
@@ -356,7 +337,6 @@ static size_t count_mib_blocks(void) {
 }
 
 #ifndef LIMITS_GLIBC
-#include "ebb.h"
 /* MiB ebb still maps once it has been idle long enough for its clock
  * (segments of exited threads and cached ones unmapped), polled for 3 s. */
 static size_t idle_mapped_mib(void) {
@@ -496,13 +476,7 @@ static int run_here(char name) {
 /* The case in a fresh process with its own EBB_ variables: 0 passed, SKIP,
  * or 1 failed. */
 static int run_child(const limit_case_t *c) {
-  size_t n = 0, k = 0;
-  while (environ[n] != NULL) n++;
-  char **env = calloc(n + 4, sizeof(char *));
-  for (size_t i = 0; i < n; i++) {
-    if (strncmp(environ[i], "EBB_", 4) != 0) env[k++] = environ[i];
-  }
-  for (int i = 0; c->env[i] != NULL; i++) env[k++] = (char *)c->env[i];
+  char **env = case_environ(c->env);
   char name[2] = {c->name, 0};
   char *args[] = {"test_limits", "--case", name, (char *)glibc_prog, NULL};
   fflush(stdout);

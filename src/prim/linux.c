@@ -1,6 +1,6 @@
-/* prim/linux.c - the Linux implementation of prim.h: mmap, munmap, mremap,
- * madvise, the clock and stderr. Stateless except for syscall counters
- * (relaxed atomics, read by the statistics). */
+/* prim/linux.c - the Linux implementation of prim.h: mmap, mprotect,
+ * munmap, mremap, madvise, the clock and stderr. Stateless except for
+ * syscall counters (relaxed atomics, read by the statistics). */
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
