@@ -1,7 +1,7 @@
 /* test/cases.h - what the tests that run each case in a process of its own
- * share (test/purge.c, test/limits.c): the CHECK framework, and the
- * environment a case's process gets. Header-only, static: each test is one
- * file. */
+ * share (test/purge.c, test/limits.c): the CHECK framework, the
+ * environment a case's process gets, pointer arrays outside the allocator.
+ * Header-only, static: each test is one file. */
 #ifndef EBB_TEST_CASES_H
 #define EBB_TEST_CASES_H
 
@@ -10,13 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 extern char **environ;
 
 static int checks_run, checks_failed;
 static char case_name = '?'; /* the case running in this process */
 
-static bool check_result(bool ok, const char *file, int line, const char *expr, const char *fmt, ...) {
+static inline bool check_result(bool ok, const char *file, int line, const char *expr, const char *fmt, ...) {
   checks_run++;
   if (ok) return true;
   checks_failed++;
@@ -39,7 +40,7 @@ static bool check_result(bool ok, const char *file, int line, const char *expr, 
 /* This process's environment without its EBB_ variables, plus `extra`
  * (NULL-terminated): a case's options are its own. Free the array (not
  * the strings) after the exec. */
-static char **case_environ(const char *const *extra) {
+static inline char **case_environ(const char *const *extra) {
   size_t n = 0, k = 0, m = 0;
   while (environ[n] != NULL) n++;
   while (extra[m] != NULL) m++;
@@ -52,5 +53,17 @@ static char **case_environ(const char *const *extra) {
   env[k] = NULL;
   return env;
 }
+
+/* Pointer arrays come from mmap: the test's bookkeeping stays out of the
+ * allocator (and out of its limits). */
+static inline void **ptr_array(size_t n) {
+  void *a = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (a == MAP_FAILED) {
+    perror("mmap");
+    exit(2);
+  }
+  return a;
+}
+static inline void ptr_array_free(void **a, size_t n) { munmap(a, n * sizeof(void *)); }
 
 #endif /* EBB_TEST_CASES_H */

@@ -75,17 +75,6 @@ static size_t backing_bytes(void) {
   return ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
 }
 
-/* Pointer arrays come from mmap: the test's bookkeeping stays out of the
- * allocator (and out of its limits). */
-static void **ptr_array(size_t n) {
-  void *a = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (a == MAP_FAILED) {
-    perror("mmap");
-    exit(2);
-  }
-  return a;
-}
-
 /* ---- a. absurd requests --------------------------------------------------- */
 /* `what` returned p: it must be NULL with ENOMEM. */
 static void expect_enomem(void *p, int err, const char *what, size_t size) {
@@ -235,7 +224,7 @@ static void check_and_free(void **ptrs) {
   }
   CHECKF(bad == 0, "%zu blocks lost their contents", bad);
   for (size_t i = 0; i < MANY; i++) free(ptrs[i]);
-  munmap(ptrs, MANY * sizeof(void *));
+  ptr_array_free(ptrs, MANY);
 }
 
 /* Lines of /proc/self/maps, read with plain system calls: at the limit

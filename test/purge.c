@@ -125,16 +125,6 @@ static ebb_stats_t stats(void) {
   return st;
 }
 
-/* Pointer arrays come from mmap: the test's bookkeeping stays out of ebb. */
-static void **ptr_array(size_t n) {
-  void *a = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (a == MAP_FAILED) {
-    perror("mmap");
-    exit(2);
-  }
-  return a;
-}
-static void ptr_array_free(void **a, size_t n) { munmap(a, n * sizeof(void *)); }
 
 /* Allocates n blocks of `size` and writes every byte. False if one failed. */
 static bool alloc_touch(void **ptrs, size_t n, size_t size) {
