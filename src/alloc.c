@@ -312,7 +312,7 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
     return seg->pages[0].start;
   }
   size_t total = block + EBB_LARGE_HEADER_SIZE;
-  uint8_t *m = _ebb_os_map_aligned(total, a, EBB_LARGE_HEADER_SIZE);
+  uint8_t *m = _ebb_purge_map_aligned(total, a, EBB_LARGE_HEADER_SIZE);
   if (m == NULL) return NULL;
   seg = (ebb_segment_t *)m;
   seg->kind = EBB_PAGE_LARGE;
@@ -354,7 +354,7 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
     seg->size = total;
     return seg;
   }
-  uint8_t *dst = _ebb_os_map_aligned(total, EBB_SEGMENT_SIZE, EBB_LARGE_HEADER_SIZE);
+  uint8_t *dst = _ebb_purge_map_aligned(total, EBB_SEGMENT_SIZE, EBB_LARGE_HEADER_SIZE);
   if (dst == NULL) return NULL;
   void *old_block = seg->pages[0].start;
   bool live = _ebb_map_kind(old_block) == EBB_MAP_LARGE; /* else taken from the cache, unmarked */
@@ -381,11 +381,20 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
 
 /* realloc of a large block to a size that stays large: nothing to do if
  * the mapping holds it and is not twice too big (a block taken from the
- * large cache may be bigger than asked); else resize the mapping. */
+ * large cache may be bigger than asked); else resize the mapping. NULL
+ * only when a grow fails. */
 static void *large_realloc(ebb_segment_t *seg, size_t size) {
   size_t total = round_up(size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE, old_total = seg->size;
   if (total <= old_total && total >= old_total / 2) return seg->pages[0].start;
+  int saved_errno = errno;
   ebb_segment_t *resized = large_resize(seg, total);
+  if (resized == NULL && total < old_total) {
+    /* A shrink the kernel refused (at vm.max_map_count, cutting a mapping
+     * merged with its neighbours needs a split): the block still holds
+     * `size` bytes. */
+    errno = saved_errno;
+    return seg->pages[0].start;
+  }
   if (resized == NULL) return NULL;
   if (total > old_total) _ebb_inuse_add(total - old_total);
   else _ebb_inuse_sub(old_total - total);

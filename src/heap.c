@@ -67,6 +67,7 @@ static ebb_heap_t *heap_take(void) {
     if (heap != NULL) return heap;
     /* Map outside the lock; another thread may have mapped meanwhile. */
     ebb_heap_t *chunk = _ebb_prim_map(HEAP_CHUNK);
+    if (chunk == NULL && _ebb_purge_release_for_mapping()) chunk = _ebb_prim_map(HEAP_CHUNK);
     if (chunk == NULL) return NULL;
     _ebb_lock();
     bool used = carve_next == NULL || carve_next + 1 > carve_end;
@@ -75,7 +76,7 @@ static ebb_heap_t *heap_take(void) {
       carve_end = (ebb_heap_t *)((uint8_t *)chunk + HEAP_CHUNK);
     }
     _ebb_unlock();
-    if (!used) _ebb_prim_unmap(chunk, HEAP_CHUNK);
+    if (!used) _ebb_os_release(chunk, HEAP_CHUNK);
   }
 }
 

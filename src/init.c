@@ -17,8 +17,24 @@
 
 pthread_mutex_t _ebb_global_lock = PTHREAD_MUTEX_INITIALIZER;
 
+#if EBB_DEBUG >= 2
+/* Checked builds know whether this thread holds the lock: paths that may
+ * wait for it (a refused mapping's release) assert that they do not. */
+static __thread bool lock_held;
+void _ebb_lock(void) {
+  pthread_mutex_lock(&_ebb_global_lock);
+  lock_held = true;
+}
+void _ebb_unlock(void) {
+  lock_held = false;
+  pthread_mutex_unlock(&_ebb_global_lock);
+}
+bool _ebb_lock_held(void) { return lock_held; }
+#else
 void _ebb_lock(void) { pthread_mutex_lock(&_ebb_global_lock); }
 void _ebb_unlock(void) { pthread_mutex_unlock(&_ebb_global_lock); }
+bool _ebb_lock_held(void) { return false; }
+#endif
 
 enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
 static _Atomic int init_state = INIT_NONE;
@@ -39,6 +55,7 @@ void _ebb_fork_child(void) {
   _ebb_segment_orphan_others(_ebb_thread_id());
   _ebb_heap_orphan_others(self);
   pthread_mutex_init(&_ebb_global_lock, NULL);
+  _ebb_os_fork_child();
   _ebb_purge_fork_child();
 }
 

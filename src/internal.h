@@ -191,6 +191,7 @@ extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
 extern pthread_mutex_t _ebb_global_lock;
 void _ebb_lock(void);
 void _ebb_unlock(void);
+bool _ebb_lock_held(void); /* by this thread; always false unless EBB_DEBUG >= 2 */
 void _ebb_init_process(void);
 bool _ebb_is_initialized(void);
 
@@ -235,7 +236,11 @@ int _ebb_options_parse_size(const char *text, long long *out);
 
 /* ---- os.c: aligned segments and large mappings ------------------------- */
 void *_ebb_os_map_aligned(size_t size, size_t align, size_t offset);
-void _ebb_os_unmap(void *p, size_t size);
+void _ebb_os_unmap(void *p, size_t size);     /* a mapping from _ebb_os_map_aligned */
+void _ebb_os_release(void *p, size_t size);   /* any mapping; never fails (may strand it) */
+size_t _ebb_os_retry_stranded(void);          /* purge passes: unmap what could not be */
+size_t _ebb_os_stranded_bytes(void);          /* mapped, decommitted, waiting for an unmap */
+void _ebb_os_fork_child(void);
 void _ebb_os_map_set(const void *slot_start, uint8_t kind);
 extern _Atomic(size_t) _ebb_os_mapped;
 
@@ -322,7 +327,7 @@ extern ebb_hidden _Atomic(int) _ebb_inplace_hint;
  * atomic or/and (purge.c). */
 enum {
   EBB_PT_RUNNING = 1, /* started */
-  EBB_PT_FAILED = 2,  /* could not start: passes run on allocator entry */
+  EBB_PT_FAILED = 2,  /* could not start: passes run on allocator entry; retried (purge.c) */
   EBB_PT_IDLE = 4,    /* waiting with no timeout: wake it */
   EBB_PT_URGENT = 8   /* over budget: the next pass purges without waiting */
 };
@@ -345,6 +350,11 @@ void _ebb_purge_hint_abandoned(void);    /* a remote free hit an abandoned segme
 void _ebb_purge_hint_remote(void);       /* a remote free hit a purged page */
 void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
 size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
+/* A mapping was refused: give back the address space ebb keeps (caches,
+ * exited threads' empty segments). True if there was any: try again. */
+bool _ebb_purge_release_for_mapping(void);
+/* _ebb_os_map_aligned, retried once after _ebb_purge_release_for_mapping. */
+void *_ebb_purge_map_aligned(size_t size, size_t align, size_t offset);
 typedef struct ebb_purge_batch_s {
   uint8_t *start; /* a run of memory to purge with one call */
   size_t len;

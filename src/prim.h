@@ -11,10 +11,22 @@
 #include <stdint.h>
 
 /* Reserve and commit `size` bytes of zeroed read/write memory anywhere
- * (size: multiple of the OS page). NULL + errno on failure. */
+ * (size: multiple of the OS page). The kernel's overcommit policy applies
+ * (vm.overcommit_memory): a request it would not back fails here rather
+ * than in the OOM killer later. NULL + ENOMEM on failure. */
 void *_ebb_prim_map(size_t size);
-/* Release [p, p+size) (both OS-page aligned). Fatal on failure. */
-void _ebb_prim_unmap(void *p, size_t size);
+/* Reserve `size` bytes of address space, inaccessible: the kernel does not
+ * charge it against the overcommit limit (until it is committed) nor merge
+ * it with read/write mappings. NULL + ENOMEM on failure. */
+void *_ebb_prim_reserve(size_t size);
+/* Make reserved [p, p+size) zeroed read/write memory (the overcommit policy
+ * applies). The range must be a whole reservation, so that no mapping is
+ * split. 0 or ENOMEM. */
+int _ebb_prim_commit(void *p, size_t size);
+/* Release [p, p+size) (both OS-page aligned). 0, or ENOMEM when the kernel
+ * would have to split a mapping past vm.max_map_count (the range stays
+ * mapped). Fatal on any other failure. */
+int _ebb_prim_unmap(void *p, size_t size);
 /* Grow or move a mapping; `fixed_to` (if not NULL) is where it must land.
  * NULL + errno if it cannot. */
 void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to, bool may_move);

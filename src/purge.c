@@ -70,6 +70,21 @@ void _ebb_purge_hint_remote(void) {
 }
 
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool in_pass; /* this thread holds pass_lock */
+
+static void pass_begin(void) {
+  pthread_mutex_lock(&pass_lock);
+  in_pass = true;
+}
+static bool pass_try_begin(void) {
+  if (pthread_mutex_trylock(&pass_lock) != 0) return false;
+  in_pass = true;
+  return true;
+}
+static void pass_end(void) {
+  in_pass = false;
+  pthread_mutex_unlock(&pass_lock);
+}
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond;
 _Atomic int _ebb_purge_thread; /* EBB_PT_* bits (internal.h) */
@@ -390,6 +405,7 @@ static size_t purge_run(bool force, bool explicit_call) {
   released += _ebb_large_purge_cache(now, delay, force || unmap);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
     released += _ebb_segment_purge_abandoned();
+  _ebb_os_retry_stranded(); /* address space only: nothing resident to count */
   if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);
   return released;
 }
@@ -533,10 +549,10 @@ static void *purge_thread(void *arg) {
   (void)arg;
   for (;;) {
     limit_refresh(); /* outside the pass lock: it reads files */
-    pthread_mutex_lock(&pass_lock);
+    pass_begin();
     bool force = urgent_take();
     _ebb_purge_run(force);
-    pthread_mutex_unlock(&pass_lock);
+    pass_end();
     if (alone_now()) {
       /* RUNNING stays set: frees from atexit handlers run on this thread
        * must not start another one. */
@@ -555,6 +571,23 @@ static void cond_init(void) {
   pthread_cond_init(&wake_cond, &ca);
   pthread_condattr_destroy(&ca);
   cond_ready = true;
+}
+
+/* A start that failed - pthread_create found no room for the stack, often
+ * for a moment only: under RLIMIT_AS the first offer comes while the
+ * program is at its peak, and it is about to free - is tried again, at most
+ * every EBB_START_RETRY_MS; passes run on allocator entry meanwhile. A
+ * start given up for good would leave an idle program its caches. */
+#define EBB_START_RETRY_MS 10
+static _Atomic(uint64_t) start_failed_at; /* purge clock (ms) of the last failed start; 0: retry now */
+
+static bool start_retry_due(void) {
+  uint64_t failed = atomic_load_explicit(&start_failed_at, memory_order_relaxed);
+  uint64_t now = _ebb_purge_clock_ms();
+  if (now - failed < EBB_START_RETRY_MS) return false;
+  if (!atomic_compare_exchange_strong(&start_failed_at, &failed, now)) return false; /* another thread retries */
+  atomic_fetch_and(&_ebb_purge_thread, ~EBB_PT_FAILED);
+  return true;
 }
 
 /* Starts the thread with every signal blocked (the program's handlers must
@@ -577,6 +610,7 @@ static void start_thread(void) {
   pthread_sigmask(SIG_SETMASK, &program_mask, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    atomic_store_explicit(&start_failed_at, _ebb_purge_clock_ms(), memory_order_relaxed);
     atomic_fetch_xor(&_ebb_purge_thread, EBB_PT_RUNNING | EBB_PT_FAILED); /* RUNNING -> FAILED */
     _ebb_verbose("ebb: purge thread could not start (error %d); purging on allocator entry\n", rc);
     return;
@@ -594,12 +628,12 @@ void _ebb_purge_on_entry(void) {
   uint64_t now = _ebb_purge_clock_ms();
   bool due = thread_has(EBB_PT_URGENT, memory_order_relaxed) ||
              now >= atomic_load_explicit(&next_entry_pass, memory_order_relaxed);
-  if (!due || pthread_mutex_trylock(&pass_lock) != 0) return;
+  if (!due || !pass_try_begin()) return;
   atomic_store_explicit(&next_entry_pass, now + delay_ms() / 2 + 1, memory_order_relaxed);
   limit_refresh();
   bool force = urgent_take();
   _ebb_purge_run(force);
-  pthread_mutex_unlock(&pass_lock);
+  pass_end();
 }
 
 /* Something was offered or cached. Called with no lock held (starting the
@@ -618,7 +652,8 @@ void _ebb_purge_notify(void) {
     return;
   }
   if (st & EBB_PT_FAILED) {
-    _ebb_purge_on_entry();
+    if (start_retry_due()) start_thread();
+    else _ebb_purge_on_entry();
     return;
   }
   if (st & (EBB_PT_IDLE | EBB_PT_URGENT)) wake_thread();
@@ -656,9 +691,9 @@ ebb_export size_t ebb_collect(bool force) {
   ebb_heap_t *heap = _ebb_tls_heap;
   size_t released = 0;
   if (heap != &_ebb_heap_empty) released += _ebb_seize_clean_own(heap);
-  pthread_mutex_lock(&pass_lock);
+  pass_begin();
   released += purge_run(force, force);
-  pthread_mutex_unlock(&pass_lock);
+  pass_end();
   if (heap != &_ebb_heap_empty && force) {
     /* Pages the pass emptied go back to their segments, and segments left
      * with nothing in use to the cache, which a second pass releases.
@@ -666,9 +701,50 @@ ebb_export size_t ebb_collect(bool force) {
     _ebb_seize_enter(heap);
     _ebb_page_reap(heap);
     _ebb_seize_leave(heap);
-    pthread_mutex_lock(&pass_lock);
+    pass_begin();
     released += purge_run(true, true);
-    pthread_mutex_unlock(&pass_lock);
+    pass_end();
   }
   return released;
+}
+
+/* ---- when the OS refuses a mapping ---------------------------------------------------
+ * Under an address-space limit (RLIMIT_AS) or at vm.max_map_count, the
+ * address space ebb keeps for speed - cached segments, the large cache,
+ * empty segments of exited threads - is what the program is refused. So a
+ * refused mapping gives all of it back and is tried once more.
+ * It may run on any allocating path: those hold no global lock (mappings
+ * are never made under it) and no page that a pass waits for (a pass only
+ * takes IDLE pages). A pass on this thread may allocate (starting the purge
+ * thread), so a refusal there skips the release instead of waiting for
+ * itself. */
+static size_t release_address_space(void) {
+  uint64_t now = _ebb_purge_clock_ms();
+  /* Exited threads' empty segments go to the segment cache first. */
+  size_t released = _ebb_segment_purge_abandoned();
+  released += _ebb_segment_purge_cache(now, delay_ms(), true, true);
+  released += _ebb_large_purge_cache(now, delay_ms(), true);
+  released += _ebb_os_retry_stranded();
+  return released;
+}
+
+/* True if anything was given back: worth trying the mapping again. */
+bool _ebb_purge_release_for_mapping(void) {
+  ebb_assert_internal(!_ebb_lock_held());
+  if (in_pass) return false;
+  pass_begin();
+  size_t released = release_address_space();
+  pass_end();
+  if (released == 0) return false;
+  _ebb_verbose("ebb: a mapping was refused: released %zu KiB of kept address space\n", released / 1024);
+  /* The purge thread may have failed to start for want of the address
+   * space just given back: the next offer tries again. */
+  atomic_store_explicit(&start_failed_at, 0, memory_order_relaxed);
+  return true;
+}
+
+void *_ebb_purge_map_aligned(size_t size, size_t align, size_t offset) {
+  void *p = _ebb_os_map_aligned(size, align, offset);
+  if (p == NULL && _ebb_purge_release_for_mapping()) p = _ebb_os_map_aligned(size, align, offset);
+  return p;
 }

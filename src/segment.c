@@ -224,7 +224,7 @@ static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   ebb_segment_t *seg = cache_pop();
   bool fresh = (seg == NULL);
   if (fresh) {
-    seg = _ebb_os_map_aligned(EBB_SEGMENT_SIZE, EBB_SEGMENT_SIZE, 0);
+    seg = _ebb_purge_map_aligned(EBB_SEGMENT_SIZE, EBB_SEGMENT_SIZE, 0);
     if (seg == NULL) return NULL;
   }
   bool dirty = segment_init(seg, kind, fresh);

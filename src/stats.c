@@ -137,6 +137,7 @@ ebb_export bool ebb_stats_get(ebb_stats_t *out) {
   _ebb_segment_stats(out);
   _ebb_heap_stats(out);
   _ebb_unlock();
+  out->mapped += _ebb_os_stranded_bytes(); /* decommitted: mapped, never resident */
   out->resident = out->live + out->free_in_pages + out->segment_cache + out->large_cache + out->metadata;
   out->purged_or_untouched = out->mapped > out->resident ? out->mapped - out->resident : 0;
   out->dirty += atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed); /* + pages parked in place */

@@ -63,6 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cases.h"
 #include "ebb.h"
 
 #define KiB ((size_t)1 << 10)
@@ -70,32 +71,6 @@
 #define SLACK (2 * MiB)          /* RSS "back near the start" */
 #define THREAD_SLACK (3 * MiB)   /* ... with a thread's stack and heap in it */
 #define WAIT_MS 3000             /* deadline of a wait for the purge (1 s asked, slack for CI) */
-
-extern char **environ;
-
-/* ---- the framework ---------------------------------------------------- */
-static int checks_run, checks_failed;
-static char case_name = '?';
-
-static bool check_result(bool ok, const char *file, int line, const char *expr, const char *fmt, ...) {
-  checks_run++;
-  if (ok) return true;
-  checks_failed++;
-  fprintf(stderr, "%s:%d: [case %c] CHECK failed: %s", file, line, case_name, expr);
-  if (fmt != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(" -- ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-  }
-  fputc('\n', stderr);
-  return false;
-}
-
-/* Both evaluate to the outcome: if (!CHECK(p != NULL)) return; */
-#define CHECK(cond) check_result((cond), __FILE__, __LINE__, #cond, NULL)
-#define CHECKF(cond, ...) check_result((cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
 
 /* ---- measuring, without allocating -------------------------------------- */
 static uint64_t now_ms(void) {
@@ -165,16 +140,6 @@ static ebb_stats_t stats(void) {
   return st;
 }
 
-/* Pointer arrays come from mmap: the test's bookkeeping stays out of ebb. */
-static void **ptr_array(size_t n) {
-  void *a = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (a == MAP_FAILED) {
-    perror("mmap");
-    exit(2);
-  }
-  return a;
-}
-static void ptr_array_free(void **a, size_t n) { munmap(a, n * sizeof(void *)); }
 
 /* Allocates n blocks of `size` and writes every byte. False if one failed. */
 static bool alloc_touch(void **ptrs, size_t n, size_t size) {
@@ -1101,15 +1066,7 @@ static int run_here(const test_case_t *c) {
 /* Runs a case in a fresh process: this program exec'd with --case, the
  * environment without EBB_ variables, plus the case's. True if it passed. */
 static bool run_child(const test_case_t *c) {
-  size_t n = 0;
-  while (environ[n] != NULL) n++;
-  char **env = calloc(n + 8, sizeof(char *));
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (strncmp(environ[i], "EBB_", 4) != 0) env[k++] = environ[i];
-  }
-  for (int i = 0; c->env[i] != NULL; i++) env[k++] = (char *)c->env[i];
-  env[k] = NULL;
+  char **env = case_environ(c->env);
   char name[2] = {c->name, 0};
   char *args[] = {"test_purge", "--case", name, NULL};
   uint64_t t0 = now_ms();

@@ -1,6 +1,7 @@
-/* prim/linux.c - the Linux implementation of prim.h: mmap, munmap, mremap,
- * madvise, the clock, stderr, small /proc and /sys files and rlimits. Stateless except for syscall counters
- * (relaxed atomics, read by the statistics). */
+/* prim/linux.c - the Linux implementation of prim.h: mmap, mprotect,
+ * munmap, mremap, madvise, the clock, stderr, small /proc and /sys files
+ * and rlimits. Stateless except for syscall counters (relaxed atomics,
+ * read by the statistics). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -26,9 +27,12 @@ static void count(_Atomic(uint64_t) *counter) {
   atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
-void *_ebb_prim_map(size_t size) {
+/* No MAP_NORESERVE on memory that holds blocks: with it the kernel skips
+ * its overcommit check, so malloc(1 TiB) would succeed and the program
+ * would die later in the OOM killer instead of getting NULL. */
+static void *map(size_t size, int prot, int extra_flags) {
   count(&_ebb_prim_mmap_calls);
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
   if (p == MAP_FAILED) {
     if (errno != ENOMEM && errno != EAGAIN) _ebb_fatal("mmap failed unexpectedly");
     errno = ENOMEM;
@@ -37,10 +41,24 @@ void *_ebb_prim_map(size_t size) {
   return p;
 }
 
-void _ebb_prim_unmap(void *p, size_t size) {
-  if (size == 0) return;
+void *_ebb_prim_map(size_t size) { return map(size, PROT_READ | PROT_WRITE, 0); }
+
+/* Not MAP_NORESERVE either: mprotect charges a range when it becomes
+ * writable only if the mapping was not marked so. */
+void *_ebb_prim_reserve(size_t size) { return map(size, PROT_NONE, 0); }
+
+int _ebb_prim_commit(void *p, size_t size) {
+  if (mprotect(p, size, PROT_READ | PROT_WRITE) == 0) return 0;
+  if (errno != ENOMEM) _ebb_fatal("mprotect failed unexpectedly");
+  return ENOMEM;
+}
+
+int _ebb_prim_unmap(void *p, size_t size) {
+  if (size == 0) return 0;
   count(&_ebb_prim_munmap_calls);
-  if (munmap(p, size) != 0) _ebb_fatal("munmap failed");
+  if (munmap(p, size) == 0) return 0;
+  if (errno != ENOMEM) _ebb_fatal("munmap failed");
+  return ENOMEM;
 }
 
 void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to, bool may_move) {
