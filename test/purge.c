@@ -39,6 +39,8 @@
  *   t  the same in a thread that stays alive and idle
  *   u  a thread that keeps running without allocator calls holds its free
  *      blocks; its next call (asked after a quiet second) returns them
+ *   v  a thread blocked inside a signal handler (it may have interrupted a
+ *      malloc) is not taken over; its next call returns its pages' memory
  *
  * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
  * loaded machine only makes a case slower, not fail. Usage:
@@ -900,6 +902,57 @@ static void case_running_thread(void) {
   pthread_join(t, NULL);
 }
 
+/* A thread blocked inside a signal handler may have been interrupted in
+ * the middle of a malloc or free: its pages are never taken over then
+ * (its blocked signals differ from the ones it started with). It is only
+ * asked, and answers at its next call once the handler returns. */
+static int handler_pipe[2];
+static void blocking_handler(int sig) {
+  (void)sig;
+  char c;
+  while (read(handler_pipe[0], &c, 1) < 0 && errno == EINTR) {
+  }
+}
+
+static void *signalled_thread(void *arg) {
+  size_t size = *(size_t *)arg;
+  void *kept = malloc(size);
+  memset(kept, 1, size);
+  void **ptrs = ptr_array(64);
+  if (alloc_touch(ptrs, 64, size)) free_in_order(ptrs, 64, ORDER_REVERSE);
+  ptr_array_free(ptrs, 64);
+  atomic_store(&spin_stage, 1);
+  raise(SIGUSR1); /* blocks in the handler until main writes */
+  free(malloc(16)); /* the next call */
+  atomic_store(&spin_stage, 3);
+  while (atomic_load(&spin_stage) == 3) sleep_ms(1);
+  free(kept);
+  return NULL;
+}
+
+static void case_in_handler(void) {
+  size_t size = 256 * KiB, start = rss();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = blocking_handler;
+  if (!CHECK(pipe(handler_pipe) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0)) return;
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, signalled_thread, &size) == 0)) return;
+  while (atomic_load(&spin_stage) != 1) sleep_ms(1);
+  sleep_ms(1500); /* blocked, but in a handler: asked, never seized */
+  size_t held = rss();
+  CHECKF(held >= start + 2 * MiB, "a thread blocked in a signal handler had its pages taken: +%ld MiB",
+         mib_above(held, start));
+  if (!CHECK(write(handler_pipe[1], "x", 1) == 1)) return;
+  while (atomic_load(&spin_stage) != 3) sleep_ms(1);
+  long ms = wait_rss_at_most(start + size + THREAD_SLACK, WAIT_MS);
+  CHECKF(ms >= 0, "after the handler and its next call RSS is still %ld MiB above start", mib_above(rss(), start));
+  printf("  v: a thread in a signal handler kept +%ld MiB; back %ld ms after its next call\n", mib_above(held, start),
+         ms);
+  atomic_store(&spin_stage, 4);
+  pthread_join(t, NULL);
+}
+
 /* ---- p, q. the purge thread never keeps a process alive --------------------- */
 static int exit_pipe[2]; /* the process under test writes "go" then, from atexit, "x" */
 
@@ -1043,6 +1096,7 @@ static const test_case_t cases[] = {
   {'s', "every size class, head pages, main thread", case_every_class_main, {NULL}},
   {'t', "every size class, head pages, idle thread", case_every_class_thread, {NULL}},
   {'u', "a running thread is asked, answers at its next call", case_running_thread, {NULL}},
+  {'v', "a thread blocked in a signal handler is not taken over", case_in_handler, {NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 
