@@ -61,7 +61,7 @@ static ebb_heap_t *heap_take(void) {
     } else if (carve_next != NULL && carve_next + 1 <= carve_end) {
       heap = carve_next++;
       heap->all_next = heap_all;
-      heap_all = heap;
+      __atomic_store_n(&heap_all, heap, __ATOMIC_RELEASE); /* read without the lock: _ebb_heap_first */
     }
     _ebb_unlock();
     if (heap != NULL) return heap;
@@ -209,15 +209,9 @@ size_t _ebb_heap_live_snapshot(ebb_heap_t **out, size_t cap, size_t skip) {
   return n;
 }
 
-bool _ebb_heap_any_unclean(void) {
-  bool any = false;
-  _ebb_lock();
-  for (ebb_heap_t *h = heap_all; h != NULL && !any; h = h->all_next)
-    any = h->live && (atomic_load_explicit(&h->unclean, memory_order_relaxed) ||
-                      atomic_load_explicit(&h->activity, memory_order_relaxed));
-  _ebb_unlock();
-  return any;
-}
+/* The newest heap; follow all_next. Without the lock: heaps are never
+ * freed, and a heap's all_next is set before it is published. */
+ebb_heap_t *_ebb_heap_first(void) { return __atomic_load_n(&heap_all, __ATOMIC_ACQUIRE); }
 
 /* In a fork child: a remote free that was between its two CASes of a
  * delayed free at the fork never finishes; clear its state, or the owner

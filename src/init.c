@@ -52,6 +52,7 @@ void _ebb_fork_parent(void) {
 }
 void _ebb_fork_child(void) {
   ebb_heap_t *self = _ebb_tls_heap;
+  if (self != &_ebb_heap_empty) self->kernel_tid = _ebb_prim_thread_tid(); /* the child's own id */
   _ebb_segment_orphan_others(_ebb_thread_id());
   _ebb_heap_orphan_others(self);
   pthread_mutex_init(&_ebb_global_lock, NULL);

@@ -14,6 +14,12 @@
 #include "ebb.h"
 #include "types.h"
 
+/* This thread is cleaning a heap it seized (seize.c): queue changes keep
+ * that heap's fast paths redirected (direct table -> the empty page, local
+ * tags 0) until the cleaning is done, so that its owner, should it wake,
+ * takes a slow path and waits. */
+extern __thread bool _ebb_seizing;
+
 #ifndef EBB_DEBUG
 #define EBB_DEBUG 0
 #endif
@@ -137,7 +143,7 @@ static inline size_t _ebb_page_index(const ebb_segment_t *seg, const ebb_page_t 
 static inline void _ebb_page_set_flags(ebb_page_t *page, uint8_t flags) {
   page->flags = flags;
   uintptr_t tag = 0;
-  if (flags == 0) tag = atomic_load_explicit(&_ebb_segment_of(page)->thread_id, memory_order_relaxed);
+  if (flags == 0 && !_ebb_seizing) tag = atomic_load_explicit(&_ebb_segment_of(page)->thread_id, memory_order_relaxed);
   atomic_store_explicit(&page->local_tag, tag, memory_order_relaxed);
 }
 
@@ -278,6 +284,7 @@ bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_page_offer(ebb_page_t *page, size_t bytes);
 void _ebb_page_reoffer(ebb_page_t *page);
+bool _ebb_page_reoffer_quiet(ebb_page_t *page); /* no notify: the caller may hold the global lock */
 void _ebb_page_purge_done(ebb_page_t *page);
 ebb_claim_t _ebb_page_claim(ebb_page_t *page);
 void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page);
@@ -418,7 +425,7 @@ void _ebb_heap_stats(ebb_stats_t *st); /* caller holds the global lock */
 void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held */
 /* Up to `cap` live heaps, skipping the first `skip` (takes the global lock). */
 size_t _ebb_heap_live_snapshot(ebb_heap_t **out, size_t cap, size_t skip);
-bool _ebb_heap_any_unclean(void);
+ebb_heap_t *_ebb_heap_first(void); /* every heap ever made, newest first, via all_next (no lock) */
 
 /* ---- alloc.c / free.c ------------------------------------------------- */
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);

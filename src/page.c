@@ -235,7 +235,7 @@ void _ebb_page_init_tables(void) {
 
 static void direct_update(ebb_heap_t *heap, unsigned qi) {
   if (qi > EBB_BIN_MAX || direct_hi[qi] == 0) return;
-  ebb_page_t *page = heap->queues[qi].first ? heap->queues[qi].first : &_ebb_page_empty;
+  ebb_page_t *page = heap->queues[qi].first && !_ebb_seizing ? heap->queues[qi].first : &_ebb_page_empty;
   for (size_t w = direct_lo[qi]; w <= direct_hi[qi]; w++) heap->direct[w] = page;
 }
 
@@ -435,17 +435,17 @@ ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
 /* A block was freed to a page a purge already handled (parked, PURGED):
  * offer it again, or the memory of that block would never go back. Any
  * thread may do this; the CAS makes one of them win. */
-void _ebb_page_reoffer(ebb_page_t *page) {
+bool _ebb_page_reoffer_quiet(ebb_page_t *page) {
   uint32_t c = atomic_load_explicit(&page->claim, memory_order_relaxed);
   for (;;) {
     if (c == EBB_CLAIM_PURGING) {
       /* The purge in progress will offer it again when it is done. */
       if (atomic_compare_exchange_weak_explicit(&page->claim, &c, EBB_CLAIM_PURGING_AGAIN, memory_order_relaxed,
                                                 memory_order_relaxed))
-        return;
+        return false;
       continue;
     }
-    if (c != EBB_CLAIM_PURGED) return;
+    if (c != EBB_CLAIM_PURGED) return false;
     ebb_segment_t *seg = _ebb_segment_of(page);
     /* Read once: the owner may re-park it. 0 (parked in place, empty) only
      * after a remote double free; it is then left to its owner. */
@@ -456,15 +456,17 @@ void _ebb_page_reoffer(ebb_page_t *page) {
       _ebb_purge_dirty_add(offered);
     }
     if (atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_IDLE, memory_order_release,
-                                                memory_order_relaxed)) {
-      _ebb_purge_notify();
-      return;
-    }
+                                                memory_order_relaxed))
+      return true;
     if (offered != 0) {
       atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
       _ebb_purge_dirty_sub(offered);
     }
   }
+}
+
+void _ebb_page_reoffer(ebb_page_t *page) {
+  if (_ebb_page_reoffer_quiet(page)) _ebb_purge_notify();
 }
 
 /* A purge is done with a page: PURGED, or IDLE again if blocks were freed

@@ -488,6 +488,7 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
  * those pages again. The freeing thread cannot do it itself: once its
  * block is published the page may be released at any moment. */
 void _ebb_segment_reoffer_remote(void) {
+  bool any = false;
   _ebb_lock();
   for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
     if (seg->kind == EBB_PAGE_LARGE || seg->used_pages == 0) continue;
@@ -495,10 +496,11 @@ void _ebb_segment_reoffer_remote(void) {
       ebb_page_t *page = &seg->pages[i];
       if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_PURGED) continue;
       if ((atomic_load_explicit(&page->thread_free, memory_order_acquire) & ~EBB_TF_STATE_MASK) == 0) continue;
-      _ebb_page_reoffer(page);
+      any |= _ebb_page_reoffer_quiet(page);
     }
   }
   _ebb_unlock();
+  if (any) _ebb_purge_notify(); /* no lock held: notify takes wake_lock */
 }
 
 /* A pass holds this segment alone (popped from the abandoned list):

@@ -80,12 +80,19 @@ void _ebb_seize_note_activity(ebb_heap_t *heap) {
   _ebb_purge_notify();
 }
 
+__thread bool _ebb_seizing;
+
 /* Collects the heap and purges the free OS pages of the pages it keeps;
- * the caller holds the heap (its owner, or a seizer). */
+ * the caller holds the heap (its owner, or a seizer). The fast paths come
+ * back last, after every write to the lists (release). */
 static size_t clean(ebb_heap_t *heap) {
   _ebb_heap_collect(heap);
   size_t released = _ebb_purge_owned_pages(heap);
+  bool was = _ebb_seizing;
+  _ebb_seizing = false;
+  atomic_thread_fence(memory_order_release);
   _ebb_page_fast_paths_restore(heap);
+  _ebb_seizing = was;
   atomic_store_explicit(&heap->unclean, 0, memory_order_relaxed);
   return released;
 }
@@ -170,6 +177,8 @@ static bool blocked_throughout(const ebb_heap_t *heap, const owner_view_t *befor
   return after.switches == before->switches && after.sigblk == before->sigblk;
 }
 
+static uint64_t delay_ms(void) { return (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS); }
+
 /* A heap whose owner runs is only asked (a redirect that the owner answers
  * at its next call) after this long without a slow path: a thread that
  * allocates on its fast paths alone is reusing what it frees, and each
@@ -184,12 +193,14 @@ static size_t reach(ebb_heap_t *heap, uint64_t now, uint64_t delay, bool force) 
   owner_view_t before;
   bool seen = seizing_allowed && view(tid, &before);
   bool blocked = seen && before.call >= 0;
-  if (!blocked && !force && now - heap->active_at < ask_running_after(delay)) return 0;
+  if (!blocked && !force && now - atomic_load_explicit(&heap->active_at, memory_order_relaxed) < ask_running_after(delay))
+    return 0;
   if (!ask(heap, tid)) return 0;
   /* Asked, at least: the owner cleans at its next slow path. Until it
    * does, or blocks, look again only now and then. */
   if (!blocked || !blocked_throughout(heap, &before, tid)) {
-    heap->active_at = now;
+    atomic_store_explicit(&heap->active_at, now, memory_order_relaxed);
+    atomic_store_explicit(&heap->asked_running, 1, memory_order_relaxed);
     return 0;
   }
   if (atomic_load_explicit(&heap->in_slow, memory_order_relaxed) != 0) return 0; /* blocked inside ebb */
@@ -197,7 +208,9 @@ static size_t reach(ebb_heap_t *heap, uint64_t now, uint64_t delay, bool force) 
   if (!atomic_compare_exchange_strong_explicit(&heap->seize, &s, EBB_SEIZE_SEIZED, memory_order_acquire,
                                                memory_order_relaxed))
     return 0;
+  _ebb_seizing = true;
   size_t released = clean(heap);
+  _ebb_seizing = false;
   atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_release);
   _ebb_verbose("ebb: purge: reached the pages of quiet thread %u: %zu KiB\n", (unsigned)tid, released / 1024);
   return released;
@@ -217,13 +230,15 @@ size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force) {
     for (size_t i = 0; i < n; i++) {
       ebb_heap_t *heap = heaps[i];
       if (hinted && atomic_exchange_explicit(&heap->activity, 0, memory_order_relaxed)) {
-        heap->active_at = now;
+        atomic_store_explicit(&heap->active_at, now, memory_order_relaxed);
+        atomic_store_explicit(&heap->asked_running, 0, memory_order_relaxed);
         atomic_store_explicit(&heap->unclean, 1, memory_order_relaxed);
       }
       if (heap == self) continue; /* ebb_collect cleaned it */
       /* Forced (ebb_collect(true)): every heap, even one that has only
        * run its fast paths since it was last cleaned. */
-      if (!force && (!atomic_load_explicit(&heap->unclean, memory_order_relaxed) || now - heap->active_at < delay))
+      if (!force && (!atomic_load_explicit(&heap->unclean, memory_order_relaxed) ||
+                     now - atomic_load_explicit(&heap->active_at, memory_order_relaxed) < delay))
         continue;
       /* Cleaning clears `unclean`; an owner that was asked and has not
        * answered yet, or could not be reached, is tried again later. */
@@ -234,8 +249,21 @@ size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force) {
 }
 
 /* True while some heap waits for its quiet period to end (the purge
- * thread keeps a timeout rather than sleeping). */
+ * thread keeps a timeout rather than sleeping). A heap asked while its
+ * owner ran counts again a second after the asking: until then the thread
+ * may sleep, or leave, rather than wake every half delay for it. Lock-free
+ * (the purge thread calls it holding its wake lock): heaps are never
+ * freed, and the list of them only grows at its head. */
 bool _ebb_seize_waiting(void) {
   if (atomic_load_explicit(&_ebb_seize_hint, memory_order_seq_cst)) return true;
-  return _ebb_heap_any_unclean();
+  uint64_t now = _ebb_purge_clock_ms(), later = ask_running_after(delay_ms());
+  for (ebb_heap_t *h = _ebb_heap_first(); h != NULL; h = h->all_next) {
+    if (!__atomic_load_n(&h->live, __ATOMIC_RELAXED)) continue;
+    if (atomic_load_explicit(&h->activity, memory_order_relaxed)) return true;
+    if (!atomic_load_explicit(&h->unclean, memory_order_relaxed)) continue;
+    if (!atomic_load_explicit(&h->asked_running, memory_order_relaxed) ||
+        now - atomic_load_explicit(&h->active_at, memory_order_relaxed) >= later)
+      return true;
+  }
+  return false;
 }

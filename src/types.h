@@ -193,7 +193,9 @@ typedef struct ebb_heap_s {
                                  only while the owner is blocked in the kernel */
   _Atomic(uint8_t) activity;  /* the owner entered a slow path: owner sets, a pass exchanges it to 0 */
   _Atomic(uint8_t) unclean;   /* activity seen, not yet cleaned: a pass sets; a pass or the owner clears */
-  uint64_t active_at;         /* purge clock of the last pass that saw activity (passes only: pass lock) */
+  _Atomic(uint64_t) active_at; /* purge clock of the last pass that saw activity, or asked a running
+                                  owner (passes write, under the pass lock; the purge thread reads) */
+  _Atomic(uint8_t) asked_running; /* asked while its owner ran; the next try is a second later (passes) */
 } ebb_heap_t;
 
 /* heap->seize (seize.c). */

@@ -76,7 +76,14 @@ _Atomic(uint64_t) _ebb_prim_madvise_calls;
 
 int _ebb_prim_decommit(void *p, size_t size, bool lazy) {
   count(&_ebb_prim_madvise_calls);
-  if (madvise(p, size, lazy ? MADV_FREE : MADV_DONTNEED) != 0) return errno;
+  if (madvise(p, size, lazy ? MADV_FREE : MADV_DONTNEED) != 0) {
+    int e = errno;
+    /* Locked (mlock) or otherwise refused: callers mark the range as zero
+     * (is_fresh, cache_purged), so make it so; nothing is released. */
+    if (!lazy) memset(p, 0, size);
+    errno = e;
+    return e;
+  }
   return 0;
 }
 
