@@ -314,11 +314,15 @@ static void purge_sparse(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t
   page->free_is_zero = 0;
   for (size_t k = 0; k < n_os; k++) {
     if (!bit(sp.os, k) || seg_purged(seg, base + k)) continue;
-    /* Mark only if no block that stays on `free` covers this OS page: such a
-     * block is reused by the fast path, which cannot clear the mark, and the
-     * stale mark would keep the page from being purged again. */
-    size_t ks = (k * EBB_OS_PAGE / page->block_size) * page->block_size / EBB_OS_PAGE;
-    if (ks == k || bit(sp.os, ks) || seg_purged(seg, base + ks))
+    /* Marked if a block starts here (it left the list above; the mark is
+     * how recarve finds it), or if the block running into it left the list
+     * too. Not if that block stays on `free`: the fast path reuses it and
+     * cannot clear the mark, which would keep the OS page from being
+     * purged again. */
+    size_t bs = page->block_size, lo = k * EBB_OS_PAGE, first_start = (lo + bs - 1) / bs * bs;
+    size_t ks = lo / bs * bs / EBB_OS_PAGE;
+    bool starts_here = first_start < lo + EBB_OS_PAGE;
+    if (starts_here || bit(sp.os, ks) || seg_purged(seg, base + ks))
       atomic_fetch_or_explicit(&seg->purged_os[(base + k) / 64], (uint64_t)1 << ((base + k) % 64), memory_order_relaxed);
     decommit(batch, page->start + k * EBB_OS_PAGE, EBB_OS_PAGE);
   }
