@@ -26,6 +26,12 @@
  *    a thread that woke and ran in between would have been switched out
  *    again, or be running.
  *
+ * What this cannot see: a handler installed with SA_NODEFER and an empty
+ * sa_mask leaves the mask unchanged, so if it interrupts a fast path and
+ * then blocks, the owner looks quiet. (Making the fast paths restartable
+ * sequences, rseq, would close that.) A thread that changed its mask since
+ * its first allocation is only ever asked.
+ *
  * Which heaps: a pass takes each live heap's activity flag (the owner sets
  * it on entering a slow path). A heap that had activity is unclean; once
  * it has had none for purge_delay (or at once, for ebb_collect(true)) it is
