@@ -198,17 +198,6 @@ void _ebb_heap_stats(ebb_stats_t *st) {
 }
 
 /* ---- passes (seize.c) ------------------------------------------------------------- */
-size_t _ebb_heap_live_snapshot(ebb_heap_t **out, size_t cap, size_t skip) {
-  size_t n = 0, seen = 0;
-  _ebb_lock();
-  for (ebb_heap_t *h = heap_all; h != NULL && n < cap; h = h->all_next) {
-    if (!h->live || seen++ < skip) continue;
-    out[n++] = h;
-  }
-  _ebb_unlock();
-  return n;
-}
-
 /* The newest heap; follow all_next. Without the lock: heaps are never
  * freed, and a heap's all_next is set before it is published. */
 ebb_heap_t *_ebb_heap_first(void) { return __atomic_load_n(&heap_all, __ATOMIC_ACQUIRE); }

@@ -423,8 +423,6 @@ void _ebb_heap_drain_delayed(ebb_heap_t *heap);
 void _ebb_heap_collect(ebb_heap_t *heap);
 void _ebb_heap_stats(ebb_stats_t *st); /* caller holds the global lock */
 void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held */
-/* Up to `cap` live heaps, skipping the first `skip` (takes the global lock). */
-size_t _ebb_heap_live_snapshot(ebb_heap_t **out, size_t cap, size_t skip);
 ebb_heap_t *_ebb_heap_first(void); /* every heap ever made, newest first, via all_next (no lock) */
 
 /* ---- alloc.c / free.c ------------------------------------------------- */

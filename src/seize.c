@@ -225,32 +225,28 @@ static size_t reach(ebb_heap_t *heap, uint64_t now, uint64_t delay, bool force) 
 /* One pass's look at every live heap but the caller's. Caller holds the
  * pass lock, no other lock. */
 size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force) {
-  enum { BATCH = 64 };
-  ebb_heap_t *heaps[BATCH];
   ebb_heap_t *self = _ebb_tls_heap;
-  size_t released = 0, start = 0, n;
+  size_t released = 0;
   bool hinted = atomic_exchange_explicit(&_ebb_seize_hint, 0, memory_order_seq_cst) != 0;
-  do {
-    n = _ebb_heap_live_snapshot(heaps, BATCH, start);
-    start += n;
-    for (size_t i = 0; i < n; i++) {
-      ebb_heap_t *heap = heaps[i];
-      if (hinted && atomic_exchange_explicit(&heap->activity, 0, memory_order_relaxed)) {
-        atomic_store_explicit(&heap->active_at, now, memory_order_relaxed);
-        atomic_store_explicit(&heap->asked_running, 0, memory_order_relaxed);
-        atomic_store_explicit(&heap->unclean, 1, memory_order_relaxed);
-      }
-      if (heap == self) continue; /* ebb_collect cleaned it */
-      /* Forced (ebb_collect(true)): every heap, even one that has only
-       * run its fast paths since it was last cleaned. */
-      if (!force && (!atomic_load_explicit(&heap->unclean, memory_order_relaxed) ||
-                     now - atomic_load_explicit(&heap->active_at, memory_order_relaxed) < delay))
-        continue;
-      /* Cleaning clears `unclean`; an owner that was asked and has not
-       * answered yet, or could not be reached, is tried again later. */
-      released += reach(heap, now, delay, force);
+  /* The heap list needs no lock (_ebb_heap_first); reach() checks under
+   * the lock that the heap is still live and has the same owner. */
+  for (ebb_heap_t *heap = _ebb_heap_first(); heap != NULL; heap = heap->all_next) {
+    if (!__atomic_load_n(&heap->live, __ATOMIC_RELAXED)) continue;
+    if (hinted && atomic_exchange_explicit(&heap->activity, 0, memory_order_relaxed)) {
+      atomic_store_explicit(&heap->active_at, now, memory_order_relaxed);
+      atomic_store_explicit(&heap->asked_running, 0, memory_order_relaxed);
+      atomic_store_explicit(&heap->unclean, 1, memory_order_relaxed);
     }
-  } while (n == BATCH);
+    if (heap == self) continue; /* ebb_collect cleaned it */
+    /* Forced (ebb_collect(true)): every heap, even one that has only
+     * run its fast paths since it was last cleaned. */
+    if (!force && (!atomic_load_explicit(&heap->unclean, memory_order_relaxed) ||
+                   now - atomic_load_explicit(&heap->active_at, memory_order_relaxed) < delay))
+      continue;
+    /* Cleaning clears `unclean`; an owner that was asked and has not
+     * answered yet, or could not be reached, is tried again later. */
+    released += reach(heap, now, delay, force);
+  }
   return released;
 }
 
