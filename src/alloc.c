@@ -21,6 +21,7 @@ size_t _ebb_realloc_map = 64 * EBB_KiB;          /* EBB_REALLOC_MAP; SIZE_MAX wh
 static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
   page->free = b->next;
   page->margin++;
+  _ebb_block_clear_mark(b);
   return b;
 }
 
@@ -30,9 +31,9 @@ ebb_export void *ebb_malloc(size_t size) {
     ebb_page_t *page = heap->direct[_ebb_wsize(size)];
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return page_pop(page, b);
-    return _ebb_malloc_miss(heap, page, size);
+    return _ebb_malloc_miss(size, heap, page);
   }
-  return _ebb_malloc_generic(heap, size, false);
+  return _ebb_malloc_generic(size, heap, false);
 }
 EBB_STD(malloc, ebb_malloc);
 EBB_STD(__libc_malloc, ebb_malloc);
@@ -67,13 +68,14 @@ static void *malloc_slow_held(ebb_heap_t *heap, size_t size, bool zero) {
     return NULL;
   }
   ebb_assert_internal(page->free != NULL && page->bin == bin);
+  if (ebb_unlikely(_ebb_secure)) _ebb_secure_on_alloc(page, page->free);
   void *p = page_pop(page, page->free);
   return zero ? zero_block(page, p, size) : p;
 }
 
 /* The same, after a thread's first use makes its heap; bracketed as an
  * owner slow path (seize.c). */
-static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) {
+static ebb_noinline void *malloc_slow(size_t size, ebb_heap_t *heap, bool zero) {
   if (ebb_unlikely(heap == &_ebb_heap_empty)) {
     heap = _ebb_heap_get();
     if (heap == NULL) return NULL;
@@ -87,7 +89,7 @@ static ebb_noinline void *malloc_slow(ebb_heap_t *heap, size_t size, bool zero) 
 /* A purge holds (or held) the page the direct table points to: wait for
  * it, then allocate as usual. Out of line, so that the common take-back
  * needs no stack frame. */
-static ebb_noinline void *take_back_and_retry(ebb_heap_t *heap, ebb_page_t *page, size_t size, bool zero) {
+static ebb_noinline void *take_back_and_retry(size_t size, ebb_heap_t *heap, ebb_page_t *page, bool zero) {
   _ebb_seize_enter(heap);
   /* Answering a pass may have taken the page back already. */
   if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
@@ -95,7 +97,7 @@ static ebb_noinline void *take_back_and_retry(ebb_heap_t *heap, ebb_page_t *page
     _ebb_page_take_back_claimed(page);
   }
   _ebb_seize_leave(heap);
-  return _ebb_malloc_generic(heap, size, zero);
+  return _ebb_malloc_generic(size, heap, zero);
 }
 
 /* The fast path missed on `page`, the page the direct table gives for
@@ -108,9 +110,9 @@ static ebb_noinline void *take_back_and_retry(ebb_heap_t *heap, ebb_page_t *page
  *    local_free is empty too.
  * (The empty heap's table points to _ebb_page_empty, whose flags are 0.)
  * Inline, with `zero` a constant at each caller. */
-static inline void *malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size, bool zero) {
+static inline void *malloc_miss(size_t size, ebb_heap_t *heap, ebb_page_t *page, bool zero) {
   if (page->flags == (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE)) {
-    if (ebb_unlikely(!_ebb_page_take_back_quick(page))) return take_back_and_retry(heap, page, size, zero);
+    if (ebb_unlikely(!_ebb_page_take_back_quick(page))) return take_back_and_retry(size, heap, page, zero);
     _ebb_page_take_back_claimed(page);
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) {
@@ -126,25 +128,25 @@ static inline void *malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size,
     page_pop(page, b);
     return zero ? zero_block(page, b, size) : b;
   }
-  return malloc_slow(heap, size, zero);
+  return malloc_slow(size, heap, zero);
 }
 
-void *_ebb_malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size) {
-  return malloc_miss(heap, page, size, false);
+ebb_noinline void *_ebb_malloc_miss(size_t size, ebb_heap_t *heap, ebb_page_t *page) {
+  return malloc_miss(size, heap, page, false);
 }
 
-static ebb_noinline void *calloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size) {
-  return malloc_miss(heap, page, size, true);
+static ebb_noinline void *calloc_miss(size_t size, ebb_heap_t *heap, ebb_page_t *page) {
+  return malloc_miss(size, heap, page, true);
 }
 
 /* Any request the fast path did not serve, when the caller has no page
  * in hand (aligned allocation, take-back retries, large sizes). */
-void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero) {
+void *_ebb_malloc_generic(size_t size, ebb_heap_t *heap, bool zero) {
   if (ebb_likely(size <= EBB_DIRECT_MAX)) {
     ebb_page_t *page = heap->direct[_ebb_wsize(size)];
-    return zero ? calloc_miss(heap, page, size) : _ebb_malloc_miss(heap, page, size);
+    return zero ? calloc_miss(size, heap, page) : _ebb_malloc_miss(size, heap, page);
   }
-  return malloc_slow(heap, size, zero);
+  return malloc_slow(size, heap, zero);
 }
 
 ebb_export void *ebb_calloc(size_t count, size_t size) {
@@ -158,9 +160,9 @@ ebb_export void *ebb_calloc(size_t count, size_t size) {
     ebb_page_t *page = heap->direct[_ebb_wsize(total)];
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return zero_block(page, page_pop(page, b), total);
-    return calloc_miss(heap, page, total);
+    return calloc_miss(total, heap, page);
   }
-  return malloc_slow(heap, total, true);
+  return malloc_slow(total, heap, true);
 }
 EBB_STD(calloc, ebb_calloc);
 EBB_STD(__libc_calloc, ebb_calloc);

@@ -12,6 +12,11 @@
 #include "prim.h"
 
 static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block, uintptr_t owner) {
+  if (ebb_unlikely(_ebb_block_mark(block) == page)) {
+    _ebb_error_double_free(block);
+    return;
+  }
+  _ebb_block_set_mark(block, page);
   /* Read before the block is published: afterwards the page may be
    * released (and unmapped) at any moment. */
   uint32_t claim = atomic_load_explicit(&page->claim, memory_order_seq_cst);
@@ -50,13 +55,15 @@ static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block, uintp
 }
 
 /* The owner frees a block: used only by the slow paths (delayed frees;
- * heap is the page's, whoever holds it). */
+ * heap is the page's, whoever holds it). The block is marked freed
+ * already (_ebb_block_mark). */
 void _ebb_free_block_local(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block) {
   ebb_assert_internal(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap);
   if (page->flags != 0) {
     _ebb_page_free_flagged(heap, page, block);
     return;
   }
+  if (ebb_unlikely(_ebb_secure) && !_ebb_secure_on_free(page, block)) return;
   block->next = page->local_free;
   page->local_free = block;
   if (--page->margin <= 0) _ebb_page_after_free(heap, page);
@@ -84,6 +91,11 @@ static ebb_noinline void free_not_plain(ebb_segment_t *seg, ebb_page_t *page, eb
     free_remote(page, block, owner);
     return;
   }
+  if (ebb_unlikely(_ebb_block_mark(block) == page)) {
+    _ebb_error_double_free(block);
+    return;
+  }
+  _ebb_block_set_mark(block, page);
   ebb_heap_t *heap = _ebb_tls_heap;
   _ebb_seize_enter(heap);
   /* A pass that asked for the heap cleared the tags of pages whose flags
@@ -115,12 +127,12 @@ ebb_export void ebb_free(void *p) {
     free_not_plain(seg, page, block);
     return;
   }
-  ebb_block_t *head = page->local_free;
-  if (ebb_unlikely(head == block)) { /* the common double free: free(p); free(p) */
+  if (ebb_unlikely(_ebb_block_mark(block) == page)) {
     _ebb_error_double_free(p);
     return;
   }
-  block->next = head;
+  _ebb_block_set_mark(block, page);
+  block->next = page->local_free;
   page->local_free = block;
   if (ebb_unlikely(margin_drop(&page->margin))) _ebb_page_free_left_few(page);
 }

@@ -113,7 +113,9 @@ void _ebb_heap_drain_delayed(ebb_heap_t *heap) {
   while (b != NULL) {
     ebb_block_t *next = b->next;
     ebb_segment_t *seg = _ebb_segment_of(b);
-    _ebb_free_block_local(heap, _ebb_page_of(seg, b), b);
+    ebb_page_t *page = _ebb_page_of(seg, b);
+    if (ebb_unlikely(_ebb_secure)) _ebb_secure_check_any_link(page, b, next);
+    _ebb_free_block_local(heap, page, b);
     b = next;
   }
 }

@@ -68,6 +68,7 @@ void _ebb_init_process(void) {
     return;
   }
   _ebb_options_init();
+  _ebb_secure_init();
   _ebb_page_init_tables();
   _ebb_heap_init_empty();
   _ebb_seize_init();

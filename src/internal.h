@@ -62,25 +62,26 @@ static_assert(sizeof(ebb_segment_t) + EBB_MAX_PAGES * sizeof(ebb_page_t) <= EBB_
 static_assert(sizeof(ebb_page_t) == 128, "page descriptors index with a shift");
 
 /* ---- size classes --------------------------------------------------- */
-/* 8 B, then multiples of 16 up to 128 B (every block of 16 B or more is
- * 16-byte aligned, as glibc promises: alignof(max_align_t)), then 8 classes
- * per doubling, so rounding wastes at most 12.5% from 128 B up. */
+/* Multiples of 16 up to 128 B (every block is 16-byte aligned, as glibc
+ * promises: alignof(max_align_t)), then 8 classes per doubling, so rounding
+ * wastes at most 12.5% from 128 B up. The smallest block is 16 B, not 8: a
+ * free block holds its free-list link and, in its second word, the mark
+ * that tells a double free (_ebb_block_mark). */
 static inline size_t _ebb_wsize(size_t size) { return (size + 7) >> 3; }
 
 /* Bin of a request size (size <= EBB_WIDE_OBJ_MAX). */
 static inline unsigned _ebb_bin(size_t size) {
-  if (size <= 8) return 1;
-  if (size <= 128) return 1 + (unsigned)((size + 15) >> 4);
+  if (size <= 16) return 1;
+  if (size <= 128) return (unsigned)((size + 15) >> 4);
   size_t w = _ebb_wsize(size) - 1;
   unsigned b = 63u - (unsigned)__builtin_clzll(w);
-  return ((b << 3) | (unsigned)((w >> (b - 3)) & 7)) - 22;
+  return ((b << 3) | (unsigned)((w >> (b - 3)) & 7)) - 23;
 }
 
 /* Block size of a bin. */
 static inline size_t _ebb_bin_size(unsigned bin) {
-  if (bin <= 1) return 8;
-  if (bin <= 9) return (size_t)(bin - 1) * 16;
-  unsigned b = (bin + 22) >> 3, x = (bin + 22) & 7;
+  if (bin <= 8) return (size_t)(bin == 0 ? 1 : bin) * 16;
+  unsigned b = (bin + 23) >> 3, x = (bin + 23) & 7;
   return ((size_t)(9 + x) << (b - 3)) * 8;
 }
 
@@ -137,13 +138,27 @@ static inline size_t _ebb_page_index(const ebb_segment_t *seg, const ebb_page_t 
   return (size_t)(page - seg->pages);
 }
 
+/* ---- EBB_SECURE=1 (secure.c) ------------------------------------------ */
+/* Set once at initialisation; then every malloc and free takes a slow
+ * path that checks a bitmap of live blocks. */
+extern ebb_hidden bool _ebb_secure;
+void _ebb_secure_init(void);
+void _ebb_secure_page_init(ebb_page_t *page, size_t psize);
+void _ebb_secure_segment_unmapped(ebb_segment_t *seg);
+void _ebb_secure_on_alloc(ebb_page_t *page, const ebb_block_t *b);
+bool _ebb_secure_on_free(ebb_page_t *page, const ebb_block_t *b); /* false: not live (reported) */
+void _ebb_secure_check_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);
+/* The same for a list whose blocks may be in any page (heap->delayed_free). */
+void _ebb_secure_check_any_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);
+
 /* Sets the owner's page flags and, with them, page->local_tag: the
  * segment owner's id when flags are 0 (0, or EBB_THREAD_ORPHAN, when the
  * segment has no live owner), 0 when any flag is set. */
 static inline void _ebb_page_set_flags(ebb_page_t *page, uint8_t flags) {
   page->flags = flags;
   uintptr_t tag = 0;
-  if (flags == 0 && !_ebb_seizing) tag = atomic_load_explicit(&_ebb_segment_of(page)->thread_id, memory_order_relaxed);
+  if (flags == 0 && !_ebb_seizing && !_ebb_secure)
+    tag = atomic_load_explicit(&_ebb_segment_of(page)->thread_id, memory_order_relaxed);
   atomic_store_explicit(&page->local_tag, tag, memory_order_relaxed);
 }
 
@@ -163,6 +178,22 @@ static inline bool _ebb_is_block_start(const ebb_page_t *page, const void *p) {
   if (off >= page->span) return false; /* below start, past capacity, or unused page */
   return ((off * page->div_magic) >> 44) == 0;
 }
+
+/* ---- the freed mark ---------------------------------------------------- */
+/* Every free stores the address of the block's page descriptor in the
+ * block's second word, and every allocation clears it. A free that finds
+ * the mark already there frees a block that is free: a double free,
+ * caught before the block reaches a list twice (where it would be handed
+ * out twice, or make a list a cycle). The mark is an address inside ebb's
+ * segment header, which no program stores into its own blocks, so a live
+ * block never carries it by chance. A purge that returns a free block's
+ * memory returns its mark too: a second free after that is caught only by
+ * EBB_SECURE=1 (secure.c). */
+static inline const void *_ebb_block_mark(const ebb_block_t *b) { return ((const void *const *)b)[1]; }
+static inline void _ebb_block_set_mark(ebb_block_t *b, const ebb_page_t *page) {
+  ((const void **)b)[1] = page;
+}
+static inline void _ebb_block_clear_mark(ebb_block_t *b) { ((const void **)b)[1] = NULL; }
 
 /* ---- threads --------------------------------------------------------- */
 /* A unique non-zero id per live thread: its TLS base. */
@@ -229,6 +260,7 @@ typedef enum ebb_option_e {
   EBB_OPT_LARGE_CACHE,
   EBB_OPT_MADVISE,       /* 0 = dontneed, 1 = free */
   EBB_OPT_LIMIT_MARGIN,  /* percent of a memory limit kept free of ebb's dirty memory */
+  EBB_OPT_SECURE,        /* every free and allocation checked against a bitmap (secure.c) */
   EBB_OPT_COUNT
 } ebb_option_t;
 void _ebb_options_init(void);
@@ -318,6 +350,9 @@ static inline void _ebb_page_take_back_claimed(ebb_page_t *page) {
 static inline void _ebb_page_take_back(ebb_page_t *page) {
   if (ebb_unlikely(!_ebb_page_take_back_quick(page))) _ebb_page_claim(page); /* purging or purged */
   _ebb_page_take_back_claimed(page);
+  /* (The malloc fast path's take-back never runs in secure mode: its
+   * direct table leads only to the empty page.) */
+  if (ebb_unlikely(_ebb_secure)) atomic_store_explicit(&page->local_tag, 0, memory_order_relaxed);
 }
 
 /* ---- purge.c: the purge policy ------------------------------------------ */
@@ -426,8 +461,9 @@ void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held 
 ebb_heap_t *_ebb_heap_first(void); /* every heap ever made, newest first, via all_next (no lock) */
 
 /* ---- alloc.c / free.c ------------------------------------------------- */
-void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);
-void *_ebb_malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size); /* the malloc fast path missed on page */
+/* Size first: the fast path leaves it where the call wants it. */
+void *_ebb_malloc_generic(size_t size, ebb_heap_t *heap, bool zero);
+void *_ebb_malloc_miss(size_t size, ebb_heap_t *heap, ebb_page_t *page); /* the malloc fast path missed on page */
 void *_ebb_large_alloc(size_t size, size_t align, bool zero);
 void _ebb_large_free(ebb_segment_t *seg);
 size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);

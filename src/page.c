@@ -55,6 +55,33 @@ void _ebb_page_set_delayed(ebb_page_t *page, ebb_delayed_t state, bool override_
 }
 
 /* ---- collecting freed blocks ---------------------------------------------- */
+static ebb_noinline _Noreturn void list_loops(const ebb_page_t *page, const ebb_block_t *head) {
+  _ebb_message("ebb: error: heap corruption: the list of blocks freed by other threads from %p loops, in a page "
+               "of %u-byte blocks (a write after free?)\n",
+               (const void *)head, page->block_size);
+  _ebb_prim_abort();
+}
+
+/* Secure mode: checks each block of a list of remote frees against the
+ * bitmap and each link before it is followed. A block that was not live
+ * (a double free, reported) ends the list there: what follows it is
+ * dropped, so that nothing reaches `free` twice. Returns how many blocks
+ * are left from *head to *tail. */
+static ebb_noinline uint32_t secure_walk(ebb_page_t *page, ebb_block_t **head, ebb_block_t **tail) {
+  uint32_t n = 0;
+  ebb_block_t *last = NULL;
+  for (ebb_block_t *b = *head; b != NULL; b = b->next) {
+    if (!_ebb_secure_on_free(page, b)) break;
+    _ebb_secure_check_link(page, b, b->next);
+    last = b;
+    n++;
+  }
+  if (last == NULL) return 0;
+  last->next = NULL;
+  *tail = last;
+  return n;
+}
+
 /* Takes the blocks other threads freed. Returns how many. */
 static uint32_t collect_thread_free(ebb_page_t *page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
@@ -64,9 +91,16 @@ static uint32_t collect_thread_free(ebb_page_t *page) {
                                                   memory_order_acquire, memory_order_relaxed));
   ebb_block_t *head = tf_block(tf), *tail = head;
   uint32_t n = 1;
-  while (tail->next != NULL) {
-    tail = tail->next;
-    n++;
+  if (ebb_unlikely(_ebb_secure)) {
+    n = secure_walk(page, &head, &tail);
+    if (n == 0) return 0;
+  } else {
+    while (tail->next != NULL) {
+      tail = tail->next;
+      /* A free block is on one list once (the freed mark sees to it): a
+       * longer list loops, and only a write into freed memory makes one. */
+      if (ebb_unlikely(++n > page->capacity)) list_loops(page, head);
+    }
   }
   tail->next = page->free;
   page->free = head;
@@ -202,6 +236,7 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   _ebb_page_set_flags(page, 0);
   page->free_is_zero = 0;
   _ebb_segment_clear_purged(seg, start, psize);
+  if (ebb_unlikely(_ebb_secure)) _ebb_secure_page_init(page, psize);
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   atomic_store_explicit(&page->thread_free, (uintptr_t)EBB_NO_DELAYED, memory_order_release);
   _ebb_page_extend(page);
@@ -235,7 +270,8 @@ void _ebb_page_init_tables(void) {
 
 static void direct_update(ebb_heap_t *heap, unsigned qi) {
   if (qi > EBB_BIN_MAX || direct_hi[qi] == 0) return;
-  ebb_page_t *page = heap->queues[qi].first && !_ebb_seizing ? heap->queues[qi].first : &_ebb_page_empty;
+  /* Secure mode: every allocation through the slow path (secure.c). */
+  ebb_page_t *page = heap->queues[qi].first && !_ebb_seizing && !_ebb_secure ? heap->queues[qi].first : &_ebb_page_empty;
   for (size_t w = direct_lo[qi]; w <= direct_hi[qi]; w++) heap->direct[w] = page;
 }
 
@@ -590,6 +626,7 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
     _ebb_page_reoffer(page);
     return;
   }
+  if (ebb_unlikely(_ebb_secure) && !_ebb_secure_on_free(page, block)) return;
   ebb_page_t *old_head = heap->queues[page->bin].first;
   _ebb_page_unfull(heap, page);
   /* The page it displaces at the head may already be empty (parked in

@@ -200,6 +200,7 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
       cache_remove_locked(i);
       registry_remove_locked(seg);
       if (!seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
+      _ebb_secure_segment_unmapped(seg);
       _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
       released += EBB_SEGMENT_SIZE;
       continue;
@@ -257,6 +258,7 @@ static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
     return;
   }
   _ebb_segment_registry_remove(seg);
+  _ebb_secure_segment_unmapped(seg);
   _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
 }
 

@@ -49,9 +49,9 @@
 #define EBB_ADDRESS_BITS 47
 #define EBB_MAP_SLOTS ((size_t)1 << (EBB_ADDRESS_BITS - EBB_SEGMENT_SHIFT))
 
-/* Size classes (internal.h): 8 B, multiples of 16 up to 128 B, then 8 per
+/* Size classes (internal.h): multiples of 16 up to 128 B, then 8 per
  * doubling. Bins 1..EBB_BIN_MAX; bin 0 is unused. */
-#define EBB_BIN_MAX 105
+#define EBB_BIN_MAX 104
 #define EBB_BIN_FULL (EBB_BIN_MAX + 1) /* the queue of full pages */
 #define EBB_DIRECT_MAX 1024            /* sizes served through heap->direct */
 #define EBB_DIRECT_COUNT (EBB_DIRECT_MAX / 8 + 1)
@@ -128,7 +128,7 @@ typedef struct ebb_page_s {
   /* ---- slow-path fields ---- */
   uint32_t block_size;        /* bytes per block (size class) */
   uint32_t capacity;          /* blocks carved so far */
-  uint16_t reserved;          /* blocks that fit the page (at most 8192: 64 KiB of 8 B) */
+  uint16_t reserved;          /* blocks that fit the page (at most 4096: 64 KiB of 16 B) */
   uint16_t purged_blocks;     /* free blocks taken off the lists by a purge */
   _Atomic(uint32_t) claim;    /* ebb_claim_t */
   _Atomic(uint32_t) idle_since; /* purge clock (ms) when first seen IDLE, 0 = not yet */
@@ -169,6 +169,7 @@ typedef struct ebb_segment_s {
   _Atomic(uint8_t) inplace_hint; /* a page here may be parked in place: the pass looks */
   uint64_t cached_since;      /* purge clock (ms) when it entered a cache */
   _Atomic(uint64_t) purged_os[EBB_SEGMENT_OS_PAGES / 64]; /* OS pages whose block starts are purged */
+  uint64_t *live_bits;        /* EBB_SECURE=1: a bit per 16 bytes, set while its block is live (secure.c) */
   ebb_page_t pages[];         /* page_count descriptors */
 } ebb_segment_t;
 
