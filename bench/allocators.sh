@@ -37,7 +37,7 @@ package_lib() {
 preload_of() {
     case $1 in
         glibc) echo "" ;;
-        ebb) echo "$BUILD/libebb.so" ;;
+        ebb|ebb-secure) echo "$BUILD/libebb.so" ;;
         *) package_lib "$1" ;;
     esac
 }
@@ -48,9 +48,17 @@ expected_of() {
     esac
 }
 
+# Environment an allocator runs with (ebb-secure: ebb in its secure mode).
+env_of() {
+    case $1 in
+        ebb-secure) echo "EBB_SECURE=1" ;;
+        *) echo "" ;;
+    esac
+}
+
 version_of() {
     case $1 in
-        ebb)
+        ebb|ebb-secure)
             local v rev
             v=$(sed -n 's/^project(ebb VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
             rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || rev=

@@ -41,7 +41,9 @@ N2=${EBB_INSTR_N2:-12000}
 EXTRA_ARGS=${EBB_INSTR_ARGS:-}
 ONLY=${EBB_INSTR_ONLY:-}
 RESULTS=$ROOT/bench/results/instr.md
-ALLOCATORS="ebb glibc mimalloc jemalloc tcmalloc"  # table order
+ALLOCATORS="ebb ebb-secure glibc mimalloc jemalloc tcmalloc"  # table order
+# ebb-secure: libebb.so with EBB_SECURE=1 (every malloc and free checked
+# against a bitmap of live blocks).
 REFERENCE=mimalloc                                  # the ratio column divides by it
 
 WORK=$(mktemp -d /tmp/ebb-instr.XXXXXX)
@@ -70,7 +72,7 @@ ensure_packages() {
 run_cg() {
     local preload=$1 out=$2
     shift 2
-    env ${preload:+LD_PRELOAD="$preload"} valgrind --tool=callgrind \
+    env ${preload:+LD_PRELOAD="$preload"} ${RUN_ENV:-} valgrind --tool=callgrind \
         --callgrind-out-file="$out.cg" "$@" >"$out.out" 2>"$out.err"
 }
 
@@ -139,13 +141,14 @@ measure_workload() {
     declare -A gross=() net=() status=()
     for alloc in $ALLOCATORS; do
         if [ -n "$ONLY" ] && [[ " $ONLY " != *" $alloc "* ]]; then continue; fi
-        if [ "$alloc" = ebb ] && [ ! -e "$BUILD/libebb.so" ]; then
+        if [[ $alloc == ebb* ]] && [ ! -e "$BUILD/libebb.so" ]; then
             status[$alloc]="not built ($BUILD/libebb.so missing)"; continue
         fi
         if ! check_which "$alloc" "$prog"; then
             status[$alloc]="FAILED: LD_PRELOAD did not install it"; FAILED=1; continue
         fi
         local g
+        RUN_ENV=$(env_of "$alloc")
         # shellcheck disable=SC2086
         if ! g=$(per_pair "$(preload_of "$alloc")" "$name.$alloc" "$prog" $EXTRA_ARGS); then
             status[$alloc]="FAILED under callgrind"; FAILED=1; continue

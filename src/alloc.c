@@ -28,7 +28,7 @@ static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
 ebb_export void *ebb_malloc(size_t size) {
   ebb_heap_t *heap = _ebb_tls_heap;
   if (ebb_likely(size <= EBB_DIRECT_MAX)) {
-    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
+    ebb_page_t *page = heap->direct[size];
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return page_pop(page, b);
     return _ebb_malloc_miss(size, heap, page);
@@ -143,7 +143,7 @@ static ebb_noinline void *calloc_miss(size_t size, ebb_heap_t *heap, ebb_page_t 
  * in hand (aligned allocation, take-back retries, large sizes). */
 void *_ebb_malloc_generic(size_t size, ebb_heap_t *heap, bool zero) {
   if (ebb_likely(size <= EBB_DIRECT_MAX)) {
-    ebb_page_t *page = heap->direct[_ebb_wsize(size)];
+    ebb_page_t *page = heap->direct[size];
     return zero ? calloc_miss(size, heap, page) : _ebb_malloc_miss(size, heap, page);
   }
   return malloc_slow(size, heap, zero);
@@ -157,7 +157,7 @@ ebb_export void *ebb_calloc(size_t count, size_t size) {
   }
   ebb_heap_t *heap = _ebb_tls_heap;
   if (ebb_likely(total <= EBB_DIRECT_MAX)) {
-    ebb_page_t *page = heap->direct[_ebb_wsize(total)];
+    ebb_page_t *page = heap->direct[total];
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return zero_block(page, page_pop(page, b), total);
     return calloc_miss(total, heap, page);

@@ -147,6 +147,7 @@ void _ebb_secure_page_init(ebb_page_t *page, size_t psize);
 void _ebb_secure_segment_unmapped(ebb_segment_t *seg);
 void _ebb_secure_on_alloc(ebb_page_t *page, const ebb_block_t *b);
 bool _ebb_secure_on_free(ebb_page_t *page, const ebb_block_t *b); /* false: not live (reported) */
+bool _ebb_secure_is_live(const ebb_page_t *page, const ebb_block_t *b); /* the same test, bit untouched */
 void _ebb_secure_check_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);
 /* The same for a list whose blocks may be in any page (heap->delayed_free). */
 void _ebb_secure_check_any_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);

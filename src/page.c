@@ -14,8 +14,8 @@
  *
  * Queues: heap->queues[bin] holds the pages of a size class that may have
  * free blocks, most recently useful first; heap->queues[EBB_BIN_FULL] holds
- * full pages. heap->direct[w] points to the first page of the queue that
- * serves w words (or to the empty page), for sizes <= EBB_DIRECT_MAX.
+ * full pages. heap->direct[s] points to the first page of the queue that
+ * serves requests of s bytes (or to the empty page), for s <= EBB_DIRECT_MAX.
  *
  * Parking: a page the owner stops allocating from - empty, or sparse (at
  * most a quarter of its blocks live) and not at the head of its queue -
@@ -256,15 +256,15 @@ void _ebb_page_reset_purged(ebb_page_t *page) {
 }
 
 /* ---- queues ------------------------------------------------------------------- */
-/* Points heap->direct at the first page of queue `qi` for every word size
- * the bin serves. */
-/* First and last word size each direct bin serves (bins up to 1 KiB). */
-static uint8_t direct_lo[EBB_BIN_MAX + 1], direct_hi[EBB_BIN_MAX + 1];
+/* Points heap->direct at the first page of queue `qi` for every request
+ * size the bin serves. */
+/* First and last request size each direct bin serves (bins up to 1 KiB). */
+static uint16_t direct_lo[EBB_BIN_MAX + 1], direct_hi[EBB_BIN_MAX + 1];
 
 void _ebb_page_init_tables(void) {
   for (unsigned bin = 1; bin <= EBB_BIN_MAX && _ebb_bin_size(bin) <= EBB_DIRECT_MAX; bin++) {
-    direct_lo[bin] = (uint8_t)(bin == 1 ? 0 : _ebb_wsize(_ebb_bin_size(bin - 1)) + 1);
-    direct_hi[bin] = (uint8_t)(_ebb_bin_size(bin) / 8);
+    direct_lo[bin] = (uint16_t)(bin == 1 ? 0 : _ebb_bin_size(bin - 1) + 1);
+    direct_hi[bin] = (uint16_t)_ebb_bin_size(bin);
   }
 }
 
@@ -272,7 +272,7 @@ static void direct_update(ebb_heap_t *heap, unsigned qi) {
   if (qi > EBB_BIN_MAX || direct_hi[qi] == 0) return;
   /* Secure mode: every allocation through the slow path (secure.c). */
   ebb_page_t *page = heap->queues[qi].first && !_ebb_seizing && !_ebb_secure ? heap->queues[qi].first : &_ebb_page_empty;
-  for (size_t w = direct_lo[qi]; w <= direct_hi[qi]; w++) heap->direct[w] = page;
+  for (size_t s = direct_lo[qi]; s <= direct_hi[qi]; s++) heap->direct[s] = page;
 }
 
 /* A page at the head of its queue is being allocated from: only an empty
@@ -618,6 +618,7 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
   }
   if (page->flags & EBB_PAGE_PARKED) {
     /* Parked: a purge may own the lists. Push like a remote free. */
+    if (ebb_unlikely(_ebb_secure) && !_ebb_secure_is_live(page, block)) return;
     uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
     do {
       block->next = tf_block(tf);

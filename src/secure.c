@@ -21,7 +21,10 @@
  * seized its heap), the same rule as its lists; a 64-bit word covers 1 KiB
  * and pages start at multiples of 16 KiB, so no word is shared by two
  * pages. Remote frees do not touch the bits: the holder checks the blocks
- * when it collects them from thread_free or the delayed list. The bitmap
+ * when it collects them from thread_free or the delayed list. The words
+ * are relaxed atomics because the owner reads (never writes) the bit of a
+ * block it frees to a page it parked (_ebb_secure_is_live) while a pass
+ * that holds the page may write the word. The bitmap
  * pointer is written once, by the segment's owner when it first sets up a
  * page, before the page can be offered or abandoned (both publish with
  * release stores or under the global lock). */
@@ -46,7 +49,7 @@ void _ebb_secure_page_init(ebb_page_t *page, size_t psize) {
   }
   size_t first = bit_index(page->start), count = psize / BITS_GRAIN;
   ebb_assert(first % 64 == 0 && count % 64 == 0);
-  for (size_t w = first / 64; w < (first + count) / 64; w++) seg->live_bits[w] = 0;
+  for (size_t w = first / 64; w < (first + count) / 64; w++) atomic_store_explicit(&seg->live_bits[w], 0, memory_order_relaxed);
 }
 
 /* The segment's memory is about to go back to the OS. */
@@ -67,8 +70,9 @@ void _ebb_secure_on_alloc(ebb_page_t *page, const ebb_block_t *b) {
   ebb_segment_t *seg = _ebb_segment_of(page);
   size_t i = bit_index(b);
   uint64_t bit = (uint64_t)1 << (i % 64);
-  if (seg->live_bits[i / 64] & bit) corrupted(page, b, "the free list holds the live block");
-  seg->live_bits[i / 64] |= bit;
+  uint64_t word = atomic_load_explicit(&seg->live_bits[i / 64], memory_order_relaxed);
+  if (word & bit) corrupted(page, b, "the free list holds the live block");
+  atomic_store_explicit(&seg->live_bits[i / 64], word | bit, memory_order_relaxed);
   const ebb_block_t *next = b->next;
   if (next != NULL && (_ebb_segment_of(next) != seg || !_ebb_is_block_start(page, next)))
     corrupted(page, b, "the free-list link was overwritten in the free block");
@@ -80,12 +84,27 @@ bool _ebb_secure_on_free(ebb_page_t *page, const ebb_block_t *b) {
   ebb_segment_t *seg = _ebb_segment_of(page);
   size_t i = bit_index(b);
   uint64_t bit = (uint64_t)1 << (i % 64);
-  if (!(seg->live_bits[i / 64] & bit)) {
+  uint64_t word = atomic_load_explicit(&seg->live_bits[i / 64], memory_order_relaxed);
+  if (!(word & bit)) {
     _ebb_error_double_free(b);
     return false;
   }
-  seg->live_bits[i / 64] &= ~bit;
+  atomic_store_explicit(&seg->live_bits[i / 64], word & ~bit, memory_order_relaxed);
   return true;
+}
+
+/* The owner frees `b` to a page it has parked: the lists (and bits) are
+ * the purge pass's that may hold the page, so the block goes to
+ * thread_free and its bit is cleared when it is collected. Only the test
+ * is made now, so that the double free is reported at the free: a bit
+ * found clear means the block is free already (a pass that just cleared
+ * it collected an earlier free of it). False, after reporting, then. */
+bool _ebb_secure_is_live(const ebb_page_t *page, const ebb_block_t *b) {
+  const ebb_segment_t *seg = _ebb_segment_of(page);
+  size_t i = bit_index(b);
+  if (atomic_load_explicit(&seg->live_bits[i / 64], memory_order_relaxed) & ((uint64_t)1 << (i % 64))) return true;
+  _ebb_error_double_free(b);
+  return false;
 }
 
 /* A link of a list of remote frees, before it is followed. */

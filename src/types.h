@@ -54,7 +54,7 @@
 #define EBB_BIN_MAX 104
 #define EBB_BIN_FULL (EBB_BIN_MAX + 1) /* the queue of full pages */
 #define EBB_DIRECT_MAX 1024            /* sizes served through heap->direct */
-#define EBB_DIRECT_COUNT (EBB_DIRECT_MAX / 8 + 1)
+#define EBB_DIRECT_COUNT (EBB_DIRECT_MAX + 1) /* indexed by the request size itself: no rounding on the fast path */
 
 typedef struct ebb_block_s {
   struct ebb_block_s *next; /* free-list link, in the freed block itself */
@@ -169,13 +169,13 @@ typedef struct ebb_segment_s {
   _Atomic(uint8_t) inplace_hint; /* a page here may be parked in place: the pass looks */
   uint64_t cached_since;      /* purge clock (ms) when it entered a cache */
   _Atomic(uint64_t) purged_os[EBB_SEGMENT_OS_PAGES / 64]; /* OS pages whose block starts are purged */
-  uint64_t *live_bits;        /* EBB_SECURE=1: a bit per 16 bytes, set while its block is live (secure.c) */
+  _Atomic(uint64_t) *live_bits; /* EBB_SECURE=1: a bit per 16 bytes, set while its block is live (secure.c) */
   ebb_page_t pages[];         /* page_count descriptors */
 } ebb_segment_t;
 
 /* A thread's heap. Only its thread touches it, except delayed_free. */
 typedef struct ebb_heap_s {
-  ebb_page_t *direct[EBB_DIRECT_COUNT]; /* words -> page to allocate from */
+  ebb_page_t *direct[EBB_DIRECT_COUNT]; /* request size -> page to allocate from */
   ebb_page_queue_t queues[EBB_BIN_FULL + 1]; /* per bin; [EBB_BIN_FULL] = full pages */
   _Atomic(ebb_block_t *) delayed_free; /* remote frees to full pages (LIFO) */
   uintptr_t thread_id;        /* owning thread */

@@ -1,0 +1,12 @@
+/* expect: SIGABRT */
+/* stderr: ebb: error: double free of 0x */
+/* double_free_owner_then_remote.c - the owner frees p, then another thread frees it again. */
+#define BLOCK 32
+#include "double_free.h"
+
+static void *misuse(void) {
+  void *p = block(1);
+  free(p);
+  free_elsewhere(p);
+  return p;
+}

@@ -1,0 +1,12 @@
+/* expect: SIGABRT */
+/* stderr: ebb: error: double free of 0x */
+/* double_free_two_remote.c - two other threads free p one after the other (the list of remote frees must not become a cycle). */
+#define BLOCK 32
+#include "double_free.h"
+
+static void *misuse(void) {
+  void *p = block(1);
+  free_elsewhere(p);
+  free_elsewhere(p);
+  return p;
+}
