@@ -201,7 +201,7 @@ bool _ebb_lock_held(void); /* by this thread; always false unless EBB_DEBUG >= 2
 void _ebb_init_process(void);
 bool _ebb_is_initialized(void);
 
-/* ---- messages (stats.c) ----------------------------------------------- */
+/* ---- messages (msg.c) ------------------------------------------------- */
 /* Tiny formatter: %s %d %u %zu %zx %x %p %%. Never allocates. */
 size_t _ebb_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 size_t _ebb_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
