@@ -428,12 +428,15 @@ ebb_heap_t *_ebb_heap_first(void); /* every heap ever made, newest first, via al
 /* ---- alloc.c / free.c ------------------------------------------------- */
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);
 void *_ebb_malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size); /* the malloc fast path missed on page */
-void *_ebb_large_alloc(size_t size, size_t align, bool zero);
-void _ebb_large_free(ebb_segment_t *seg);
-size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_usable_size(const void *p, const char *caller);
 void _ebb_free_block_local(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block);
 void _ebb_free_slow(void *p);
+
+/* ---- large.c: large blocks and the large cache ------------------------- */
+void *_ebb_large_alloc(size_t size, size_t align, bool zero);
+void _ebb_large_free(ebb_segment_t *seg);
+void *_ebb_large_realloc(ebb_segment_t *seg, size_t size); /* stays large; NULL only when a grow fails */
+size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 ebb_segment_t *_ebb_large_segment_of(const void *p);
 
 /* ---- init.c ----------------------------------------------------------- */
