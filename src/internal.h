@@ -426,6 +426,11 @@ void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held 
 ebb_heap_t *_ebb_heap_first(void); /* every heap ever made, newest first, via all_next (no lock) */
 
 /* ---- alloc.c / free.c ------------------------------------------------- */
+/* Copies of EBB_LARGE_THRESHOLD and EBB_REALLOC_MAP (SIZE_MAX when 0:
+ * never) in the form the allocation paths compare against; written by
+ * options.c whenever the option is set (hidden: no GOT load). */
+extern ebb_hidden size_t _ebb_large_threshold;
+extern ebb_hidden size_t _ebb_realloc_map;
 void *_ebb_malloc_generic(ebb_heap_t *heap, size_t size, bool zero);
 void *_ebb_malloc_miss(ebb_heap_t *heap, ebb_page_t *page, size_t size); /* the malloc fast path missed on page */
 size_t _ebb_usable_size(const void *p, const char *caller);
