@@ -320,12 +320,26 @@ static inline void _ebb_page_take_back(ebb_page_t *page) {
   _ebb_page_take_back_claimed(page);
 }
 
-/* ---- purge.c: the purge policy ------------------------------------------ */
+/* ---- budget.c: the dirty budget and the purge clock ---------------------- */
+extern _Atomic(size_t) _ebb_dirty_bytes;
+extern _Atomic(size_t) _ebb_purged_total;
+extern _Atomic(size_t) _ebb_inuse_bytes;
+extern _Atomic(size_t) _ebb_budget_cached; /* _ebb_budget() as of the last pass or offer past it */
+uint64_t _ebb_purge_clock_ms(void);
 void _ebb_purge_dirty_add(size_t bytes); /* may wake the purge thread (budget) */
 void _ebb_purge_dirty_sub(size_t bytes);
+void _ebb_inuse_add(size_t bytes); /* also raises the budget's recent peak */
+void _ebb_inuse_sub(size_t bytes);
+void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
+size_t _ebb_budget(void);
+void _ebb_budget_inuse_peak_age(uint64_t now); /* a pass restarts the peak once it is a second old */
+void _ebb_budget_limit_refresh(void);          /* samples the limits about once a second (limit.c) */
+
+/* ---- purge.c: the purge policy ------------------------------------------ */
+void _ebb_purge_urgent_set(void);  /* the next pass purges without waiting */
+void _ebb_purge_limit_near(void);  /* in-use memory grew into a limit's room */
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
 void _ebb_purge_thread_exiting(void);    /* a thread with a heap is exiting (heap.c) */
-void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
 /* Read on the free path: hidden, so that each is one rip-relative load. */
 extern ebb_hidden _Atomic(int) _ebb_inplace_hint;
 /* The purge thread's state, one word so that the park path tests it with
@@ -370,17 +384,11 @@ typedef struct ebb_purge_batch_s {
 void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *batch);
 void _ebb_purge_batch_flush(ebb_purge_batch_t *batch);
 size_t _ebb_purge_owned_pages(ebb_heap_t *heap); /* the caller holds the heap */
-uint64_t _ebb_purge_clock_ms(void);
 bool _ebb_purge_zeroes(void);           /* purged memory reads as zero */
 extern _Atomic(size_t) _ebb_lazy_total;
 void _ebb_purge_fork_prepare(void);
 void _ebb_purge_fork_parent(void);
 void _ebb_purge_fork_child(void);
-extern _Atomic(size_t) _ebb_dirty_bytes;
-extern _Atomic(size_t) _ebb_purged_total;
-extern _Atomic(size_t) _ebb_inuse_bytes;
-void _ebb_inuse_add(size_t bytes); /* also raises the budget's recent peak */
-void _ebb_inuse_sub(size_t bytes);
 extern _Atomic(int) _ebb_abandoned_hint;
 
 /* ---- seize.c: reaching a quiet owner's pages ------------------------------ */
