@@ -258,12 +258,13 @@ size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, 
 void _ebb_segment_clear_purged(ebb_segment_t *seg, const uint8_t *start, size_t len);
 void _ebb_segment_registry_add(ebb_segment_t *seg);
 void _ebb_segment_registry_remove(ebb_segment_t *seg);
+extern ebb_segment_t *_ebb_segment_registry;  /* every mapped segment, via all_next (global lock) */
+extern ebb_segment_t *_ebb_segment_abandoned; /* exited threads' segments, via next (global lock) */
+extern size_t _ebb_segment_abandoned_count;   /* global lock */
+void _ebb_segment_abandoned_push(ebb_segment_t *seg);
 void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
-size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool urgent);
-size_t _ebb_segment_purge_abandoned(void);
 size_t _ebb_segment_cache_count(void);
-void _ebb_segment_reoffer_remote(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
 void _ebb_segment_clear_tags_locked(uintptr_t thread_id); /* global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
@@ -371,6 +372,10 @@ void _ebb_purge_hint_abandoned(void);    /* a remote free hit an abandoned segme
 void _ebb_purge_hint_remote(void);       /* a remote free hit a purged page */
 void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
 size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
+/* The passes over segments (purge.c; named for what they walk). */
+size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
+size_t _ebb_segment_purge_abandoned(void);
+void _ebb_segment_reoffer_remote(void);
 /* A mapping was refused: give back the address space ebb keeps (caches,
  * exited threads' empty segments). True if there was any: try again. */
 bool _ebb_purge_release_for_mapping(void);
