@@ -233,7 +233,7 @@ bool _ebb_lock_held(void); /* by this thread; always false unless EBB_DEBUG >= 2
 void _ebb_init_process(void);
 bool _ebb_is_initialized(void);
 
-/* ---- messages (stats.c) ----------------------------------------------- */
+/* ---- messages (msg.c) ------------------------------------------------- */
 /* Tiny formatter: %s %d %u %zu %zx %x %p %%. Never allocates. */
 size_t _ebb_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 size_t _ebb_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -291,12 +291,13 @@ size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, 
 void _ebb_segment_clear_purged(ebb_segment_t *seg, const uint8_t *start, size_t len);
 void _ebb_segment_registry_add(ebb_segment_t *seg);
 void _ebb_segment_registry_remove(ebb_segment_t *seg);
+extern ebb_segment_t *_ebb_segment_registry;  /* every mapped segment, via all_next (global lock) */
+extern ebb_segment_t *_ebb_segment_abandoned; /* exited threads' segments, via next (global lock) */
+extern size_t _ebb_segment_abandoned_count;   /* global lock */
+void _ebb_segment_abandoned_push(ebb_segment_t *seg);
 void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
-size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool urgent);
-size_t _ebb_segment_purge_abandoned(void);
 size_t _ebb_segment_cache_count(void);
-void _ebb_segment_reoffer_remote(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
 void _ebb_segment_clear_tags_locked(uintptr_t thread_id); /* global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
@@ -356,12 +357,26 @@ static inline void _ebb_page_take_back(ebb_page_t *page) {
   if (ebb_unlikely(_ebb_secure)) atomic_store_explicit(&page->local_tag, 0, memory_order_relaxed);
 }
 
-/* ---- purge.c: the purge policy ------------------------------------------ */
+/* ---- budget.c: the dirty budget and the purge clock ---------------------- */
+extern _Atomic(size_t) _ebb_dirty_bytes;
+extern _Atomic(size_t) _ebb_purged_total;
+extern _Atomic(size_t) _ebb_inuse_bytes;
+extern _Atomic(size_t) _ebb_budget_cached; /* _ebb_budget() as of the last pass or offer past it */
+uint64_t _ebb_purge_clock_ms(void);
 void _ebb_purge_dirty_add(size_t bytes); /* may wake the purge thread (budget) */
 void _ebb_purge_dirty_sub(size_t bytes);
+void _ebb_inuse_add(size_t bytes); /* also raises the budget's recent peak */
+void _ebb_inuse_sub(size_t bytes);
+void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
+size_t _ebb_budget(void);
+void _ebb_budget_inuse_peak_age(uint64_t now); /* a pass restarts the peak once it is a second old */
+void _ebb_budget_limit_refresh(void);          /* samples the limits about once a second (limit.c) */
+
+/* ---- purge.c: the purge policy ------------------------------------------ */
+void _ebb_purge_urgent_set(void);  /* the next pass purges without waiting */
+void _ebb_purge_limit_near(void);  /* in-use memory grew into a limit's room */
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
 void _ebb_purge_thread_exiting(void);    /* a thread with a heap is exiting (heap.c) */
-void _ebb_purge_saw_in_place(size_t bytes); /* a pass's total of in-place IDLE pages */
 /* Read on the free path: hidden, so that each is one rip-relative load. */
 extern ebb_hidden _Atomic(int) _ebb_inplace_hint;
 /* The purge thread's state, one word so that the park path tests it with
@@ -393,6 +408,10 @@ void _ebb_purge_hint_abandoned(void);    /* a remote free hit an abandoned segme
 void _ebb_purge_hint_remote(void);       /* a remote free hit a purged page */
 void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
 size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
+/* The passes over segments (purge.c; named for what they walk). */
+size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
+size_t _ebb_segment_purge_abandoned(void);
+void _ebb_segment_reoffer_remote(void);
 /* A mapping was refused: give back the address space ebb keeps (caches,
  * exited threads' empty segments). True if there was any: try again. */
 bool _ebb_purge_release_for_mapping(void);
@@ -406,17 +425,11 @@ typedef struct ebb_purge_batch_s {
 void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *batch);
 void _ebb_purge_batch_flush(ebb_purge_batch_t *batch);
 size_t _ebb_purge_owned_pages(ebb_heap_t *heap); /* the caller holds the heap */
-uint64_t _ebb_purge_clock_ms(void);
 bool _ebb_purge_zeroes(void);           /* purged memory reads as zero */
 extern _Atomic(size_t) _ebb_lazy_total;
 void _ebb_purge_fork_prepare(void);
 void _ebb_purge_fork_parent(void);
 void _ebb_purge_fork_child(void);
-extern _Atomic(size_t) _ebb_dirty_bytes;
-extern _Atomic(size_t) _ebb_purged_total;
-extern _Atomic(size_t) _ebb_inuse_bytes;
-void _ebb_inuse_add(size_t bytes); /* also raises the budget's recent peak */
-void _ebb_inuse_sub(size_t bytes);
 extern _Atomic(int) _ebb_abandoned_hint;
 
 /* ---- seize.c: reaching a quiet owner's pages ------------------------------ */
@@ -462,15 +475,23 @@ void _ebb_heap_orphan_others(ebb_heap_t *self); /* fork child, global lock held 
 ebb_heap_t *_ebb_heap_first(void); /* every heap ever made, newest first, via all_next (no lock) */
 
 /* ---- alloc.c / free.c ------------------------------------------------- */
+/* Copies of EBB_LARGE_THRESHOLD and EBB_REALLOC_MAP (SIZE_MAX when 0:
+ * never) in the form the allocation paths compare against; written by
+ * options.c whenever the option is set (hidden: no GOT load). */
+extern ebb_hidden size_t _ebb_large_threshold;
+extern ebb_hidden size_t _ebb_realloc_map;
 /* Size first: the fast path leaves it where the call wants it. */
 void *_ebb_malloc_generic(size_t size, ebb_heap_t *heap, bool zero);
 void *_ebb_malloc_miss(size_t size, ebb_heap_t *heap, ebb_page_t *page); /* the malloc fast path missed on page */
-void *_ebb_large_alloc(size_t size, size_t align, bool zero);
-void _ebb_large_free(ebb_segment_t *seg);
-size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 size_t _ebb_usable_size(const void *p, const char *caller);
 void _ebb_free_block_local(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block);
 void _ebb_free_slow(void *p);
+
+/* ---- large.c: large blocks and the large cache ------------------------- */
+void *_ebb_large_alloc(size_t size, size_t align, bool zero);
+void _ebb_large_free(ebb_segment_t *seg);
+void *_ebb_large_realloc(ebb_segment_t *seg, size_t size); /* stays large; NULL only when a grow fails */
+size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 ebb_segment_t *_ebb_large_segment_of(const void *p);
 
 /* ---- init.c ----------------------------------------------------------- */

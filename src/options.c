@@ -87,7 +87,6 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
 };
 
 _Atomic(long long) _ebb_option_values[EBB_OPT_COUNT];
-extern size_t _ebb_large_threshold, _ebb_realloc_map;
 
 static void apply(ebb_option_t opt, long long v) {
   atomic_store_explicit(&_ebb_option_values[opt], v, memory_order_relaxed);

@@ -50,9 +50,6 @@
 #include "internal.h"
 #include "prim.h"
 
-_Atomic(size_t) _ebb_dirty_bytes;   /* offered or cached memory not yet purged */
-_Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start */
-_Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base */
 _Atomic(int) _ebb_abandoned_hint;   /* a remote free hit an abandoned segment */
 static _Atomic(int) remote_hint;    /* a remote free hit a page a purge had handled */
 _Atomic(int) _ebb_inplace_hint;     /* some segment's inplace_hint may be set */
@@ -92,7 +89,7 @@ _Atomic int _ebb_purge_thread; /* EBB_PT_* bits (internal.h) */
 static bool thread_has(int bit, memory_order order) {
   return (atomic_load_explicit(&_ebb_purge_thread, order) & bit) != 0;
 }
-static void urgent_set(void) {
+void _ebb_purge_urgent_set(void) {
   if (!thread_has(EBB_PT_URGENT, memory_order_relaxed))
     atomic_fetch_or_explicit(&_ebb_purge_thread, EBB_PT_URGENT, memory_order_relaxed);
 }
@@ -102,22 +99,7 @@ static bool urgent_take(void) {
 }
 static _Atomic(uint64_t) next_entry_pass; /* EBB_PURGE_THREAD=0: clock of the next pass */
 
-uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
-
 static uint64_t delay_ms(void) { return (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS); }
-
-/* ---- the dirty budget ---------------------------------------------------- */
-/* Recomputed by every pass (and at the first offer): the offer path only
- * compares against it. */
-static _Atomic(size_t) budget_cached = 4 * EBB_MiB;
-
-/* The budget's base is the memory in use at its peak over the last second,
- * not at this instant: a program whose live set shrinks and grows again
- * (bench waves) would otherwise purge at once most of what it freed, only
- * to fault it back in - the purge delay is what returns that memory. */
-#define EBB_INUSE_PEAK_MS 1000
-static _Atomic(size_t) inuse_peak;        /* highest _ebb_inuse_bytes since inuse_peak_since */
-static _Atomic(uint64_t) inuse_peak_since; /* purge clock (ms) */
 
 static void wake_thread(void);
 
@@ -125,83 +107,14 @@ static void wake_thread(void);
  * pass purges everything now, not at the next budget check (a program
  * refilling a freed 150 MiB with another size class faults in 100 MiB
  * between two passes 50 ms apart). */
-static ebb_noinline void limit_near(void) {
+ebb_noinline void _ebb_purge_limit_near(void) {
   if (atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) == 0 ||
       thread_has(EBB_PT_URGENT, memory_order_relaxed))
     return;
-  urgent_set();
+  _ebb_purge_urgent_set();
   if ((atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst) & (EBB_PT_RUNNING | EBB_PT_FAILED)) ==
       EBB_PT_RUNNING)
     wake_thread(); /* never starts one: a caller may hold a lock */
-}
-
-/* Called when a page or a large block goes into use (not the malloc fast
- * path). */
-void _ebb_inuse_add(size_t bytes) {
-  size_t now = atomic_fetch_add_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed) + bytes;
-  if (now > atomic_load_explicit(&inuse_peak, memory_order_relaxed))
-    atomic_store_explicit(&inuse_peak, now, memory_order_relaxed); /* racy max: an estimate */
-  if (ebb_unlikely(now + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
-                   atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed)))
-    limit_near();
-}
-
-void _ebb_inuse_sub(size_t bytes) { atomic_fetch_sub_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed); }
-
-/* A pass restarts the peak once it is a second old. */
-static void inuse_peak_age(uint64_t now) {
-  if (now - atomic_load_explicit(&inuse_peak_since, memory_order_relaxed) < EBB_INUSE_PEAK_MS) return;
-  atomic_store_explicit(&inuse_peak, atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed),
-                        memory_order_relaxed);
-  atomic_store_explicit(&inuse_peak_since, now, memory_order_relaxed);
-}
-
-/* Under a limit (limit.c), the room left below it caps the budget, the
- * 4 MiB floor included: there, dirty memory is what the OOM killer would
- * take the program for. */
-static size_t limit_room(size_t inuse) {
-  size_t ceiling = atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed);
-  return ceiling > inuse ? ceiling - inuse : 0;
-}
-
-static size_t budget(void) {
-  size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
-  size_t peak = atomic_load_explicit(&inuse_peak, memory_order_relaxed);
-  size_t room = limit_room(inuse);
-  if (peak > inuse) inuse = peak;
-  size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
-  size_t floor = 4 * EBB_MiB, max = (size_t)_ebb_option(EBB_OPT_DIRTY_MAX);
-  if (frac < floor) frac = floor;
-  if (frac > max) frac = max;
-  return frac < room ? frac : room;
-}
-
-/* Reads the limits at the thread's start and about once a second while it
- * works (the cgroup's usage moves with other processes and the page
- * cache; ebb's own growth between samples is followed by the ceiling). */
-#define EBB_LIMIT_SAMPLE_MS 1000
-static _Atomic(uint64_t) limit_sampled_at; /* purge clock (ms); 0: never */
-
-static void limit_refresh(void) {
-  uint64_t now = _ebb_purge_clock_ms(), last = atomic_load_explicit(&limit_sampled_at, memory_order_relaxed);
-  if (last != 0 && now - last < EBB_LIMIT_SAMPLE_MS) return;
-  atomic_store_explicit(&limit_sampled_at, now, memory_order_relaxed);
-  size_t dirty = atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
-  _ebb_limit_sample(atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed) + dirty);
-  if (dirty > budget()) urgent_set();
-}
-
-void _ebb_purge_dirty_add(size_t bytes) {
-  size_t d = atomic_fetch_add_explicit(&_ebb_dirty_bytes, bytes, memory_order_seq_cst) + bytes;
-  if (ebb_unlikely(d > atomic_load_explicit(&budget_cached, memory_order_relaxed))) {
-    atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
-    if (d > atomic_load_explicit(&budget_cached, memory_order_relaxed))
-      urgent_set();
-  }
-}
-
-void _ebb_purge_dirty_sub(size_t bytes) {
-  atomic_fetch_sub_explicit(&_ebb_dirty_bytes, bytes, memory_order_relaxed);
 }
 
 /* ---- purging one page (the caller holds it: PURGING, or exclusively) ------ */
@@ -395,13 +308,162 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
   _ebb_page_reset_purged(page);
 }
 
+/* ---- purge passes --------------------------------------------------------------- */
+/* What a pass found in a segment's offered pages. */
+typedef struct idle_scan_s {
+  size_t released;       /* bytes purged */
+  size_t inplace_bytes;  /* pages parked in place, IDLE, not yet expired */
+  bool idle_left;        /* some page is still IDLE */
+} idle_scan_t;
+
+/* One offered page: stamp it the first time, claim it once its delay has
+ * passed. True if the caller now holds it (PURGING). */
+static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force,
+                          idle_scan_t *scan) {
+  if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_IDLE) return false;
+  uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
+  if (!force && (since == 0 || (uint32_t)((uint32_t)now - since) < delay)) {
+    if (since == 0) atomic_store_explicit(&page->idle_since, (uint32_t)now, memory_order_relaxed);
+    scan->idle_left = true;
+    /* Racy reads (the owner may take the page back meanwhile): an estimate
+     * for the budget, no more. */
+    if (__atomic_load_n(&page->offered, __ATOMIC_RELAXED) == 0)
+      scan->inplace_bytes += (size_t)__atomic_load_n(&page->capacity, __ATOMIC_RELAXED) *
+                             __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
+    return false;
+  }
+  uint32_t c = EBB_CLAIM_IDLE;
+  if (!atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_PURGING, memory_order_acquire,
+                                               memory_order_relaxed))
+    return false;
+  if (page->offered != 0) { /* parked in place counts nothing (page.c) */
+    atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
+    _ebb_purge_dirty_sub(page->offered);
+  }
+  return true;
+}
+
+/* Purges a segment's expired offered pages, adjacent ones in one call. */
+static void purge_segment_idle(ebb_segment_t *seg, uint64_t now, uint64_t delay, bool force, idle_scan_t *scan) {
+  ebb_page_t *held[EBB_MAX_PAGES];
+  uint32_t n = 0;
+  ebb_purge_batch_t batch = {0};
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    ebb_page_t *page = &seg->pages[i];
+    if (!claim_expired(seg, page, now, delay, force, scan)) continue;
+    _ebb_purge_page(seg, page, &batch);
+    held[n++] = page;
+  }
+  _ebb_purge_batch_flush(&batch);
+  for (uint32_t i = 0; i < n; i++) _ebb_page_purge_done(held[i]);
+  scan->released += batch.released;
+}
+
+/* Purges the offered pages of every owned segment whose delay has passed.
+ * Segments are looked at when they count IDLE pages or carry the hint of a
+ * page parked in place (the hint protocol is at the top of this file). */
+size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
+  idle_scan_t scan = {0};
+  bool any_left = false;
+  now = (uint32_t)now; /* stamps are 32-bit milliseconds */
+  atomic_exchange_explicit(&_ebb_inplace_hint, 0, memory_order_seq_cst);
+  atomic_thread_fence(memory_order_seq_cst);
+  _ebb_lock();
+  for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
+    if (seg->kind == EBB_PAGE_LARGE) continue;
+    bool hinted = atomic_load_explicit(&seg->inplace_hint, memory_order_relaxed) != 0;
+    if (!hinted && atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
+    if (hinted) {
+      atomic_exchange_explicit(&seg->inplace_hint, 0, memory_order_acq_rel);
+      atomic_thread_fence(memory_order_seq_cst);
+    }
+    scan.idle_left = false;
+    purge_segment_idle(seg, now, delay, force, &scan);
+    if (scan.idle_left && hinted) atomic_store_explicit(&seg->inplace_hint, 1, memory_order_relaxed);
+    any_left |= scan.idle_left;
+  }
+  _ebb_unlock();
+  if (any_left) {
+    atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_seq_cst);
+    /* The purge thread may have gone to sleep after its own pass while this
+     * one (ebb_collect, or a pass on entry) had the hint at 0. */
+    if (atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst) & EBB_PT_IDLE) _ebb_purge_notify();
+  }
+  _ebb_purge_saw_in_place(scan.inplace_bytes);
+  return scan.released;
+}
+
+/* Remote frees landed on pages a purge had finished with (PURGED): offer
+ * those pages again. The freeing thread cannot do it itself: once its
+ * block is published the page may be released at any moment. */
+void _ebb_segment_reoffer_remote(void) {
+  bool any = false;
+  _ebb_lock();
+  for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
+    if (seg->kind == EBB_PAGE_LARGE || seg->used_pages == 0) continue;
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      ebb_page_t *page = &seg->pages[i];
+      if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_PURGED) continue;
+      if ((atomic_load_explicit(&page->thread_free, memory_order_acquire) & ~EBB_TF_STATE_MASK) == 0) continue;
+      any |= _ebb_page_reoffer_quiet(page);
+    }
+  }
+  _ebb_unlock();
+  if (any) _ebb_purge_notify(); /* no lock held: notify takes wake_lock */
+}
+
+/* A pass holds this segment alone (popped from the abandoned list):
+ * collects the frees other threads made, returns empty pages, purges what
+ * is free. Returns bytes released; *gone if the segment was released. */
+static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *gone) {
+  ebb_purge_batch_t batch = {0};
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    ebb_page_t *page = &seg->pages[i];
+    _ebb_page_claim(page);
+    if (page->in_use) _ebb_page_collect(page);
+    _ebb_purge_page(seg, page, &batch);
+  }
+  _ebb_purge_batch_flush(&batch);
+  /* Empty pages go back to the segment (purged: is_fresh, not offered);
+   * the last one releases the segment itself. */
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    ebb_page_t *page = &seg->pages[i];
+    if (!page->in_use || _ebb_page_used(page) != 0) continue;
+    bool last = (seg->used_pages == 1);
+    _ebb_segment_page_free(NULL, page);
+    if (last) {
+      *gone = true;
+      break;
+    }
+  }
+  return batch.released;
+}
+
+/* Collects and purges every abandoned segment. */
+size_t _ebb_segment_purge_abandoned(void) {
+  size_t released = 0;
+  _ebb_lock();
+  ebb_segment_t *list = _ebb_segment_abandoned;
+  _ebb_segment_abandoned = NULL;
+  _ebb_segment_abandoned_count = 0;
+  _ebb_unlock();
+  while (list != NULL) {
+    ebb_segment_t *seg = list;
+    list = seg->next;
+    bool gone = false;
+    released += purge_abandoned_segment(seg, &gone);
+    if (!gone) _ebb_segment_abandoned_push(seg);
+  }
+  return released;
+}
+
 /* ---- one pass -------------------------------------------------------------- */
 /* Purges every offered page whose delay has passed (all of them if force),
  * the caches, and segments of exited threads. Returns bytes released. */
 static size_t purge_run(bool force, bool explicit_call) {
   uint64_t now = _ebb_purge_clock_ms(), delay = delay_ms();
-  inuse_peak_age(now);
-  atomic_store_explicit(&budget_cached, budget(), memory_order_relaxed);
+  _ebb_budget_inuse_peak_age(now);
+  atomic_store_explicit(&_ebb_budget_cached, _ebb_budget(), memory_order_relaxed);
   if (delay == 0) force = true;
   if (atomic_exchange_explicit(&remote_hint, 0, memory_order_seq_cst)) _ebb_segment_reoffer_remote();
   /* Quiet threads first: the pages their cleaning parks are offered now. */
@@ -557,7 +619,7 @@ static bool wait_for_work(void) {
 static void *purge_thread(void *arg) {
   (void)arg;
   for (;;) {
-    limit_refresh(); /* outside the pass lock: it reads files */
+    _ebb_budget_limit_refresh(); /* outside the pass lock: it reads files */
     pass_begin();
     bool force = urgent_take();
     _ebb_purge_run(force);
@@ -639,7 +701,7 @@ void _ebb_purge_on_entry(void) {
              now >= atomic_load_explicit(&next_entry_pass, memory_order_relaxed);
   if (!due || !pass_try_begin()) return;
   atomic_store_explicit(&next_entry_pass, now + delay_ms() / 2 + 1, memory_order_relaxed);
-  limit_refresh();
+  _ebb_budget_limit_refresh();
   bool force = urgent_take();
   _ebb_purge_run(force);
   pass_end();
@@ -668,13 +730,6 @@ void _ebb_purge_notify(void) {
   if (st & (EBB_PT_IDLE | EBB_PT_URGENT)) wake_thread();
 }
 
-/* A pass saw `bytes` parked in place and not yet expired: over the budget
- * with the rest of the dirty memory, the next pass is urgent. */
-void _ebb_purge_saw_in_place(size_t bytes) {
-  if (bytes != 0 && bytes + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
-                        atomic_load_explicit(&budget_cached, memory_order_relaxed))
-    urgent_set();
-}
 
 /* ---- fork --------------------------------------------------------------------------- */
 /* No pass runs across fork; the child has no purge thread and starts one

@@ -22,25 +22,25 @@
 #include "internal.h"
 #include "prim.h"
 
-static ebb_segment_t *abandoned;       /* global lock */
-static size_t abandoned_count;         /* global lock */
+ebb_segment_t *_ebb_segment_abandoned; /* global lock */
+size_t _ebb_segment_abandoned_count;  /* global lock */
 static ebb_segment_t *cache[64];       /* global lock, oldest first */
 static size_t cache_count;             /* global lock */
-static ebb_segment_t *registry;        /* global lock */
+ebb_segment_t *_ebb_segment_registry;  /* global lock */
 
 /* ---- registry ---------------------------------------------------------- */
 void _ebb_segment_registry_add(ebb_segment_t *seg) {
   _ebb_lock();
   seg->all_prev = NULL;
-  seg->all_next = registry;
-  if (registry) registry->all_prev = seg;
-  registry = seg;
+  seg->all_next = _ebb_segment_registry;
+  if (_ebb_segment_registry) _ebb_segment_registry->all_prev = seg;
+  _ebb_segment_registry = seg;
   _ebb_unlock();
 }
 
 static void registry_remove_locked(ebb_segment_t *seg) {
   if (seg->all_prev) seg->all_prev->all_next = seg->all_next;
-  else registry = seg->all_next;
+  else _ebb_segment_registry = seg->all_next;
   if (seg->all_next) seg->all_next->all_prev = seg->all_prev;
 }
 
@@ -326,31 +326,31 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
     clear_local_tags(seg);
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
     _ebb_lock();
-    seg->next = abandoned;
-    abandoned = seg;
-    abandoned_count++;
+    seg->next = _ebb_segment_abandoned;
+    _ebb_segment_abandoned = seg;
+    _ebb_segment_abandoned_count++;
     _ebb_unlock();
   }
   atomic_store_explicit(&_ebb_abandoned_hint, 1, memory_order_relaxed);
 }
 
 static ebb_segment_t *abandoned_pop(void) {
-  if (__atomic_load_n(&abandoned_count, __ATOMIC_RELAXED) == 0) return NULL;
+  if (__atomic_load_n(&_ebb_segment_abandoned_count, __ATOMIC_RELAXED) == 0) return NULL;
   _ebb_lock();
-  ebb_segment_t *seg = abandoned;
+  ebb_segment_t *seg = _ebb_segment_abandoned;
   if (seg) {
-    abandoned = seg->next;
-    abandoned_count--;
+    _ebb_segment_abandoned = seg->next;
+    _ebb_segment_abandoned_count--;
   }
   _ebb_unlock();
   return seg;
 }
 
-static void abandoned_push(ebb_segment_t *seg) {
+void _ebb_segment_abandoned_push(ebb_segment_t *seg) {
   _ebb_lock();
-  seg->next = abandoned;
-  abandoned = seg;
-  abandoned_count++;
+  seg->next = _ebb_segment_abandoned;
+  _ebb_segment_abandoned = seg;
+  _ebb_segment_abandoned_count++;
   _ebb_unlock();
 }
 
@@ -401,155 +401,6 @@ ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   return take_page(heap, seg);
 }
 
-/* ---- purge passes --------------------------------------------------------------- */
-/* What a pass found in a segment's offered pages. */
-typedef struct idle_scan_s {
-  size_t released;       /* bytes purged */
-  size_t inplace_bytes;  /* pages parked in place, IDLE, not yet expired */
-  bool idle_left;        /* some page is still IDLE */
-} idle_scan_t;
-
-/* One offered page: stamp it the first time, claim it once its delay has
- * passed. True if the caller now holds it (PURGING). */
-static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, uint64_t delay, bool force,
-                          idle_scan_t *scan) {
-  if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_IDLE) return false;
-  uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
-  if (!force && (since == 0 || (uint32_t)((uint32_t)now - since) < delay)) {
-    if (since == 0) atomic_store_explicit(&page->idle_since, (uint32_t)now, memory_order_relaxed);
-    scan->idle_left = true;
-    /* Racy reads (the owner may take the page back meanwhile): an estimate
-     * for the budget, no more. */
-    if (__atomic_load_n(&page->offered, __ATOMIC_RELAXED) == 0)
-      scan->inplace_bytes += (size_t)__atomic_load_n(&page->capacity, __ATOMIC_RELAXED) *
-                             __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
-    return false;
-  }
-  uint32_t c = EBB_CLAIM_IDLE;
-  if (!atomic_compare_exchange_strong_explicit(&page->claim, &c, EBB_CLAIM_PURGING, memory_order_acquire,
-                                               memory_order_relaxed))
-    return false;
-  if (page->offered != 0) { /* parked in place counts nothing (page.c) */
-    atomic_fetch_sub_explicit(&seg->idle_pages, 1, memory_order_relaxed);
-    _ebb_purge_dirty_sub(page->offered);
-  }
-  return true;
-}
-
-/* Purges a segment's expired offered pages, adjacent ones in one call. */
-static void purge_segment_idle(ebb_segment_t *seg, uint64_t now, uint64_t delay, bool force, idle_scan_t *scan) {
-  ebb_page_t *held[EBB_MAX_PAGES];
-  uint32_t n = 0;
-  ebb_purge_batch_t batch = {0};
-  for (uint32_t i = 0; i < seg->page_count; i++) {
-    ebb_page_t *page = &seg->pages[i];
-    if (!claim_expired(seg, page, now, delay, force, scan)) continue;
-    _ebb_purge_page(seg, page, &batch);
-    held[n++] = page;
-  }
-  _ebb_purge_batch_flush(&batch);
-  for (uint32_t i = 0; i < n; i++) _ebb_page_purge_done(held[i]);
-  scan->released += batch.released;
-}
-
-/* Purges the offered pages of every owned segment whose delay has passed.
- * Segments are looked at when they count IDLE pages or carry the hint of a
- * page parked in place (the hint protocol is in purge.c). */
-size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
-  idle_scan_t scan = {0};
-  bool any_left = false;
-  now = (uint32_t)now; /* stamps are 32-bit milliseconds */
-  atomic_exchange_explicit(&_ebb_inplace_hint, 0, memory_order_seq_cst);
-  atomic_thread_fence(memory_order_seq_cst);
-  _ebb_lock();
-  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
-    if (seg->kind == EBB_PAGE_LARGE) continue;
-    bool hinted = atomic_load_explicit(&seg->inplace_hint, memory_order_relaxed) != 0;
-    if (!hinted && atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
-    if (hinted) {
-      atomic_exchange_explicit(&seg->inplace_hint, 0, memory_order_acq_rel);
-      atomic_thread_fence(memory_order_seq_cst);
-    }
-    scan.idle_left = false;
-    purge_segment_idle(seg, now, delay, force, &scan);
-    if (scan.idle_left && hinted) atomic_store_explicit(&seg->inplace_hint, 1, memory_order_relaxed);
-    any_left |= scan.idle_left;
-  }
-  _ebb_unlock();
-  if (any_left) {
-    atomic_store_explicit(&_ebb_inplace_hint, 1, memory_order_seq_cst);
-    /* The purge thread may have gone to sleep after its own pass while this
-     * one (ebb_collect, or a pass on entry) had the hint at 0. */
-    if (atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst) & EBB_PT_IDLE) _ebb_purge_notify();
-  }
-  _ebb_purge_saw_in_place(scan.inplace_bytes);
-  return scan.released;
-}
-
-/* Remote frees landed on pages a purge had finished with (PURGED): offer
- * those pages again. The freeing thread cannot do it itself: once its
- * block is published the page may be released at any moment. */
-void _ebb_segment_reoffer_remote(void) {
-  bool any = false;
-  _ebb_lock();
-  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
-    if (seg->kind == EBB_PAGE_LARGE || seg->used_pages == 0) continue;
-    for (uint32_t i = 0; i < seg->page_count; i++) {
-      ebb_page_t *page = &seg->pages[i];
-      if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_PURGED) continue;
-      if ((atomic_load_explicit(&page->thread_free, memory_order_acquire) & ~EBB_TF_STATE_MASK) == 0) continue;
-      any |= _ebb_page_reoffer_quiet(page);
-    }
-  }
-  _ebb_unlock();
-  if (any) _ebb_purge_notify(); /* no lock held: notify takes wake_lock */
-}
-
-/* A pass holds this segment alone (popped from the abandoned list):
- * collects the frees other threads made, returns empty pages, purges what
- * is free. Returns bytes released; *gone if the segment was released. */
-static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *gone) {
-  ebb_purge_batch_t batch = {0};
-  for (uint32_t i = 0; i < seg->page_count; i++) {
-    ebb_page_t *page = &seg->pages[i];
-    _ebb_page_claim(page);
-    if (page->in_use) _ebb_page_collect(page);
-    _ebb_purge_page(seg, page, &batch);
-  }
-  _ebb_purge_batch_flush(&batch);
-  /* Empty pages go back to the segment (purged: is_fresh, not offered);
-   * the last one releases the segment itself. */
-  for (uint32_t i = 0; i < seg->page_count; i++) {
-    ebb_page_t *page = &seg->pages[i];
-    if (!page->in_use || _ebb_page_used(page) != 0) continue;
-    bool last = (seg->used_pages == 1);
-    page_release(NULL, seg, page);
-    if (last) {
-      *gone = true;
-      break;
-    }
-  }
-  return batch.released;
-}
-
-/* Collects and purges every abandoned segment. */
-size_t _ebb_segment_purge_abandoned(void) {
-  size_t released = 0;
-  _ebb_lock();
-  ebb_segment_t *list = abandoned;
-  abandoned = NULL;
-  abandoned_count = 0;
-  _ebb_unlock();
-  while (list != NULL) {
-    ebb_segment_t *seg = list;
-    list = seg->next;
-    bool gone = false;
-    released += purge_abandoned_segment(seg, &gone);
-    if (!gone) abandoned_push(seg);
-  }
-  return released;
-}
-
 /* ---- fork ---------------------------------------------------------------------- */
 /* In a fork child (global lock held, so the registry is consistent) the
  * other threads are gone, but a thread the child creates may get the same
@@ -557,7 +408,7 @@ size_t _ebb_segment_purge_abandoned(void) {
  * an id no thread has, so they are never mistaken for local: frees to them
  * become remote frees that nobody collects (the child keeps that memory). */
 void _ebb_segment_orphan_others(uintptr_t self) {
-  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
+  for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
     if (seg->kind == EBB_PAGE_LARGE) continue;
     uintptr_t tid = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
     if (tid == 0 || tid == self) continue;
@@ -569,7 +420,7 @@ void _ebb_segment_orphan_others(uintptr_t self) {
 /* A pass asked a heap to clean itself: no page of its owner stays "local
  * and plain", so its frees take the slow path that answers (seize.c). */
 void _ebb_segment_clear_tags_locked(uintptr_t thread_id) {
-  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
+  for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
     if (seg->kind == EBB_PAGE_LARGE || atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != thread_id)
       continue;
     clear_local_tags(seg);
@@ -602,7 +453,7 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
 }
 
 void _ebb_segment_stats(ebb_stats_t *st) {
-  for (ebb_segment_t *seg = registry; seg != NULL; seg = seg->all_next) {
+  for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
     st->mapped += seg->size;
     if (seg->kind == EBB_PAGE_LARGE) {
       size_t bytes = seg->size - EBB_LARGE_HEADER_SIZE;
@@ -626,5 +477,5 @@ void _ebb_segment_stats(ebb_stats_t *st) {
     }
     for (uint32_t i = 0; i < seg->page_count; i++) page_stats(seg, &seg->pages[i], st);
   }
-  st->abandoned_count = abandoned_count;
+  st->abandoned_count = _ebb_segment_abandoned_count;
 }

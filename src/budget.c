@@ -1,0 +1,107 @@
+/* budget.c - the dirty budget: bytes in use and dirty (offered or cached,
+ * not yet purged), the bound past which purging is immediate, and the
+ * purge clock every deadline is measured with.
+ *
+ * Concurrency: the counters are relaxed atomics that any thread moves
+ * (cached segments and large blocks under the global lock, with their
+ * caches); the peak and the cached budget are racy estimates, recomputed
+ * by every pass. Over the budget, or near a limit, it marks the next pass
+ * urgent (purge.c). */
+#include "internal.h"
+#include "prim.h"
+
+_Atomic(size_t) _ebb_dirty_bytes;   /* offered or cached memory not yet purged */
+_Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start */
+_Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base */
+
+uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
+
+/* ---- the dirty budget ---------------------------------------------------- */
+/* Recomputed by every pass (and at the first offer): the offer path only
+ * compares against it. */
+_Atomic(size_t) _ebb_budget_cached = 4 * EBB_MiB;
+
+/* The budget's base is the memory in use at its peak over the last second,
+ * not at this instant: a program whose live set shrinks and grows again
+ * (bench waves) would otherwise purge at once most of what it freed, only
+ * to fault it back in - the purge delay is what returns that memory. */
+#define EBB_INUSE_PEAK_MS 1000
+static _Atomic(size_t) inuse_peak;        /* highest _ebb_inuse_bytes since inuse_peak_since */
+static _Atomic(uint64_t) inuse_peak_since; /* purge clock (ms) */
+
+/* Called when a page or a large block goes into use (not the malloc fast
+ * path). */
+void _ebb_inuse_add(size_t bytes) {
+  size_t now = atomic_fetch_add_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed) + bytes;
+  if (now > atomic_load_explicit(&inuse_peak, memory_order_relaxed))
+    atomic_store_explicit(&inuse_peak, now, memory_order_relaxed); /* racy max: an estimate */
+  if (ebb_unlikely(now + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
+                   atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed)))
+    _ebb_purge_limit_near();
+}
+
+void _ebb_inuse_sub(size_t bytes) { atomic_fetch_sub_explicit(&_ebb_inuse_bytes, bytes, memory_order_relaxed); }
+
+/* A pass restarts the peak once it is a second old. */
+void _ebb_budget_inuse_peak_age(uint64_t now) {
+  if (now - atomic_load_explicit(&inuse_peak_since, memory_order_relaxed) < EBB_INUSE_PEAK_MS) return;
+  atomic_store_explicit(&inuse_peak, atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed),
+                        memory_order_relaxed);
+  atomic_store_explicit(&inuse_peak_since, now, memory_order_relaxed);
+}
+
+/* Under a limit (limit.c), the room left below it caps the budget, the
+ * 4 MiB floor included: there, dirty memory is what the OOM killer would
+ * take the program for. */
+static size_t limit_room(size_t inuse) {
+  size_t ceiling = atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed);
+  return ceiling > inuse ? ceiling - inuse : 0;
+}
+
+size_t _ebb_budget(void) {
+  size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
+  size_t peak = atomic_load_explicit(&inuse_peak, memory_order_relaxed);
+  size_t room = limit_room(inuse);
+  if (peak > inuse) inuse = peak;
+  size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
+  size_t floor = 4 * EBB_MiB, max = (size_t)_ebb_option(EBB_OPT_DIRTY_MAX);
+  if (frac < floor) frac = floor;
+  if (frac > max) frac = max;
+  return frac < room ? frac : room;
+}
+
+/* Reads the limits at the thread's start and about once a second while it
+ * works (the cgroup's usage moves with other processes and the page
+ * cache; ebb's own growth between samples is followed by the ceiling). */
+#define EBB_LIMIT_SAMPLE_MS 1000
+static _Atomic(uint64_t) limit_sampled_at; /* purge clock (ms); 0: never */
+
+void _ebb_budget_limit_refresh(void) {
+  uint64_t now = _ebb_purge_clock_ms(), last = atomic_load_explicit(&limit_sampled_at, memory_order_relaxed);
+  if (last != 0 && now - last < EBB_LIMIT_SAMPLE_MS) return;
+  atomic_store_explicit(&limit_sampled_at, now, memory_order_relaxed);
+  size_t dirty = atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
+  _ebb_limit_sample(atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed) + dirty);
+  if (dirty > _ebb_budget()) _ebb_purge_urgent_set();
+}
+
+void _ebb_purge_dirty_add(size_t bytes) {
+  size_t d = atomic_fetch_add_explicit(&_ebb_dirty_bytes, bytes, memory_order_seq_cst) + bytes;
+  if (ebb_unlikely(d > atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed))) {
+    atomic_store_explicit(&_ebb_budget_cached, _ebb_budget(), memory_order_relaxed);
+    if (d > atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed))
+      _ebb_purge_urgent_set();
+  }
+}
+
+void _ebb_purge_dirty_sub(size_t bytes) {
+  atomic_fetch_sub_explicit(&_ebb_dirty_bytes, bytes, memory_order_relaxed);
+}
+
+/* A pass saw `bytes` parked in place and not yet expired: over the budget
+ * with the rest of the dirty memory, the next pass is urgent. */
+void _ebb_purge_saw_in_place(size_t bytes) {
+  if (bytes != 0 && bytes + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
+                        atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed))
+    _ebb_purge_urgent_set();
+}
