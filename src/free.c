@@ -144,9 +144,16 @@ EBB_STD(__libc_free, ebb_free);
 /* NULL, large blocks, and pointers that are not ebb's. */
 ebb_noinline void _ebb_free_slow(void *p) {
   if (p == NULL) return;
-  if (_ebb_map_kind(p) == EBB_MAP_LARGE && ((uintptr_t)p & EBB_SEGMENT_MASK) == 0) {
-    _ebb_large_free(_ebb_large_segment_of(p));
-    return;
+  if (((uintptr_t)p & EBB_SEGMENT_MASK) == 0) {
+    if (_ebb_map_kind(p) == EBB_MAP_LARGE) {
+      _ebb_large_free(_ebb_large_segment_of(p));
+      return;
+    }
+    /* A large block freed before waits in the large cache, unmarked. */
+    if (_ebb_large_is_cached(p)) {
+      _ebb_error_double_free(p);
+      return;
+    }
   }
   _ebb_error_foreign("free", p);
 }

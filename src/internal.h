@@ -490,6 +490,7 @@ void _ebb_free_slow(void *p);
 /* ---- large.c: large blocks and the large cache ------------------------- */
 void *_ebb_large_alloc(size_t size, size_t align, bool zero);
 void _ebb_large_free(ebb_segment_t *seg);
+bool _ebb_large_is_cached(const void *p); /* p is a freed large block waiting in the cache */
 void *_ebb_large_realloc(ebb_segment_t *seg, size_t size); /* stays large; NULL only when a grow fails */
 size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 ebb_segment_t *_ebb_large_segment_of(const void *p);

@@ -107,6 +107,14 @@ static bool large_cache_put(ebb_segment_t *seg) {
   return kept;
 }
 
+bool _ebb_large_is_cached(const void *p) {
+  bool found = false;
+  _ebb_lock();
+  for (const ebb_segment_t *seg = large_cache; seg != NULL && !found; seg = seg->next) found = seg->pages[0].start == p;
+  _ebb_unlock();
+  return found;
+}
+
 static void large_unmap(ebb_segment_t *seg) {
   _ebb_segment_registry_remove(seg);
   _ebb_os_unmap(seg, seg->size);

@@ -16,7 +16,9 @@
 #define BLOCK 32 /* bytes per block; a program may set another */
 #endif
 #define NEIGHBOURS 8 /* live blocks of the same size kept around the misused one */
-#define AFTER 512    /* blocks allocated after the misuse, checked for duplicates */
+/* Blocks allocated after the misuse, checked for duplicates: enough to
+ * empty a page's lists of small blocks, a few of the big ones. */
+#define AFTER (BLOCK <= 8192 ? 512 : 16)
 
 static void *misuse(void);
 

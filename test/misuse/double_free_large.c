@@ -1,0 +1,14 @@
+/* expect: SIGABRT */
+/* stderr: ebb: error: double free of 0x */
+/* double_free_large.c - a large block (its own mapping) freed twice: the
+ * first free keeps it in the large cache for reuse, where the second free
+ * finds it. */
+#define BLOCK (2 * 1024 * 1024)
+#include "double_free.h"
+
+static void *misuse(void) {
+  void *p = block(1);
+  free(p);
+  free(p);
+  return p;
+}
