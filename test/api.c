@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "ebb.h"
 
 /* C23 functions that glibc 2.36 does not declare yet. */
@@ -29,54 +29,6 @@ void free_aligned_sized(void *p, size_t alignment, size_t size);
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
-#define MAX_PRINTED_FAILURES 60
-
-/* ---- the framework ---------------------------------------------------- */
-
-static int checks_run;
-static int checks_failed;
-static const char *test_name = "-"; /* "suite.test" currently running */
-
-static bool check_pass(void) {
-  checks_run++;
-  return true;
-}
-
-static void report_failure_head(const char *file, int line, const char *expr) {
-  checks_run++;
-  checks_failed++;
-  if (checks_failed <= MAX_PRINTED_FAILURES)
-    fprintf(stderr, "%s:%d: [%s] CHECK failed: %s", file, line, test_name, expr);
-  else if (checks_failed == MAX_PRINTED_FAILURES + 1)
-    fprintf(stderr, "(further failures counted, not printed)\n");
-}
-
-static bool check_fail(const char *file, int line, const char *expr) {
-  report_failure_head(file, line, expr);
-  if (checks_failed <= MAX_PRINTED_FAILURES)
-    fputc('\n', stderr);
-  return false;
-}
-
-__attribute__((format(printf, 4, 5)))
-static bool check_failf(const char *file, int line, const char *expr, const char *fmt, ...) {
-  report_failure_head(file, line, expr);
-  if (checks_failed <= MAX_PRINTED_FAILURES) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(" -- ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-  }
-  return false;
-}
-
-/* Both evaluate to the outcome, so a test can stop early:
- * if (!CHECK(p != NULL)) return; */
-#define CHECK(cond) ((cond) ? check_pass() : check_fail(__FILE__, __LINE__, #cond))
-#define CHECKF(cond, ...) \
-  ((cond) ? check_pass() : check_failf(__FILE__, __LINE__, #cond, __VA_ARGS__))
 
 /* ---- the two tables under test ------------------------------------------ */
 
@@ -294,7 +246,7 @@ static void test_other_zero_sizes(const api_t *A) {
   CHECK(A->posix_memalign(&pm, 64, 0) == 0);
   p[7] = pm; /* POSIX allows NULL here; free takes either */
   for (int i = 0; i < 7; i++)
-    CHECKF(p[i] != NULL, "zero-size variant #%d returned NULL", i);
+    CHECK_MSG(p[i] != NULL, "zero-size variant #%d returned NULL", i);
   CHECK(is_aligned(p[5], 64) && is_aligned(p[6], 64) && is_aligned(p[7], 64));
   for (int i = 0; i < 8; i++)
     A->free(p[i]);
@@ -309,8 +261,8 @@ static size_t small_block_size(size_t i) { return 1 + i / PER_SIZE; }
 static void verify_small_blocks(void **blocks, const size_t *order, size_t from, size_t to) {
   for (size_t k = from; k < to; k++) {
     size_t i = order[k];
-    CHECKF(pattern_mismatch(blocks[i], small_block_size(i), i) == SIZE_MAX,
-           "block %zu of size %zu was overwritten", i, small_block_size(i));
+    CHECK_MSG(pattern_mismatch(blocks[i], small_block_size(i), i) == SIZE_MAX,
+              "block %zu of size %zu was overwritten", i, small_block_size(i));
   }
 }
 
@@ -325,8 +277,8 @@ static void test_every_small_size(const api_t *A) {
     order[i] = i;
     if (!CHECK((blocks[i] = A->malloc(n)) != NULL))
       return;
-    CHECKF(A->usable(blocks[i]) >= n, "size %zu", n);
-    CHECKF(is_aligned(blocks[i], fundamental_alignment(n)), "malloc(%zu) = %p", n, blocks[i]);
+    CHECK_MSG(A->usable(blocks[i]) >= n, "size %zu", n);
+    CHECK_MSG(is_aligned(blocks[i], fundamental_alignment(n)), "malloc(%zu) = %p", n, blocks[i]);
     pattern_fill(blocks[i], 0, n, i);
   }
   verify_small_blocks(blocks, order, 0, SMALL_BLOCKS);
@@ -342,11 +294,11 @@ static void test_every_small_size(const api_t *A) {
 
 static void check_usable(const api_t *A, size_t n) {
   uint8_t *p = A->malloc(n);
-  if (!CHECKF(p != NULL, "malloc(%zu)", n))
+  if (!CHECK_MSG(p != NULL, "malloc(%zu)", n))
     return;
   size_t u = A->usable(p);
-  CHECKF(u >= n, "usable(malloc(%zu)) = %zu", n, u);
-  CHECKF(is_aligned(p, fundamental_alignment(n)), "malloc(%zu) = %p", n, (void *)p);
+  CHECK_MSG(u >= n, "usable(malloc(%zu)) = %zu", n, u);
+  CHECK_MSG(is_aligned(p, fundamental_alignment(n)), "malloc(%zu) = %p", n, (void *)p);
   memset(p, 0x5A, u); /* all usable bytes belong to the caller */
   A->free(p);
 }
@@ -408,17 +360,17 @@ static void check_alignment(const api_t *A, size_t fn, size_t alignment) {
   const char *name = aligned_fns[fn].name;
   for (size_t k = 0; k < ALIGNED_SIZES; k++) {
     p[k] = aligned_fns[fn].fn(A, alignment, sizes[k]);
-    CHECKF(p[k] != NULL && is_aligned(p[k], alignment), "%s(%zu, %zu) = %p", name,
-           alignment, sizes[k], p[k]);
+    CHECK_MSG(p[k] != NULL && is_aligned(p[k], alignment), "%s(%zu, %zu) = %p", name, alignment,
+              sizes[k], p[k]);
     if (p[k] == NULL)
       continue;
-    CHECKF(A->usable(p[k]) >= sizes[k], "%s(%zu, %zu)", name, alignment, sizes[k]);
+    CHECK_MSG(A->usable(p[k]) >= sizes[k], "%s(%zu, %zu)", name, alignment, sizes[k]);
     memset(p[k], (int)k + 1, sizes[k]);
   }
   for (size_t k = 0; k < ALIGNED_SIZES; k++)
     if (p[k] != NULL)
-      CHECKF(bytes_mismatch(p[k], sizes[k], (uint8_t)(k + 1)) == SIZE_MAX,
-             "%s(%zu, %zu) overlaps another block", name, alignment, sizes[k]);
+      CHECK_MSG(bytes_mismatch(p[k], sizes[k], (uint8_t)(k + 1)) == SIZE_MAX,
+                "%s(%zu, %zu) overlaps another block", name, alignment, sizes[k]);
   for (size_t k = 0; k < ALIGNED_SIZES; k++)
     free_aligned_block(A, fn, p[k], alignment, sizes[k], k);
 }
@@ -439,8 +391,8 @@ static void test_posix_memalign_bad(const api_t *A) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     void *sentinel = (void *)&sentinel, *p = sentinel;
     int rc = A->posix_memalign(&p, bad[i], 64);
-    CHECKF(rc == EINVAL, "posix_memalign(alignment %zu) returned %d", bad[i], rc);
-    CHECKF(p == sentinel, "posix_memalign(alignment %zu) wrote *out", bad[i]);
+    CHECK_MSG(rc == EINVAL, "posix_memalign(alignment %zu) returned %d", bad[i], rc);
+    CHECK_MSG(p == sentinel, "posix_memalign(alignment %zu) wrote *out", bad[i]);
     if (rc == 0)
       A->free(p);
   }
@@ -453,13 +405,13 @@ static void test_aligned_alloc_bad(const api_t *A) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     errno = 0;
     void *p = A->aligned_alloc(bad[i], 64);
-    CHECKF(p == NULL && errno == EINVAL, "aligned_alloc(%zu, 64) = %p, errno %d", bad[i], p,
-           errno);
+    CHECK_MSG(p == NULL && errno == EINVAL, "aligned_alloc(%zu, 64) = %p, errno %d", bad[i], p,
+              errno);
     A->free(p);
   }
   for (size_t a = 1; a <= 4; a *= 2) {
     void *p = A->aligned_alloc(a, 24);
-    CHECKF(p != NULL && A->usable(p) >= 24, "aligned_alloc(%zu, 24)", a);
+    CHECK_MSG(p != NULL && A->usable(p) >= 24, "aligned_alloc(%zu, 24)", a);
     A->free(p);
   }
 }
@@ -475,10 +427,10 @@ static void test_memalign_rounding(const api_t *A) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
       void *p = A->memalign(cases[i].asked, sizes[s]);
-      CHECKF(p != NULL && is_aligned(p, cases[i].expect), "memalign(%zu, %zu) = %p",
-             cases[i].asked, sizes[s], p);
-      CHECKF(p == NULL || A->usable(p) >= sizes[s], "memalign(%zu, %zu)", cases[i].asked,
-             sizes[s]);
+      CHECK_MSG(p != NULL && is_aligned(p, cases[i].expect), "memalign(%zu, %zu) = %p",
+                cases[i].asked, sizes[s], p);
+      CHECK_MSG(p == NULL || A->usable(p) >= sizes[s], "memalign(%zu, %zu)", cases[i].asked,
+                sizes[s]);
       A->free(p);
     }
   }
@@ -492,9 +444,9 @@ static void test_valloc(const api_t *A) {
   for (size_t i = 0; i < PAGE_SIZES_TO_TRY; i++) {
     size_t n = page_sizes_to_try[i];
     void *p = A->valloc(n);
-    if (!CHECKF(p != NULL && is_aligned(p, ps), "valloc(%zu) = %p", n, p))
+    if (!CHECK_MSG(p != NULL && is_aligned(p, ps), "valloc(%zu) = %p", n, p))
       continue;
-    CHECKF(A->usable(p) >= n, "valloc(%zu)", n);
+    CHECK_MSG(A->usable(p) >= n, "valloc(%zu)", n);
     memset(p, 0x11, n);
     A->free(p);
   }
@@ -506,9 +458,9 @@ static void test_pvalloc(const api_t *A) {
   for (size_t i = 0; i < PAGE_SIZES_TO_TRY; i++) {
     size_t n = page_sizes_to_try[i], whole = round_up(n, ps);
     void *p = A->pvalloc(n);
-    if (!CHECKF(p != NULL && is_aligned(p, ps), "pvalloc(%zu) = %p", n, p))
+    if (!CHECK_MSG(p != NULL && is_aligned(p, ps), "pvalloc(%zu) = %p", n, p))
       continue;
-    CHECKF(A->usable(p) >= whole, "pvalloc(%zu): usable %zu", n, A->usable(p));
+    CHECK_MSG(A->usable(p) >= whole, "pvalloc(%zu): usable %zu", n, A->usable(p));
     memset(p, 0x22, whole);
     A->free(p);
   }
@@ -532,13 +484,13 @@ static void calloc_expect_zero(const api_t *A, size_t n, size_t count) {
   for (size_t i = 0; i < count; i++) {
     /* alternate the two ways of saying n bytes */
     p[i] = (i % 2 == 0 || n % 8 != 0) ? A->calloc(1, n) : A->calloc(n / 8, 8);
-    CHECKF(p[i] != NULL, "calloc of %zu bytes", n);
+    CHECK_MSG(p[i] != NULL, "calloc of %zu bytes", n);
   }
   for (size_t i = 0; i < count; i++) {
     if (p[i] == NULL)
       continue;
     size_t bad = bytes_mismatch(p[i], n, 0);
-    CHECKF(bad == SIZE_MAX, "calloc(%zu) block %zu not zero near offset %zu", n, i, bad);
+    CHECK_MSG(bad == SIZE_MAX, "calloc(%zu) block %zu not zero near offset %zu", n, i, bad);
     memset(p[i], 0xAA, n); /* dirty again for the next size */
   }
   for (size_t i = 0; i < count; i++)
@@ -569,13 +521,12 @@ static void realloc_walk(const api_t *A, const char *what, const size_t *sizes, 
   for (size_t i = 1; i < count; i++) {
     size_t n = sizes[i];
     uint8_t *q = A->realloc(p, n);
-    if (!CHECKF(q != NULL, "%s: realloc(%zu -> %zu)", what, old, n))
+    if (!CHECK_MSG(q != NULL, "%s: realloc(%zu -> %zu)", what, old, n))
       break;
     p = q;
     size_t bad = pattern_mismatch(p, min_size(old, n), seed);
-    CHECKF(bad == SIZE_MAX, "%s: realloc(%zu -> %zu) lost content near %zu", what, old, n,
-           bad);
-    CHECKF(A->usable(p) >= n, "%s: realloc to %zu", what, n);
+    CHECK_MSG(bad == SIZE_MAX, "%s: realloc(%zu -> %zu) lost content near %zu", what, old, n, bad);
+    CHECK_MSG(A->usable(p) >= n, "%s: realloc to %zu", what, n);
     if (n > old)
       pattern_fill(p, old, n, seed);
     old = n;
@@ -638,7 +589,7 @@ static void test_reallocarray(const api_t *A) {
 /* ---- errors -------------------------------------------------------------- */
 
 static void check_enomem(const char *what, void *p, int err) {
-  CHECKF(p == NULL && err == ENOMEM, "%s = %p, errno %d", what, p, err);
+  CHECK_MSG(p == NULL && err == ENOMEM, "%s = %p, errno %d", what, p, err);
 }
 
 #define EXPECT_ENOMEM(A, call) \
@@ -687,15 +638,15 @@ static void test_absurd_alignments(const api_t *A) {
     size_t a = aligns[i];
     errno = 0;
     void *p = A->aligned_alloc(a, 64);
-    CHECKF(p == NULL && (errno == ENOMEM || errno == EINVAL), "aligned_alloc(%#zx) = %p", a, p);
+    CHECK_MSG(p == NULL && (errno == ENOMEM || errno == EINVAL), "aligned_alloc(%#zx) = %p", a, p);
     A->free(p);
     errno = 0;
     p = A->memalign(a, 64);
-    CHECKF(p == NULL && (errno == ENOMEM || errno == EINVAL), "memalign(%#zx) = %p", a, p);
+    CHECK_MSG(p == NULL && (errno == ENOMEM || errno == EINVAL), "memalign(%#zx) = %p", a, p);
     A->free(p);
     p = NULL;
     int rc = A->posix_memalign(&p, a, 64);
-    CHECKF(rc == ENOMEM || rc == EINVAL, "posix_memalign(%#zx) returned %d", a, rc);
+    CHECK_MSG(rc == ENOMEM || rc == EINVAL, "posix_memalign(%#zx) returned %d", a, rc);
     if (rc == 0)
       A->free(p);
   }
@@ -716,7 +667,7 @@ static void check_realloc_fails_keeps(const api_t *A, size_t n) {
   errno = 0;
   q = A->realloc(p, opaque((size_t)PTRDIFF_MAX + 1));
   check_enomem("realloc(p, PTRDIFF_MAX + 1)", q, errno);
-  CHECKF(pattern_mismatch(p, n, n) == SIZE_MAX, "block of %zu changed by failed realloc", n);
+  CHECK_MSG(pattern_mismatch(p, n, n) == SIZE_MAX, "block of %zu changed by failed realloc", n);
   uint8_t *r = A->realloc(p, n + 1); /* and it still works as a block */
   CHECK(r != NULL && pattern_mismatch(r, n, n) == SIZE_MAX);
   A->free(r != NULL ? r : p);
@@ -746,7 +697,7 @@ static void test_free_sized(const api_t *A) {
   for (size_t i = 0; i < count; i++) {
     size_t n = sizes[i], c = n / 8 + 1;
     void *p = A->malloc(n), *q = A->calloc(c, 8), *r = A->realloc(A->malloc(n), n + 3);
-    CHECKF(p != NULL && q != NULL && r != NULL, "size %zu", n);
+    CHECK_MSG(p != NULL && q != NULL && r != NULL, "size %zu", n);
     A->free_sized(p, n);
     A->free_sized(q, c * 8);
     A->free_sized(r, n + 3);
@@ -759,8 +710,8 @@ static void test_free_aligned_sized(const api_t *A) {
   for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
       void *p = A->aligned_alloc(aligns[a], sizes[s]);
-      CHECKF(p != NULL && is_aligned(p, aligns[a]), "aligned_alloc(%zu, %zu)", aligns[a],
-             sizes[s]);
+      CHECK_MSG(p != NULL && is_aligned(p, aligns[a]), "aligned_alloc(%zu, %zu)", aligns[a],
+                sizes[s]);
       A->free_aligned_sized(p, aligns[a], sizes[s]);
     }
 }
@@ -776,12 +727,12 @@ static void check_mallinfo_counts(const api_t *A) {
   struct mallinfo2 mi2 = A->mallinfo2();
   struct mallinfo mi = A->mallinfo();
   size_t small = (size_t)HELD_SMALL * KiB * 9 / 10, all = small + HELD_LARGE;
-  CHECKF(mi2.uordblks >= small, "mallinfo2 uordblks %zu", mi2.uordblks);
-  CHECKF(mi2.uordblks + mi2.hblkhd >= all, "uordblks %zu + hblkhd %zu", mi2.uordblks,
-         mi2.hblkhd);
-  CHECKF(mi.uordblks >= 0 && (size_t)mi.uordblks >= small, "mallinfo uordblks %d", mi.uordblks);
-  CHECKF((size_t)mi.uordblks + (size_t)mi.hblkhd >= all, "mallinfo %d + %d", mi.uordblks,
-         mi.hblkhd);
+  CHECK_MSG(mi2.uordblks >= small, "mallinfo2 uordblks %zu", mi2.uordblks);
+  CHECK_MSG(mi2.uordblks + mi2.hblkhd >= all, "uordblks %zu + hblkhd %zu", mi2.uordblks,
+            mi2.hblkhd);
+  CHECK_MSG(mi.uordblks >= 0 && (size_t)mi.uordblks >= small, "mallinfo uordblks %d", mi.uordblks);
+  CHECK_MSG((size_t)mi.uordblks + (size_t)mi.hblkhd >= all, "mallinfo %d + %d", mi.uordblks,
+            mi.hblkhd);
 }
 
 static void test_mallinfo(const api_t *A) {
@@ -803,9 +754,9 @@ static void test_trim_and_print(const api_t *A) {
   void *p = A->malloc(10 * MiB);
   A->free(p);
   int r = A->trim(0);
-  CHECKF(r == 0 || r == 1, "malloc_trim(0) = %d", r);
+  CHECK_MSG(r == 0 || r == 1, "malloc_trim(0) = %d", r);
   r = A->trim(64 * KiB);
-  CHECKF(r == 0 || r == 1, "malloc_trim(64 KiB) = %d", r);
+  CHECK_MSG(r == 0 || r == 1, "malloc_trim(64 KiB) = %d", r);
   CHECK(stderr_bytes_of(A->stats) > 0);
   p = A->malloc(100); /* still allocates after a trim */
   CHECK(p != NULL);
@@ -819,7 +770,7 @@ static void test_mallopt(const api_t *A) {
                                 M_TRIM_THRESHOLD};
   CHECK(A->mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 1);
   for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
-    CHECKF(A->mallopt(ignored[i], 4) == 1, "mallopt(%d, 4)", ignored[i]);
+    CHECK_MSG(A->mallopt(ignored[i], 4) == 1, "mallopt(%d, 4)", ignored[i]);
   CHECK(A->mallopt(12345, 1) == 0);
   const size_t sizes[] = {256 * KiB - 1, 256 * KiB, 256 * KiB + 1, 100, 3 * MiB};
   realloc_walk(A, "after mallopt", sizes, sizeof sizes / sizeof sizes[0]);
@@ -841,13 +792,13 @@ static void test_owns_live_blocks(void) {
                                  600 * KiB, 3 * MiB, 8 * MiB, 64 * MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     void *p = malloc(sizes[i]), *q = ebb_calloc(1, sizes[i]);
-    CHECKF(ebb_owns(p) && ebb_owns(q), "blocks of %zu", sizes[i]);
+    CHECK_MSG(ebb_owns(p) && ebb_owns(q), "blocks of %zu", sizes[i]);
     free(p);
     ebb_free(q);
   }
   for (size_t a = 16; a <= 2 * MiB; a *= 8) {
     void *p = aligned_alloc(a, 100), *q = ebb_memalign(a, a * 3);
-    CHECKF(ebb_owns(p) && ebb_owns(q), "alignment %zu", a);
+    CHECK_MSG(ebb_owns(p) && ebb_owns(q), "alignment %zu", a);
     free(p);
     free(q);
   }
@@ -896,8 +847,8 @@ static void test_stats_header(void) {
   ebb_stats_t s = stats_now();
   CHECK(s.version == EBB_STATS_VERSION);
   CHECK(s.size == sizeof(ebb_stats_t));
-  CHECKF(s.mapped >= s.live, "mapped %llu, live %llu", (unsigned long long)s.mapped,
-         (unsigned long long)s.live);
+  CHECK_MSG(s.mapped >= s.live, "mapped %llu, live %llu", (unsigned long long)s.mapped,
+            (unsigned long long)s.live);
   CHECK(s.large_live <= s.live);
   CHECK(s.heaps_count >= 1 && s.segments_count >= 1);
   errno = 0;
@@ -919,16 +870,16 @@ static void test_stats_live(void) {
   /* `live` counts blocks freed into a parked page (or by another thread)
    * until a purge pass collects them, so `before` may hold a few KiB that a
    * pass has collected since: allow 1 MiB. */
-  CHECKF(held.live + 1 * MiB >= before.live + 50 * MiB, "live %.1f -> %.1f MiB", MB_OF(before.live),
-         MB_OF(held.live));
+  CHECK_MSG(held.live + 1 * MiB >= before.live + 50 * MiB, "live %.1f -> %.1f MiB",
+            MB_OF(before.live), MB_OF(held.live));
   CHECK(held.mapped >= held.live);
   struct mallinfo2 mi = mallinfo2();
-  CHECKF(mi.uordblks >= 50 * MiB, "uordblks %.1f MiB", MB_OF(mi.uordblks));
+  CHECK_MSG(mi.uordblks >= 50 * MiB, "uordblks %.1f MiB", MB_OF(mi.uordblks));
   for (size_t i = 0; i < COUNT; i++)
     free(blocks[i]);
   ebb_stats_t after = stats_now();
-  CHECKF(after.live <= before.live + 1 * MiB, "live %.1f -> %.1f -> %.1f MiB",
-         MB_OF(before.live), MB_OF(held.live), MB_OF(after.live));
+  CHECK_MSG(after.live <= before.live + 1 * MiB, "live %.1f -> %.1f -> %.1f MiB",
+            MB_OF(before.live), MB_OF(held.live), MB_OF(after.live));
   CHECK(after.mapped >= after.live);
 }
 
@@ -963,8 +914,8 @@ static void check_realloc_zero_frees(const api_t *A) {
     CHECK(A->realloc(p[i], 0) == NULL);
   CHECK(A->realloc(large, 0) == NULL);
   ebb_stats_t after = stats_now();
-  CHECKF(after.live <= before.live + 64 * KiB, "%s: live %.2f -> %.2f MiB", A->name,
-         MB_OF(before.live), MB_OF(after.live));
+  CHECK_MSG(after.live <= before.live + 64 * KiB, "%s: live %.2f -> %.2f MiB", A->name,
+            MB_OF(before.live), MB_OF(after.live));
 }
 
 /* EBB_REALLOC_MAP (64 KiB by default): a block that realloc grows to that
@@ -976,7 +927,7 @@ static void check_realloc_growth_mapped(const api_t *A) {
   ebb_stats_t before = stats_now();
   uint8_t *q = A->malloc(100 * KiB);
   if (!CHECK(q != NULL)) return;
-  CHECKF(stats_now().large_count == before.large_count, "%s: malloc(100 KiB) is large", A->name);
+  CHECK_MSG(stats_now().large_count == before.large_count, "%s: malloc(100 KiB) is large", A->name);
   A->free(q);
 
   uint8_t *p = A->malloc(40 * KiB);
@@ -985,7 +936,8 @@ static void check_realloc_growth_mapped(const api_t *A) {
   q = A->realloc(p, 65 * KiB); /* grown to the threshold: its own mapping */
   if (!CHECK(q != NULL)) return;
   p = q;
-  CHECKF(stats_now().large_count == before.large_count + 1, "%s: realloc(40 -> 65 KiB) stayed in a class", A->name);
+  CHECK_MSG(stats_now().large_count == before.large_count + 1,
+            "%s: realloc(40 -> 65 KiB) stayed in a class", A->name);
   CHECK(pattern_mismatch(p, 40 * KiB, 11) == SIZE_MAX);
   pattern_fill(p, 40 * KiB, 65 * KiB, 11);
   static const size_t steps[] = {200 * KiB, 3 * MiB, 3 * MiB + 1, 2 * MiB, 300 * KiB};
@@ -993,13 +945,14 @@ static void check_realloc_growth_mapped(const api_t *A) {
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
     size_t n = steps[i];
     q = A->realloc(p, n);
-    if (!CHECKF(q != NULL, "%s: realloc(%zu -> %zu)", A->name, old, n)) break;
+    if (!CHECK_MSG(q != NULL, "%s: realloc(%zu -> %zu)", A->name, old, n))
+      break;
     p = q;
-    CHECKF(pattern_mismatch(p, min_size(old, n), 11) == SIZE_MAX, "%s: realloc(%zu -> %zu) lost content", A->name,
-           old, n);
-    CHECKF(A->usable(p) >= n, "%s: usable %zu < %zu", A->name, A->usable(p), n);
-    CHECKF(stats_now().large_count == before.large_count + 1, "%s: realloc(%zu -> %zu) left the mapping", A->name,
-           old, n);
+    CHECK_MSG(pattern_mismatch(p, min_size(old, n), 11) == SIZE_MAX,
+              "%s: realloc(%zu -> %zu) lost content", A->name, old, n);
+    CHECK_MSG(A->usable(p) >= n, "%s: usable %zu < %zu", A->name, A->usable(p), n);
+    CHECK_MSG(stats_now().large_count == before.large_count + 1,
+              "%s: realloc(%zu -> %zu) left the mapping", A->name, old, n);
     if (n > old) pattern_fill(p, old, n, 11);
     old = n;
   }
@@ -1009,7 +962,8 @@ static void check_realloc_growth_mapped(const api_t *A) {
   if (CHECK(q != NULL)) {
     p = q;
     CHECK(pattern_mismatch(p, 10 * KiB, 11) == SIZE_MAX);
-    CHECKF(stats_now().large_count == before.large_count, "%s: realloc to 10 KiB kept the mapping", A->name);
+    CHECK_MSG(stats_now().large_count == before.large_count,
+              "%s: realloc to 10 KiB kept the mapping", A->name);
   }
   A->free(p);
 }
@@ -1034,16 +988,16 @@ static void test_cross_surface(void) {
 typedef void (*api_test_fn)(const api_t *A);
 
 static void run_api_test(const api_t *A, const char *name, api_test_fn fn) {
-  static char label[96];
+  char label[96];
   snprintf(label, sizeof label, "%s.%s", A->name, name);
-  test_name = label;
+  check_context("%s", label);
   printf("run  %s\n", label);
   fflush(stdout);
   fn(A);
 }
 
 static void run_ebb_test(const char *name, void (*fn)(void)) {
-  test_name = name;
+  check_context("%s", name);
   printf("run  ebb.%s\n", name);
   fflush(stdout);
   fn();
@@ -1098,7 +1052,5 @@ int main(void) {
   run_ebb_suite();
   RUN_API(&std_api, test_mallopt);
   RUN_API(&ebb_api, test_mallopt);
-  printf("test_api: %d checks, %d failed: %s\n", checks_run, checks_failed,
-         checks_failed == 0 ? "PASS" : "FAIL");
-  return checks_failed == 0 ? 0 : 1;
+  return check_summary("test_api");
 }

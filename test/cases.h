@@ -1,41 +1,27 @@
 /* test/cases.h - what the tests that run each case in a process of its own
- * share (test/purge.c, test/limits.c): the CHECK framework, the
- * environment a case's process gets, pointer arrays outside the allocator.
+ * share (test/purge.c, test/limits.c), on top of check.h: the case's name
+ * in its failure lines, the environment a case's process gets, pointer
+ * arrays outside the allocator.
  * Header-only, static: each test is one file. */
 #ifndef EBB_TEST_CASES_H
 #define EBB_TEST_CASES_H
 
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "check.h"
+
 extern char **environ;
 
-static int checks_run, checks_failed;
 static char case_name = '?'; /* the case running in this process */
 
-static inline bool check_result(bool ok, const char *file, int line, const char *expr, const char *fmt, ...) {
-  checks_run++;
-  if (ok) return true;
-  checks_failed++;
-  fprintf(stderr, "%s:%d: [case %c] CHECK failed: %s", file, line, case_name, expr);
-  if (fmt != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(" -- ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-  }
-  fputc('\n', stderr);
-  return false;
+/* Names the case running in this process: its failure lines say "[case a]". */
+static inline void case_begin(char name) {
+  case_name = name;
+  check_context("case %c", name);
 }
-
-/* Both evaluate to the outcome: if (!CHECK(p != NULL)) return; */
-#define CHECK(cond) check_result((cond), __FILE__, __LINE__, #cond, NULL)
-#define CHECKF(cond, ...) check_result((cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
 
 /* This process's environment without its EBB_ variables, plus `extra`
  * (NULL-terminated): a case's options are its own. Free the array (not

@@ -50,7 +50,6 @@
 #define MiB ((size_t)1 << 20)
 #define GiB ((size_t)1 << 30)
 #define TiB ((size_t)1 << 40)
-#define SKIP 77
 
 #include "cases.h"
 #ifndef LIMITS_GLIBC
@@ -78,7 +77,7 @@ static size_t backing_bytes(void) {
 /* ---- a. absurd requests --------------------------------------------------- */
 /* `what` returned p: it must be NULL with ENOMEM. */
 static void expect_enomem(void *p, int err, const char *what, size_t size) {
-  CHECKF(p == NULL && err == ENOMEM, "%s(%zu GiB) gave %p, errno %d", what, size / GiB, p, err);
+  CHECK_MSG(p == NULL && err == ENOMEM, "%s(%zu GiB) gave %p, errno %d", what, size / GiB, p, err);
   free(p);
 }
 
@@ -99,7 +98,7 @@ static void absurd_sizes(size_t backing) {
  * is served (aligned). A huge size with any alignment is refused. */
 static void absurd_alignments(void) {
   void *p = memalign(TiB, 1);
-  CHECKF(p != NULL && ((uintptr_t)p & (TiB - 1)) == 0, "memalign(1 TiB, 1) gave %p, errno %d", p, errno);
+  CHECK_MSG(p != NULL && ((uintptr_t)p & (TiB - 1)) == 0, "memalign(1 TiB, 1) gave %p, errno %d", p, errno);
   if (p != NULL) memset(p, 1, 1);
   free(p);
   errno = 0;
@@ -110,7 +109,7 @@ static void absurd_alignments(void) {
   expect_enomem(p, errno, "aligned_alloc(64 MiB, .)", TiB);
   p = NULL;
   int rc = posix_memalign(&p, 4096, TiB);
-  CHECKF(rc == ENOMEM && p == NULL, "posix_memalign(4096, 1 TiB): %d, %p", rc, p);
+  CHECK_MSG(rc == ENOMEM && p == NULL, "posix_memalign(4096, 1 TiB): %d, %p", rc, p);
 }
 
 /* realloc growing a block of `size` to 1 TiB fails and leaves it intact. */
@@ -121,14 +120,14 @@ static void absurd_realloc(size_t size) {
   errno = 0;
   void *q = realloc(p, TiB);
   int err = errno;
-  CHECKF(q == NULL && err == ENOMEM, "realloc(%zu B block, 1 TiB) gave %p, errno %d", size, q, err);
+  CHECK_MSG(q == NULL && err == ENOMEM, "realloc(%zu B block, 1 TiB) gave %p, errno %d", size, q, err);
   if (q != NULL) {
     free(q);
     return;
   }
   size_t bad = 0;
   for (size_t i = 0; i < size; i++) bad += p[i] != 0x5a;
-  CHECKF(bad == 0, "realloc that failed changed %zu bytes of a %zu B block", bad, size);
+  CHECK_MSG(bad == 0, "realloc that failed changed %zu bytes of a %zu B block", bad, size);
   free(p);
 }
 
@@ -136,19 +135,19 @@ static int case_absurd(void) {
   int mode = overcommit_mode();
   if (mode == 1) {
     printf("  a: vm.overcommit_memory is 1: the kernel backs any request, nothing to refuse\n");
-    return SKIP;
+    return CHECK_SKIP;
   }
   size_t backing = backing_bytes();
   if (backing >= TiB) {
     printf("  a: this machine backs 1 TiB (RAM + swap %zu GiB)\n", backing / GiB);
-    return SKIP;
+    return CHECK_SKIP;
   }
   absurd_sizes(backing);
   absurd_alignments();
   absurd_realloc(100);
   absurd_realloc(100 * KiB);
   absurd_realloc(8 * MiB);
-  if (checks_failed == 0)
+  if (check_failures() == 0)
     printf("  a: overcommit mode %d, RAM + swap %zu GiB: every request of 1 TiB and more refused\n", mode,
            backing / GiB);
   return 0;
@@ -161,20 +160,20 @@ static int case_absurd(void) {
 static int case_big_fits(void) {
   if (overcommit_mode() != 0) {
     printf("  b: vm.overcommit_memory is not 0 (heuristic): no per-request bound to test\n");
-    return SKIP;
+    return CHECK_SKIP;
   }
   size_t size = (backing_bytes() - 16 * MiB) & ~(64 * MiB - 1);
   void *p = memalign(64 * MiB, size);
-  CHECKF(p != NULL, "memalign(64 MiB, %zu MiB) refused, errno %d", size / MiB, errno);
+  CHECK_MSG(p != NULL, "memalign(64 MiB, %zu MiB) refused, errno %d", size / MiB, errno);
   if (p != NULL) {
     memset(p, 1, 4096);
     memset((char *)p + size - 4096, 2, 4096);
   }
   free(p);
   p = malloc(size);
-  CHECKF(p != NULL, "malloc(%zu MiB) refused, errno %d", size / MiB, errno);
+  CHECK_MSG(p != NULL, "malloc(%zu MiB) refused, errno %d", size / MiB, errno);
   free(p);
-  if (checks_failed == 0) printf("  b: memalign(64 MiB, %zu MiB) and malloc of it served\n", size / MiB);
+  if (check_failures() == 0) printf("  b: memalign(64 MiB, %zu MiB) and malloc of it served\n", size / MiB);
   return 0;
 }
 
@@ -213,7 +212,7 @@ static void **fill_blocks(size_t size, size_t *served) {
     stamp(ptrs[i], i);
     (*served)++;
   }
-  CHECKF(bad_errno == 0, "%zu of %zu refusals without ENOMEM", bad_errno, refused);
+  CHECK_MSG(bad_errno == 0, "%zu of %zu refusals without ENOMEM", bad_errno, refused);
   return ptrs;
 }
 
@@ -222,7 +221,7 @@ static void check_and_free(void **ptrs) {
   for (size_t i = 0; i < MANY; i++) {
     if (ptrs[i] != NULL && !stamp_ok(ptrs[i], i)) bad++;
   }
-  CHECKF(bad == 0, "%zu blocks lost their contents", bad);
+  CHECK_MSG(bad == 0, "%zu blocks lost their contents", bad);
   for (size_t i = 0; i < MANY; i++) free(ptrs[i]);
   ptr_array_free(ptrs, MANY);
 }
@@ -278,7 +277,7 @@ static void resize_sample(void **ptrs, size_t first, size_t count, size_t size, 
     bad += !stamp_ok(q, i);
     ptrs[i] = q;
   }
-  CHECKF(bad == 0, "%s: %zu reallocs lost contents or errno", what, bad);
+  CHECK_MSG(bad == 0, "%s: %zu reallocs lost contents or errno", what, bad);
   printf("  e: %s to %zu KiB: %zu refused, %zu moved\n", what, size / KiB, refused, moved);
 }
 
@@ -404,9 +403,9 @@ static const char *glibc_prog; /* this file built without ebb, or NULL */
 static int as_case(const char *what, char tag) {
   long fresh = count_under_limit("/proc/self/exe", "fresh");
   long after = count_under_limit("/proc/self/exe", what);
-  if (!CHECKF(fresh > 0 && after >= 0, "counts: fresh %ld, %s %ld", fresh, what, after)) return 0;
-  CHECKF(after * 100 >= fresh * 95, "%ld MiB blocks after the heap was emptied (%s) against %ld fresh: under 95%%",
-         after, what, fresh);
+  if (!CHECK_MSG(fresh > 0 && after >= 0, "counts: fresh %ld, %s %ld", fresh, what, after)) return 0;
+  CHECK_MSG(after * 100 >= fresh * 95, "%ld MiB blocks after the heap was emptied (%s) against %ld fresh: under 95%%",
+            after, what, fresh);
   printf("  %c: RLIMIT_AS 512 MiB, 1 MiB blocks: ebb %ld fresh, %ld after (%s)", tag, fresh, after, what);
   if (glibc_prog != NULL)
     printf("; glibc %ld fresh, %ld after", count_under_limit(glibc_prog, "fresh"), count_under_limit(glibc_prog, what));
@@ -422,7 +421,7 @@ static int case_as_four(void) { return as_case("four", 'g'); }
  * its caches and exited threads' segments. */
 static int case_as_idle(void) {
   long mapped = count_under_limit("/proc/self/exe", "idle");
-  CHECKF(mapped >= 0 && mapped <= 16, "idle for 3 s after four threads emptied the heap: ebb maps %ld MiB", mapped);
+  CHECK_MSG(mapped >= 0 && mapped <= 16, "idle for 3 s after four threads emptied the heap: ebb maps %ld MiB", mapped);
   printf("  h: RLIMIT_AS 512 MiB, four threads emptied the heap and exited: %ld MiB mapped once idle\n", mapped);
   return 0;
 }
@@ -431,7 +430,7 @@ static int case_as_idle(void) {
 typedef struct {
   char name;
   const char *title;
-  int (*run)(void); /* 0, or SKIP */
+  int (*run)(void); /* 0, or CHECK_SKIP */
   const char *env[3];
 } limit_case_t;
 
@@ -450,19 +449,18 @@ enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 static int run_here(char name) {
   for (int i = 0; i < NCASES; i++) {
     if (cases[i].name != name) continue;
-    case_name = name;
+    case_begin(name);
     alarm(240); /* a hang ends as a failure, before ctest's timeout */
     int rc = cases[i].run();
-    printf("case %c (%s): %d checks, %d failed%s\n", name, cases[i].title, checks_run, checks_failed,
-           rc == SKIP ? ", skipped" : "");
-    fflush(stdout);
-    return checks_failed != 0 ? 1 : rc;
+    char title[96];
+    snprintf(title, sizeof(title), "case %c (%s)", name, cases[i].title);
+    return check_summary_as(title, rc);
   }
   fprintf(stderr, "test_limits: no case %c\n", name);
   return 2;
 }
 
-/* The case in a fresh process with its own EBB_ variables: 0 passed, SKIP,
+/* The case in a fresh process with its own EBB_ variables: 0 passed, CHECK_SKIP,
  * or 1 failed. */
 static int run_child(const limit_case_t *c) {
   char **env = case_environ(c->env);
@@ -482,8 +480,8 @@ static int run_child(const limit_case_t *c) {
     return 1;
   }
   int rc = WEXITSTATUS(status);
-  printf("%s %c %s\n", rc == 0 ? "ok  " : rc == SKIP ? "skip" : "FAIL", c->name, c->title);
-  return rc == 0 || rc == SKIP ? rc : 1;
+  printf("%s %c %s\n", rc == 0 ? "ok  " : rc == CHECK_SKIP ? "skip" : "FAIL", c->name, c->title);
+  return rc == 0 || rc == CHECK_SKIP ? rc : 1;
 }
 
 int main(int argc, char **argv) {
@@ -507,11 +505,11 @@ int main(int argc, char **argv) {
     ran++;
     int rc = run_child(&cases[i]);
     failed += rc == 1;
-    skipped += rc == SKIP;
+    skipped += rc == CHECK_SKIP;
   }
   printf("test_limits: %d cases, %d failed, %d skipped\n", ran, failed, skipped);
   if (failed != 0 || ran == 0) return 1;
-  return skipped == ran ? SKIP : 0;
+  return skipped == ran ? CHECK_SKIP : 0;
 #else
   return 2;
 #endif

@@ -147,7 +147,7 @@ static ebb_stats_t stats(void) {
 static bool alloc_touch(void **ptrs, size_t n, size_t size) {
   for (size_t i = 0; i < n; i++) {
     ptrs[i] = malloc(size);
-    if (!CHECKF(ptrs[i] != NULL, "malloc(%zu) #%zu", size, i)) return false;
+    if (!CHECK_MSG(ptrs[i] != NULL, "malloc(%zu) #%zu", size, i)) return false;
     memset(ptrs[i], (int)(i | 1), size);
   }
   return true;
@@ -191,12 +191,12 @@ static void idle_round(size_t size, size_t total) {
   void **ptrs = ptr_array(n);
   if (!alloc_touch(ptrs, n, size)) return;
   size_t peak = rss();
-  CHECKF(peak >= start + total * 3 / 4, "size %zu: peak RSS only %ld MiB above start", size, mib_above(peak, start));
+  CHECK_MSG(peak >= start + total * 3 / 4, "size %zu: peak RSS only %ld MiB above start", size, mib_above(peak, start));
   free_all(ptrs, n);
   ptr_array_free(ptrs, n);
   long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "size %zu: idle for %d ms, RSS still %ld MiB above start (peak +%ld MiB)", size, WAIT_MS,
-         mib_above(rss(), start), mib_above(peak, start));
+  CHECK_MSG(ms >= 0, "size %zu: idle for %d ms, RSS still %ld MiB above start (peak +%ld MiB)", size, WAIT_MS,
+            mib_above(rss(), start), mib_above(peak, start));
   if (ms >= 0) printf("  a: %zu B blocks, 128 MiB: back near start after %ld ms\n", size, ms);
 }
 
@@ -241,7 +241,7 @@ static void case_idle_thread(void) {
   if (!CHECK(pthread_create(&t, NULL, idle_thread, NULL) == 0)) return;
   step_wait(1);
   long ms = wait_rss_at_most(start + THREAD_SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "thread idle for %d ms, RSS still %ld MiB above start", WAIT_MS, mib_above(rss(), start));
+  CHECK_MSG(ms >= 0, "thread idle for %d ms, RSS still %ld MiB above start", WAIT_MS, mib_above(rss(), start));
   if (ms >= 0) printf("  b: other thread's 128 MiB back after %ld ms\n", ms);
   step_set(2);
   pthread_join(t, NULL);
@@ -268,12 +268,12 @@ static void exited_round(const char *when) {
   if (!CHECK(pthread_create(&t, NULL, exiting_thread, &job) == 0)) return;
   pthread_join(t, NULL);
   size_t peak = rss();
-  CHECKF(peak >= start + 96 * MiB, "peak RSS only %ld MiB above start", mib_above(peak, start));
+  CHECK_MSG(peak >= start + 96 * MiB, "peak RSS only %ld MiB above start", mib_above(peak, start));
   free_all(job.ptrs, job.n); /* remote frees to abandoned segments */
   ptr_array_free(job.ptrs, job.n);
   long ms = wait_rss_at_most(start + THREAD_SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "%s: exited thread's blocks freed, idle %d ms: RSS still %ld MiB above start (abandoned %zu)",
-         when, WAIT_MS, mib_above(rss(), start), (size_t)stats().abandoned_count);
+  CHECK_MSG(ms >= 0, "%s: exited thread's blocks freed, idle %d ms: RSS still %ld MiB above start (abandoned %zu)",
+            when, WAIT_MS, mib_above(rss(), start), (size_t)stats().abandoned_count);
   if (ms >= 0) printf("  c: %s: exited thread's 128 MiB back after %ld ms\n", when, ms);
 }
 
@@ -283,7 +283,7 @@ static void case_exited_thread(void) {
   /* Again with the purge thread running and idle (a free parks a page). */
   free(malloc(100));
   sleep_ms(300);
-  CHECKF(threads_now() >= 2, "%zu threads: the purge thread should be running", threads_now());
+  CHECK_MSG(threads_now() >= 2, "%zu threads: the purge thread should be running", threads_now());
   exited_round("purge thread running");
 }
 
@@ -304,8 +304,8 @@ static void case_sparse(void) {
   }
   size_t limit = start + 2 * live + 4 * MiB;
   long ms = wait_rss_at_most(limit, WAIT_MS);
-  CHECKF(ms >= 0, "%zu KiB live in sparse pages: RSS %ld MiB above start after %d ms (limit +%ld MiB)",
-         live / KiB, mib_above(rss(), start), WAIT_MS, mib_above(limit, start));
+  CHECK_MSG(ms >= 0, "%zu KiB live in sparse pages: RSS %ld MiB above start after %d ms (limit +%ld MiB)", live / KiB,
+            mib_above(rss(), start), WAIT_MS, mib_above(limit, start));
   printf("  d: sparse pages down to +%ld MiB (live %zu KiB) after %ld ms\n", mib_above(rss(), start), live / KiB, ms);
   for (size_t i = 0; i < COUNT; i += KEEP_EVERY) {
     if (!CHECK(((unsigned char *)ptrs[i])[size - 1] == (unsigned char)(i | 1))) break; /* content intact */
@@ -341,10 +341,10 @@ static void case_stats(void) {
   ebb_stats_t s1 = stats();
   size_t r1 = rss_rollup();
   long d_est = delta(s1.resident, s0.resident), d_rss = delta(r1, r0);
-  CHECKF(d_rss > 0 && d_est > 0 && close_enough((size_t)d_est, (size_t)d_rss),
-         "resident estimate grew %ld KiB, RSS %ld KiB", d_est / 1024, d_rss / 1024);
-  CHECKF(s1.live >= s0.live + total && s1.live <= s0.live + total + total / 20, "live %zu KiB, allocated %zu KiB",
-         (size_t)(s1.live - s0.live) / KiB, total / KiB);
+  CHECK_MSG(d_rss > 0 && d_est > 0 && close_enough((size_t)d_est, (size_t)d_rss),
+            "resident estimate grew %ld KiB, RSS %ld KiB", d_est / 1024, d_rss / 1024);
+  CHECK_MSG(s1.live >= s0.live + total && s1.live <= s0.live + total + total / 20, "live %zu KiB, allocated %zu KiB",
+            (size_t)(s1.live - s0.live) / KiB, total / KiB);
   CHECK(s1.mapped >= s1.resident);
   CHECK(s1.resident == s1.live + s1.free_in_pages + s1.segment_cache + s1.large_cache + s1.metadata);
   CHECK(s1.resident + s1.purged_or_untouched == s1.mapped);
@@ -355,18 +355,18 @@ static void case_stats(void) {
   size_t released = ebb_collect(true);
   ebb_stats_t s2 = stats();
   size_t r2 = rss_rollup();
-  CHECKF(s2.live <= s0.live + 64 * KiB, "live %zu KiB after freeing everything (start %zu KiB)", (size_t)s2.live / KiB,
-         (size_t)s0.live / KiB);
+  CHECK_MSG(s2.live <= s0.live + 64 * KiB, "live %zu KiB after freeing everything (start %zu KiB)",
+            (size_t)s2.live / KiB, (size_t)s0.live / KiB);
   /* Segments the collection emptied may enter the segment cache (counted
    * dirty until the next pass): at most EBB_SEGMENT_CACHE (4 in this
    * case's environment) of them. */
-  CHECKF(s2.dirty <= 4 * 4 * MiB + MiB, "dirty %zu KiB right after ebb_collect(true) (segment_cache %zu KiB)",
-         (size_t)s2.dirty / KiB, (size_t)s2.segment_cache / KiB);
+  CHECK_MSG(s2.dirty <= 4 * 4 * MiB + MiB, "dirty %zu KiB right after ebb_collect(true) (segment_cache %zu KiB)",
+            (size_t)s2.dirty / KiB, (size_t)s2.segment_cache / KiB);
   CHECK(s2.mapped >= s2.resident);
   d_est = delta(s2.resident, s0.resident);
   d_rss = delta(r2, r0);
-  CHECKF(labs(d_est - d_rss) <= 2 * (long)MiB,
-         "after ebb_collect(true): resident estimate %+ld KiB from start, RSS %+ld KiB", d_est / 1024, d_rss / 1024);
+  CHECK_MSG(labs(d_est - d_rss) <= 2 * (long)MiB,
+            "after ebb_collect(true): resident estimate %+ld KiB from start, RSS %+ld KiB", d_est / 1024, d_rss / 1024);
   printf("  e: after ebb_collect(true): released %zu KiB, dirty %zu KiB, segment_cache %zu KiB, RSS %+ld KiB\n",
          released / KiB, (size_t)s2.dirty / KiB, (size_t)s2.segment_cache / KiB, d_rss / 1024);
   ptr_array_free(ptrs, MAXN);
@@ -381,28 +381,28 @@ static void case_collect(void) {
   if (!alloc_touch(ptrs, n, 4 * KiB)) return;
   size_t kept = free_all_but(ptrs, n, 4 * KiB, 256);
   size_t before = rss();
-  CHECKF(before >= start + 48 * MiB, "freed memory already gone before ebb_collect: +%ld MiB",
-         mib_above(before, start));
+  CHECK_MSG(before >= start + 48 * MiB, "freed memory already gone before ebb_collect: +%ld MiB",
+            mib_above(before, start));
   size_t released = ebb_collect(true);
   size_t after = rss();
-  CHECKF(released >= 48 * MiB, "ebb_collect(true) released %zu KiB", released / KiB);
-  CHECKF(after <= start + kept + SLACK, "RSS %ld MiB above start right after ebb_collect(true)",
-         mib_above(after, start));
+  CHECK_MSG(released >= 48 * MiB, "ebb_collect(true) released %zu KiB", released / KiB);
+  CHECK_MSG(after <= start + kept + SLACK, "RSS %ld MiB above start right after ebb_collect(true)",
+            mib_above(after, start));
   free_all(ptrs, n);
 
   if (!alloc_touch(ptrs, n, 4 * KiB)) return;
   kept = free_all_but(ptrs, n, 4 * KiB, 256);
   before = rss();
-  CHECKF(before >= start + 48 * MiB, "freed memory already gone before malloc_trim: +%ld MiB",
-         mib_above(before, start));
+  CHECK_MSG(before >= start + 48 * MiB, "freed memory already gone before malloc_trim: +%ld MiB",
+            mib_above(before, start));
   int trimmed = malloc_trim(0);
   after = rss();
-  CHECKF(trimmed == 1, "malloc_trim(0) = %d with 64 MiB to release", trimmed);
-  CHECKF(after <= start + kept + SLACK, "RSS %ld MiB above start right after malloc_trim(0)",
-         mib_above(after, start));
+  CHECK_MSG(trimmed == 1, "malloc_trim(0) = %d with 64 MiB to release", trimmed);
+  CHECK_MSG(after <= start + kept + SLACK, "RSS %ld MiB above start right after malloc_trim(0)",
+            mib_above(after, start));
   free_all(ptrs, n);
   malloc_trim(0);
-  CHECKF(trimmed == 0 || trimmed == 1, "malloc_trim(0) = %d with nothing left", trimmed);
+  CHECK_MSG(trimmed == 0 || trimmed == 1, "malloc_trim(0) = %d with nothing left", trimmed);
   /* Segments a call empties may wait in the cache for the next one; a few
    * calls in a row leave nothing to release. */
   int calls = 1;
@@ -410,7 +410,7 @@ static void case_collect(void) {
     trimmed = malloc_trim(0);
     calls++;
   }
-  CHECKF(trimmed == 0, "malloc_trim(0) still returns %d after %d calls in a row", trimmed, calls);
+  CHECK_MSG(trimmed == 0, "malloc_trim(0) still returns %d after %d calls in a row", trimmed, calls);
   ptr_array_free(ptrs, n);
   free(keep);
 }
@@ -443,9 +443,9 @@ static void case_hot_loop(void) {
   free(wide);
   ebb_stats_t s1 = stats();
   uint64_t calls = s1.madvise_calls - s0.madvise_calls;
-  CHECKF(calls < 50, "%lu iterations in %lu ms made %lu madvise calls", iters, (unsigned long)(now_ms() - t0),
-         (unsigned long)calls);
-  CHECKF(s1.mmap_calls - s0.mmap_calls < 50, "%lu mmap calls", (unsigned long)(s1.mmap_calls - s0.mmap_calls));
+  CHECK_MSG(calls < 50, "%lu iterations in %lu ms made %lu madvise calls", iters, (unsigned long)(now_ms() - t0),
+            (unsigned long)calls);
+  CHECK_MSG(s1.mmap_calls - s0.mmap_calls < 50, "%lu mmap calls", (unsigned long)(s1.mmap_calls - s0.mmap_calls));
   printf("  g: %lu iterations in %lu ms: %lu madvise, %lu mmap calls\n", iters, (unsigned long)(now_ms() - t0),
          (unsigned long)calls, (unsigned long)(s1.mmap_calls - s0.mmap_calls));
 }
@@ -460,8 +460,8 @@ static void case_zero_budget(void) {
   free_all(ptrs, n);
   /* "At once" means without the 10 s delay; 1 s leaves room for a busy CI. */
   long ms = wait_rss_at_most(start + SLACK, 1000);
-  CHECKF(ms >= 0, "zero dirty budget: RSS still %ld MiB above start 1 s after the frees (delay is 10 s)",
-         mib_above(rss(), start));
+  CHECK_MSG(ms >= 0, "zero dirty budget: RSS still %ld MiB above start 1 s after the frees (delay is 10 s)",
+            mib_above(rss(), start));
   if (ms >= 0) printf("  h: zero dirty budget: RSS back %ld ms after the frees\n", ms);
   ptr_array_free(ptrs, n);
 }
@@ -477,9 +477,9 @@ static void case_no_thread(void) {
   size_t kept = free_all_but(ptrs, n, 4 * KiB, 256);
   sleep_ms(1000); /* no allocator call: nothing purges (documented) */
   size_t idle = rss();
-  CHECKF(idle >= start + 48 * MiB, "EBB_PURGE_THREAD=0, idle 1 s: RSS only %ld MiB above start",
-         mib_above(idle, start));
-  CHECKF(threads_now() == 1, "%zu threads with EBB_PURGE_THREAD=0", threads_now());
+  CHECK_MSG(idle >= start + 48 * MiB, "EBB_PURGE_THREAD=0, idle 1 s: RSS only %ld MiB above start",
+            mib_above(idle, start));
+  CHECK_MSG(threads_now() == 1, "%zu threads with EBB_PURGE_THREAD=0", threads_now());
   int calls = 0;
   bool dropped = false;
   for (; calls < 100 && !dropped; calls++) {
@@ -489,9 +489,9 @@ static void case_no_thread(void) {
     dropped = rss() <= start + kept + SLACK;
     if (!dropped) sleep_ms(20);
   }
-  CHECKF(dropped, "after %d malloc/free calls 20 ms apart, RSS still %ld MiB above start", calls,
-         mib_above(rss(), start));
-  CHECKF(threads_now() == 1, "%zu threads with EBB_PURGE_THREAD=0", threads_now());
+  CHECK_MSG(dropped, "after %d malloc/free calls 20 ms apart, RSS still %ld MiB above start", calls,
+            mib_above(rss(), start));
+  CHECK_MSG(threads_now() == 1, "%zu threads with EBB_PURGE_THREAD=0", threads_now());
   printf("  i: no purge thread: idle RSS +%ld MiB, back after %d allocator calls\n", mib_above(idle, start), calls);
   free_all(ptrs, n);
   ptr_array_free(ptrs, n);
@@ -500,18 +500,18 @@ static void case_no_thread(void) {
 
 /* ---- j. fork with the purge thread running ------------------------------------ */
 static int fork_child(size_t parent_start) {
-  case_name = 'J'; /* failures below are the child's */
+  case_begin('J'); /* failures below are the child's */
   size_t n = 64 * MiB / (4 * KiB);
   void **ptrs = ptr_array(n);
   if (alloc_touch(ptrs, n, 4 * KiB)) free_all(ptrs, n);
   ptr_array_free(ptrs, n);
   /* The parent's freed pages came along dirty; the child purges them too. */
   long ms = wait_rss_at_most(parent_start + SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "fork child: RSS %ld MiB above the parent's start after %d ms", mib_above(rss(), parent_start),
-         WAIT_MS);
-  CHECKF(threads_now() == 2, "fork child has %zu threads (expected itself and a new purge thread)", threads_now());
+  CHECK_MSG(ms >= 0, "fork child: RSS %ld MiB above the parent's start after %d ms", mib_above(rss(), parent_start),
+            WAIT_MS);
+  CHECK_MSG(threads_now() == 2, "fork child has %zu threads (expected itself and a new purge thread)", threads_now());
   fflush(stdout);
-  return checks_failed == 0 ? 0 : 1;
+  return check_failures() == 0 ? 0 : 1;
 }
 
 static void case_fork(void) {
@@ -520,16 +520,16 @@ static void case_fork(void) {
   if (!alloc_touch(ptrs, n, 4 * KiB)) return;
   free_all(ptrs, n);
   ptr_array_free(ptrs, n);
-  CHECKF(threads_now() == 2, "%zu threads: the purge thread should be running", threads_now());
+  CHECK_MSG(threads_now() == 2, "%zu threads: the purge thread should be running", threads_now());
   fflush(stdout);
   pid_t pid = fork();
   if (!CHECK(pid >= 0)) return;
   if (pid == 0) _exit(fork_child(start));
   long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "fork parent: RSS %ld MiB above start after %d ms", mib_above(rss(), start), WAIT_MS);
+  CHECK_MSG(ms >= 0, "fork parent: RSS %ld MiB above start after %d ms", mib_above(rss(), start), WAIT_MS);
   int status = 0;
   CHECK(waitpid(pid, &status, 0) == pid);
-  CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork child status 0x%x", status);
+  CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork child status 0x%x", status);
   printf("  j: fork: parent back after %ld ms, child exit %d\n", ms, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
@@ -547,8 +547,8 @@ static void case_madv_free(void) {
     sleep_ms(10);
     st = stats();
   }
-  CHECKF(st.purged_lazy_total >= 48 * MiB, "purged_lazy_total %zu KiB after %d ms",
-         (size_t)st.purged_lazy_total / KiB, WAIT_MS);
+  CHECK_MSG(st.purged_lazy_total >= 48 * MiB, "purged_lazy_total %zu KiB after %d ms",
+            (size_t)st.purged_lazy_total / KiB, WAIT_MS);
   CHECK(st.purged_total >= st.purged_lazy_total);
   printf("  k: MADV_FREE: purged_lazy_total %ld MiB of purged_total %ld MiB\n", mib(st.purged_lazy_total),
          mib(st.purged_total));
@@ -579,14 +579,14 @@ static void case_large_cache(void) {
   ebb_stats_t s1 = stats();
   size_t cached_rss = rss();
   uint64_t maps = s1.mmap_calls - s0.mmap_calls;
-  CHECKF(maps < 20, "1000 x malloc/free of 8 MiB made %lu mmap calls", (unsigned long)maps);
-  CHECKF(cached_rss >= start + 6 * MiB && s1.large_cache >= size,
-         "freed 8 MiB block not kept: RSS +%ld MiB, large_cache %zu KiB",
-         mib_above(cached_rss, start), (size_t)s1.large_cache / KiB);
+  CHECK_MSG(maps < 20, "1000 x malloc/free of 8 MiB made %lu mmap calls", (unsigned long)maps);
+  CHECK_MSG(cached_rss >= start + 6 * MiB && s1.large_cache >= size,
+            "freed 8 MiB block not kept: RSS +%ld MiB, large_cache %zu KiB", mib_above(cached_rss, start),
+            (size_t)s1.large_cache / KiB);
   long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
   ebb_stats_t s2 = stats();
-  CHECKF(ms >= 0, "cached 8 MiB block still resident after %d ms: RSS +%ld MiB", WAIT_MS, mib_above(rss(), start));
-  CHECKF(s2.large_cache == 0, "large_cache %zu KiB after the delay", (size_t)s2.large_cache / KiB);
+  CHECK_MSG(ms >= 0, "cached 8 MiB block still resident after %d ms: RSS +%ld MiB", WAIT_MS, mib_above(rss(), start));
+  CHECK_MSG(s2.large_cache == 0, "large_cache %zu KiB after the delay", (size_t)s2.large_cache / KiB);
   CHECK(s2.munmap_calls > s1.munmap_calls);
   printf("  l: large cache: %lu mmap calls for 1000 blocks, unmapped after %ld ms\n", (unsigned long)maps, ms);
 
@@ -602,12 +602,12 @@ static void case_large_cache(void) {
   if (!CHECK(part != NULL)) return;
   ebb_stats_t s4 = stats();
   size_t r4 = rss();
-  CHECKF(s4.mmap_calls == s3.mmap_calls, "8 MiB with a cached 32 MiB block: %lu new mmap calls",
-         (unsigned long)(s4.mmap_calls - s3.mmap_calls));
-  CHECKF(s4.mapped + 20 * MiB <= s3.mapped, "cached 32 MiB block not cut: mapped %zu -> %zu KiB",
-         (size_t)s3.mapped / KiB, (size_t)s4.mapped / KiB);
-  CHECKF(r4 + 20 * MiB <= r3, "the cut tail stayed resident: RSS %zu -> %zu KiB", r3 / KiB, r4 / KiB);
-  CHECKF(part[0] == 2 && part[8 * MiB - 1] == 2, "the 8 MiB block is not the cached one's head");
+  CHECK_MSG(s4.mmap_calls == s3.mmap_calls, "8 MiB with a cached 32 MiB block: %lu new mmap calls",
+            (unsigned long)(s4.mmap_calls - s3.mmap_calls));
+  CHECK_MSG(s4.mapped + 20 * MiB <= s3.mapped, "cached 32 MiB block not cut: mapped %zu -> %zu KiB",
+            (size_t)s3.mapped / KiB, (size_t)s4.mapped / KiB);
+  CHECK_MSG(r4 + 20 * MiB <= r3, "the cut tail stayed resident: RSS %zu -> %zu KiB", r3 / KiB, r4 / KiB);
+  CHECK_MSG(part[0] == 2 && part[8 * MiB - 1] == 2, "the 8 MiB block is not the cached one's head");
   printf("  l: a cached 32 MiB block served 8 MiB: mapped -%zu MiB, RSS -%zu MiB\n",
          (size_t)(s3.mapped - s4.mapped) / MiB, (r3 - r4) / MiB);
   free(part);
@@ -642,7 +642,7 @@ static void case_sleep_race(void) {
     while (stats().dirty != 0 && now_ms() - t0 < WAIT_MS) sleep_ms(5);
     stuck += stats().dirty != 0;
   }
-  CHECKF(stuck == 0, "%d of 8 rounds: a page parked in place still dirty after %d ms", stuck, WAIT_MS);
+  CHECK_MSG(stuck == 0, "%d of 8 rounds: a page parked in place still dirty after %d ms", stuck, WAIT_MS);
   printf("  m: 8 rounds, no page left behind\n");
 }
 
@@ -686,7 +686,7 @@ static void case_torn_park(void) {
     free(a[i]);
   }
   free(x);
-  CHECKF(bad == 0, "%u bytes changed under the program", bad);
+  CHECK_MSG(bad == 0, "%u bytes changed under the program", bad);
   printf("  n: %ld iterations of park-in-place against unfull, contents intact\n", iters);
 }
 
@@ -712,8 +712,8 @@ static void case_cached_reuse(void) {
   if (!CHECK(mid != NULL)) return;
   memset(mid, 5, 10 * KiB);
   long ms = wait_rss_at_most(start + SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "a reused cached segment kept its dirty pages: RSS +%ld MiB after %d ms", mib_above(rss(), start),
-         WAIT_MS);
+  CHECK_MSG(ms >= 0, "a reused cached segment kept its dirty pages: RSS +%ld MiB after %d ms", mib_above(rss(), start),
+            WAIT_MS);
   printf("  o: reused dirty segment: RSS back after %ld ms\n", ms);
   free(mid);
   free(keep);
@@ -785,12 +785,12 @@ static void every_class_check(const every_class_t *ec, free_order_t order, const
   size_t limit_idle = ec->base + ec->live + 2 * MiB, limit_trim = ec->base + ec->live + 1 * MiB;
   sleep_ms(1000); /* one idle second: no allocator call */
   size_t idle = rss();
-  CHECKF(idle <= limit_idle, "%s, %s order: after one idle second RSS is %zu KiB above live (at most 2048)", who,
-         order_names[order], (idle - ec->base - ec->live) / KiB);
+  CHECK_MSG(idle <= limit_idle, "%s, %s order: after one idle second RSS is %zu KiB above live (at most 2048)", who,
+            order_names[order], (idle - ec->base - ec->live) / KiB);
   malloc_trim(0);
   size_t trimmed = rss();
-  CHECKF(trimmed <= limit_trim, "%s, %s order: after malloc_trim(0) RSS is %zu KiB above live (at most 1024)", who,
-         order_names[order], (trimmed - ec->base - ec->live) / KiB);
+  CHECK_MSG(trimmed <= limit_trim, "%s, %s order: after malloc_trim(0) RSS is %zu KiB above live (at most 1024)", who,
+            order_names[order], (trimmed - ec->base - ec->live) / KiB);
   printf("  %c: %s, %s order: %zu KiB above live after one idle second, %zu KiB after malloc_trim(0)\n", case_name,
          who, order_names[order], idle > ec->base + ec->live ? (idle - ec->base - ec->live) / KiB : 0,
          trimmed > ec->base + ec->live ? (trimmed - ec->base - ec->live) / KiB : 0);
@@ -813,7 +813,7 @@ static size_t every_class_setup(size_t *sizes, void **kept, every_class_t *ec) {
 static void every_class_teardown(void **kept, const size_t *sizes, size_t n) {
   for (size_t c = 0; c < n; c++) {
     const unsigned char *p = kept[c];
-    CHECKF(p[0] == 0x5a && p[sizes[c] - 1] == 0x5a, "kept block of %zu B lost its contents", sizes[c]);
+    CHECK_MSG(p[0] == 0x5a && p[sizes[c] - 1] == 0x5a, "kept block of %zu B lost its contents", sizes[c]);
     free(kept[c]);
   }
 }
@@ -823,7 +823,7 @@ static void case_every_class_main(void) {
   void *kept[MAX_CLASSES];
   every_class_t ec;
   size_t n = every_class_setup(sizes, kept, &ec);
-  CHECKF(n >= 90, "only %zu size classes from 16 B to 512 KiB", n);
+  CHECK_MSG(n >= 90, "only %zu size classes from 16 B to 512 KiB", n);
   for (int order = ORDER_FORWARD; order <= ORDER_RANDOM; order++) {
     class_batches(sizes, n, (free_order_t)order);
     every_class_check(&ec, (free_order_t)order, "main thread");
@@ -891,12 +891,12 @@ static void case_running_thread(void) {
   while (atomic_load(&spin_stage) != 1) sleep_ms(1);
   sleep_ms(1500); /* quiet, but running: asked after a second */
   size_t before = rss();
-  CHECKF(before >= start + 2 * MiB, "the running thread's free blocks went back without its call: +%ld MiB",
-         mib_above(before, start));
+  CHECK_MSG(before >= start + 2 * MiB, "the running thread's free blocks went back without its call: +%ld MiB",
+            mib_above(before, start));
   atomic_store(&spin_stage, 2);
   while (atomic_load(&spin_stage) != 3) sleep_ms(1);
   long ms = wait_rss_at_most(start + sizes[0] + THREAD_SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "after its call RSS is still %ld MiB above start", mib_above(rss(), start));
+  CHECK_MSG(ms >= 0, "after its call RSS is still %ld MiB above start", mib_above(rss(), start));
   printf("  u: a running thread kept +%ld MiB until its next call; back %ld ms after it\n", mib_above(before, start), ms);
   atomic_store(&spin_stage, 4);
   pthread_join(t, NULL);
@@ -941,12 +941,12 @@ static void case_in_handler(void) {
   while (atomic_load(&spin_stage) != 1) sleep_ms(1);
   sleep_ms(1500); /* blocked, but in a handler: asked, never seized */
   size_t held = rss();
-  CHECKF(held >= start + 2 * MiB, "a thread blocked in a signal handler had its pages taken: +%ld MiB",
-         mib_above(held, start));
+  CHECK_MSG(held >= start + 2 * MiB, "a thread blocked in a signal handler had its pages taken: +%ld MiB",
+            mib_above(held, start));
   if (!CHECK(write(handler_pipe[1], "x", 1) == 1)) return;
   while (atomic_load(&spin_stage) != 3) sleep_ms(1);
   long ms = wait_rss_at_most(start + size + THREAD_SLACK, WAIT_MS);
-  CHECKF(ms >= 0, "after the handler and its next call RSS is still %ld MiB above start", mib_above(rss(), start));
+  CHECK_MSG(ms >= 0, "after the handler and its next call RSS is still %ld MiB above start", mib_above(rss(), start));
   printf("  v: a thread in a signal handler kept +%ld MiB; back %ld ms after its next call\n", mib_above(held, start),
          ms);
   atomic_store(&spin_stage, 4);
@@ -987,7 +987,7 @@ static bool pipe_saw(const char *want, unsigned ms) {
 /* After "go", the process must exit with status 0 within a second, having
  * run its atexit handler. A process that hangs is killed after 5 s. */
 static void expect_exit_soon(pid_t pid, const char *what) {
-  if (!CHECKF(pipe_saw("go", 20000), "%s: the process never got to its exit", what)) {
+  if (!CHECK_MSG(pipe_saw("go", 20000), "%s: the process never got to its exit", what)) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return;
@@ -1001,9 +1001,9 @@ static void expect_exit_soon(pid_t pid, const char *what) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
   }
-  CHECKF(got == pid && ms <= 1000, "%s: still running %ld ms after its last thread exited", what, ms);
-  CHECKF(got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status 0x%x, want exit 0", what, status);
-  CHECKF(pipe_saw("x", 100), "%s: the atexit handler did not run", what);
+  CHECK_MSG(got == pid && ms <= 1000, "%s: still running %ld ms after its last thread exited", what, ms);
+  CHECK_MSG(got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status 0x%x, want exit 0", what, status);
+  CHECK_MSG(pipe_saw("x", 100), "%s: the atexit handler did not run", what);
   printf("  %c: %s: exited %ld ms after its last thread, status 0x%x\n", case_name, what, ms, status);
 }
 
@@ -1051,17 +1051,18 @@ static void case_fork_from_thread(void) {
 /* ---- r. the purge thread leaves when idle, and comes back ------------------ */
 static void case_idle_leave(void) {
   give_purge_work();
-  CHECKF(threads_now() == 2, "%zu threads: the purge thread should be running", threads_now());
+  CHECK_MSG(threads_now() == 2, "%zu threads: the purge thread should be running", threads_now());
   uint64_t t0 = now_ms();
   while (threads_now() > 1 && now_ms() - t0 < 4000) sleep_ms(10);
   long ms = (long)(now_ms() - t0);
-  CHECKF(threads_now() == 1, "the purge thread is still there %ld ms after the frees", ms);
+  CHECK_MSG(threads_now() == 1, "the purge thread is still there %ld ms after the frees", ms);
   size_t start = rss();
   give_purge_work(); /* starts it again, and it purges as before */
-  CHECKF(threads_now() == 2, "%zu threads after new frees: the purge thread should be back", threads_now());
+  CHECK_MSG(threads_now() == 2, "%zu threads after new frees: the purge thread should be back", threads_now());
   long back = wait_rss_at_most(start + SLACK, WAIT_MS);
-  CHECKF(back >= 0, "restarted purge thread: RSS still %ld MiB above start", mib_above(rss(), start));
-  if (checks_failed == 0) printf("  r: purge thread gone %ld ms after the frees; back, RSS down after %ld ms\n", ms, back);
+  CHECK_MSG(back >= 0, "restarted purge thread: RSS still %ld MiB above start", mib_above(rss(), start));
+  if (check_failures() == 0)
+    printf("  r: purge thread gone %ld ms after the frees; back, RSS down after %ld ms\n", ms, back);
 }
 
 /* ---- the runner ---------------------------------------------------------------- */
@@ -1109,12 +1110,12 @@ static const test_case_t *find_case(char name) {
 
 /* In this process: the case's own checks; exit status 0 if all passed. */
 static int run_here(const test_case_t *c) {
-  case_name = c->name;
+  case_begin(c->name);
   alarm(120); /* a hang ends as a failure, well before ctest's timeout */
   c->run();
-  printf("case %c (%s): %d checks, %d failed\n", c->name, c->title, checks_run, checks_failed);
-  fflush(stdout);
-  return checks_failed == 0 ? 0 : 1;
+  char name[96];
+  snprintf(name, sizeof(name), "case %c (%s)", c->name, c->title);
+  return check_summary(name);
 }
 
 /* Runs a case in a fresh process: this program exec'd with --case, the

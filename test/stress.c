@@ -65,7 +65,6 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -76,6 +75,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "check.h"
 
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
@@ -137,24 +138,6 @@ typedef struct config_s {
 } config_t;
 
 static config_t cfg = { MODE_MIXED, DEFAULT_THREADS, 0, DEFAULT_SEED };
-
-/* ---- failure reporting -------------------------------------------------- */
-
-static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-
-/* Prints "test_stress: FAIL: <message> [mode, seed]" and aborts. */
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "test_stress: FAIL: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " [--mode %s --threads %u --iters %" PRIu64 " --seed %" PRIu64 "]\n",
-            mode_names[cfg.mode], cfg.threads, cfg.iters, cfg.seed);
-    fflush(stderr);
-    abort();
-}
 
 /* ---- PRNG: splitmix64, one stream per thread ---------------------------- */
 
@@ -318,23 +301,24 @@ typedef struct site_s {
     const char *what; /* the operation about to happen */
 } site_t;
 
+/* Fails (aborts) with the object, the offset, the expected and found byte
+ * and up to 8 bytes either side of p[off] (below limit). Unconditional: the
+ * byte may have changed again since it was found wrong. */
 static void report_mismatch(site_t s, const obj_t *o, const uint8_t *p, size_t limit,
                             size_t off, unsigned want) __attribute__((noreturn));
 
-/* Prints up to 8 bytes either side of p[off] (below limit), then fails. */
 static void report_mismatch(site_t s, const obj_t *o, const uint8_t *p, size_t limit,
                             size_t off, unsigned want)
 {
     size_t lo = off >= 8 ? off - 8 : 0, hi = off + 8 <= limit ? off + 8 : limit;
-    fprintf(stderr, "test_stress: thread %u, %s: bytes %zu..%zu of block %p:", s.thread,
-            s.what, lo, hi - 1, (void *)p);
+    char bytes[16 * 3 + 1] = "";
     for (size_t i = lo; i < hi; i++)
-        fprintf(stderr, " %02x", p[i]);
-    fprintf(stderr, "\n");
-    fail("thread %u, %s: object of %zu bytes at %p (%s, align %zu, made by thread %u) "
-         "differs at offset %zu: expected 0x%02x, found 0x%02x",
-         s.thread, s.what, o->size, (void *)p, how_names[o->how], o->align, o->owner, off,
-         want, p[off]);
+        snprintf(bytes + 3 * (i - lo), 4, " %02x", p[i]);
+    check_fatal(__FILE__, __LINE__, "the object's bytes match its pattern",
+                "thread %u, %s: object of %zu bytes at %p (%s, align %zu, made by thread %u) "
+                "differs at offset %zu: expected 0x%02x, found 0x%02x; bytes %zu..%zu:%s",
+                s.thread, s.what, o->size, (void *)p, how_names[o->how], o->align, o->owner, off,
+                want, p[off], lo, hi - 1, bytes);
 }
 
 /* Offset of the first byte in [from, to) of p that differs from the
@@ -374,9 +358,9 @@ static void check_bytes(site_t s, const obj_t *o, const uint8_t *p, size_t limit
 
 static void obj_check_header(site_t s, const obj_t *o)
 {
-    if (o->seal != obj_seal_of(o) || o->how >= HOW_COUNT)
-        fail("thread %u, %s: object header at %p is corrupted (block %p, size %zu)", s.thread,
-             s.what, (const void *)o, (void *)o->p, o->size);
+    REQUIRE_MSG(o->seal == obj_seal_of(o) && o->how < HOW_COUNT,
+                "thread %u, %s: object header at %p is corrupted (block %p, size %zu)", s.thread,
+                s.what, (const void *)o, (void *)o->p, o->size);
 }
 
 /* Checks o's header and full pattern. */
@@ -457,8 +441,7 @@ static void exchange_init(void)
 {
     exchange_inboxes = (size_t)cfg.threads + 1;
     exchange = malloc(exchange_inboxes * INBOX_SLOTS * sizeof *exchange);
-    if (exchange == NULL)
-        fail("out of memory for the exchange array");
+    REQUIRE_MSG(exchange != NULL, "out of memory for the exchange array");
     for (size_t i = 0; i < exchange_inboxes * INBOX_SLOTS; i++)
         atomic_init(&exchange[i], NULL);
 }
@@ -472,8 +455,7 @@ static void worker_init(worker_t *w, uint32_t id, size_t inbox, size_t nslots, u
     w->rng = rng_make(cfg.seed, stream);
     w->nslots = nslots;
     w->slots = calloc(nslots, sizeof *w->slots);
-    if (w->slots == NULL)
-        fail("thread %u: out of memory for a table of %zu slots", id, nslots);
+    REQUIRE_MSG(w->slots != NULL, "thread %u: out of memory for a table of %zu slots", id, nslots);
     w->ops++;
 }
 
@@ -526,9 +508,9 @@ static void *calloc_split(rng_t *r, size_t size)
 static void check_min_align(worker_t *w, const char *what, const void *p, size_t size)
 {
     size_t need = size >= 16 ? 16 : 8;
-    if ((uintptr_t)p % need != 0)
-        fail("thread %u: %s of %zu bytes returned %p, not %zu-byte aligned", w->id, what, size,
-             p, need);
+    REQUIRE_MSG((uintptr_t)p % need == 0,
+                "thread %u: %s of %zu bytes returned %p, not %zu-byte aligned", w->id, what, size,
+                p, need);
 }
 
 /* Calls the allocation function `how` for *size bytes; may raise *size (to a
@@ -552,14 +534,14 @@ static uint8_t *block_alloc(worker_t *w, how_t how, size_t *size, size_t *align)
         *size = (*size + *align - 1) & ~(*align - 1); /* C11: a multiple of align */
         p = aligned_alloc(*align, *size);
         break;
-    default: fail("bad how %d", (int)how);
+    default:
+        check_fatal(__FILE__, __LINE__, "how < HOW_COUNT", "bad how %d", (int)how);
     }
-    if (p == NULL)
-        fail("thread %u: %s of %zu bytes (align %zu) returned NULL", w->id, how_names[how], *size,
-             *align);
-    if (*align != 0 && (uintptr_t)p % *align != 0)
-        fail("thread %u: %s(align %zu, %zu bytes) returned misaligned %p", w->id, how_names[how],
-             *align, *size, p);
+    REQUIRE_MSG(p != NULL, "thread %u: %s of %zu bytes (align %zu) returned NULL", w->id,
+                how_names[how], *size, *align);
+    REQUIRE_MSG(*align == 0 || (uintptr_t)p % *align == 0,
+                "thread %u: %s(align %zu, %zu bytes) returned misaligned %p", w->id, how_names[how],
+                *align, *size, p);
     check_min_align(w, how_names[how], p, *size);
     return p;
 }
@@ -568,8 +550,8 @@ static uint8_t *block_alloc(worker_t *w, how_t how, size_t *size, size_t *align)
 static void take_usable(worker_t *w, void *p, size_t *size)
 {
     size_t usable = malloc_usable_size(p);
-    if (usable < *size)
-        fail("thread %u: malloc_usable_size(%p) = %zu < %zu requested", w->id, p, usable, *size);
+    REQUIRE_MSG(usable >= *size, "thread %u: malloc_usable_size(%p) = %zu < %zu requested", w->id,
+                p, usable, *size);
     *size = usable;
 }
 
@@ -595,8 +577,8 @@ static void obj_make(worker_t *w, obj_t *o, size_t size)
 static obj_t *obj_new(worker_t *w)
 {
     obj_t *o = malloc(sizeof *o);
-    if (o == NULL)
-        fail("thread %u: malloc(%zu) for an object header returned NULL", w->id, sizeof *o);
+    REQUIRE_MSG(o != NULL, "thread %u: malloc(%zu) for an object header returned NULL", w->id,
+                sizeof *o);
     w->ops++;
     obj_make(w, o, pick_size(&w->rng, w->mix));
     return o;
@@ -637,8 +619,7 @@ static void obj_realloc(worker_t *w, obj_t *o)
     uint8_t *q;
     obj_verify(s, o);
     q = realloc(o->p, size);
-    if (q == NULL)
-        fail("thread %u: realloc(%p, %zu) returned NULL", w->id, (void *)o->p, size);
+    REQUIRE_MSG(q != NULL, "thread %u: realloc(%p, %zu) returned NULL", w->id, (void *)o->p, size);
     check_min_align(w, "realloc", q, size);
     s.what = "after realloc (preserved prefix)";
     check_bytes(s, o, q, size < o->size ? size : o->size, o->key, false);
@@ -688,8 +669,7 @@ static void transient_burst(worker_t *w)
     for (size_t i = 0; i < n; i++) {
         size_t size = rng_range(&w->rng, 1, 256);
         uint8_t *p = malloc(size);
-        if (p == NULL)
-            fail("thread %u: malloc(%zu) returned NULL", w->id, size);
+        REQUIRE_MSG(p != NULL, "thread %u: malloc(%zu) returned NULL", w->id, size);
         check_min_align(w, "malloc", p, size);
         obj_init(&objs[i], &w->rng, w->id, p, size, 0, HOW_MALLOC);
     }
@@ -770,15 +750,13 @@ static void totals_add(totals_t *t, const worker_t *w)
 static void start_thread(worker_t *w, void *(*fn)(void *))
 {
     int err = pthread_create(&w->thread, NULL, fn, w);
-    if (err != 0)
-        fail("pthread_create: %s", strerror(err));
+    REQUIRE_MSG(err == 0, "pthread_create: %s", strerror(err));
 }
 
 static void join_thread(worker_t *w)
 {
     int err = pthread_join(w->thread, NULL);
-    if (err != 0)
-        fail("pthread_join: %s", strerror(err));
+    REQUIRE_MSG(err == 0, "pthread_join: %s", strerror(err));
 }
 
 static double now_s(void)
@@ -813,8 +791,7 @@ static void run_mixed(void)
     worker_t *ws = calloc(cfg.threads + 1, sizeof *ws);
     worker_t *main_w = &ws[cfg.threads];
     totals_t t = { 0, 0, 0, cfg.threads };
-    if (ws == NULL)
-        fail("out of memory for %u workers", cfg.threads);
+    REQUIRE_MSG(ws != NULL, "out of memory for %u workers", cfg.threads);
     for (unsigned i = 0; i < cfg.threads; i++) {
         worker_init(&ws[i], i, i, SLOTS_PER_WORKER, i);
         start_thread(&ws[i], mixed_thread);
@@ -874,14 +851,13 @@ static void run_quiet(void)
     uint64_t trims = 0;
     pthread_t trimmer;
     char extra[64];
-    if (ws == NULL)
-        fail("out of memory for %u workers", cfg.threads);
+    REQUIRE_MSG(ws != NULL, "out of memory for %u workers", cfg.threads);
     for (unsigned i = 0; i < cfg.threads; i++) {
         worker_init(&ws[i], i, i, SLOTS_PER_WORKER, i);
         start_thread(&ws[i], quiet_thread);
     }
-    if (pthread_create(&trimmer, NULL, trimmer_thread, &trims) != 0)
-        fail("pthread_create: trimmer");
+    REQUIRE_MSG(pthread_create(&trimmer, NULL, trimmer_thread, &trims) == 0,
+                "pthread_create: trimmer");
     worker_init(main_w, cfg.threads, cfg.threads, 1, cfg.threads);
     for (unsigned i = 0; i < cfg.threads; i++) {
         join_thread(&ws[i]);
@@ -1000,8 +976,7 @@ static void run_churn(void)
     worker_t *ring = calloc(cfg.threads, sizeof *ring);
     worker_t main_w;
     totals_t t = { 0, 0, 0, total };
-    if (ring == NULL)
-        fail("out of memory for %u workers", cfg.threads);
+    REQUIRE_MSG(ring != NULL, "out of memory for %u workers", cfg.threads);
     for (uint64_t k = 0; k < total; k++) {
         worker_t *w = &ring[k % cfg.threads];
         if (k >= cfg.threads) {
@@ -1063,8 +1038,7 @@ static void child_big_blocks(worker_t *w)
     for (int i = 0; i < CHILD_BIG_BLOCKS; i++) {
         size_t size = rng_range(&w->rng, MiB, MAX_BLOCK);
         uint8_t *p = malloc(size);
-        if (p == NULL)
-            fail("fork child: malloc(%zu) returned NULL", size);
+        REQUIRE_MSG(p != NULL, "fork child: malloc(%zu) returned NULL", size);
         obj_init(&o, &w->rng, w->id, p, size, 0, HOW_MALLOC);
         obj_verify(s, &o);
         free(p);
@@ -1111,19 +1085,23 @@ static void child_main(uint64_t fork_no, obj_t **objs)
     _exit(0);
 }
 
+/* "killed by signal 6 (Aborted)" or "exited with status 1", in buf. */
+static const char *child_status_text(int status, char *buf, size_t cap)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+    return buf;
+}
+
 static void report_child_status(uint64_t fork_no, pid_t pid, int status)
 {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return;
-    if (WIFSIGNALED(status))
-        fprintf(stderr, "test_stress: FAIL: fork %" PRIu64 ": child %d killed by signal %d (%s)",
-                fork_no, (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
-    else
-        fprintf(stderr, "test_stress: FAIL: fork %" PRIu64 ": child %d exited with status %d",
-                fork_no, (int)pid, WEXITSTATUS(status));
-    fprintf(stderr, " [--mode fork --seed %" PRIu64 "]\n", cfg.seed);
-    fflush(stderr);
-    _exit(1);
+    char text[96];
+    if (!CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %" PRIu64 ": child %d %s",
+                   fork_no, (int)pid, child_status_text(status, text, sizeof text)))
+        _exit(1);
 }
 
 /* Waits for the child, polling, at most CHILD_TIMEOUT_S seconds; a child
@@ -1138,18 +1116,16 @@ static void wait_child(uint64_t fork_no, pid_t pid)
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             break;
-        if (r < 0 && errno != EINTR)
-            fail("waitpid(%d): %s", (int)pid, strerror(errno));
-        if (now_s() - start > CHILD_TIMEOUT_S) {
-            fprintf(stderr, "test_stress: FAIL: child deadlocked after fork: fork %" PRIu64
-                    ", child %d still running after %d s [--mode fork --seed %" PRIu64 "]%s\n",
-                    fork_no, (int)pid, CHILD_TIMEOUT_S, cfg.seed,
-                    getenv("EBB_STRESS_KEEP_CHILD") ? " (left running)" : "");
+        REQUIRE_MSG(r >= 0 || errno == EINTR, "waitpid(%d): %s", (int)pid, strerror(errno));
+        if (!CHECK_MSG(now_s() - start <= CHILD_TIMEOUT_S,
+                       "child deadlocked after fork: fork %" PRIu64
+                       ", child %d still running after %d s%s",
+                       fork_no, (int)pid, CHILD_TIMEOUT_S,
+                       getenv("EBB_STRESS_KEEP_CHILD") ? " (left running)" : "")) {
             if (getenv("EBB_STRESS_KEEP_CHILD") == NULL) {
                 kill(pid, SIGKILL);
                 waitpid(pid, &status, 0);
             }
-            fflush(stderr);
             _exit(1);
         }
         nanosleep(&ms, NULL);
@@ -1177,8 +1153,7 @@ static void fork_once(worker_t *main_w, obj_t **objs, uint64_t fork_no)
     fflush(stdout);
     fflush(stderr);
     pid = fork();
-    if (pid < 0)
-        fail("fork: %s", strerror(errno));
+    REQUIRE_MSG(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0)
         child_main(fork_no, objs);
     atomic_store(&fork_child_alive, true);
@@ -1194,8 +1169,7 @@ static void run_fork(void)
     obj_t *objs[FORK_MAIN_OBJS] = { NULL };
     totals_t t = { 0, 0, 0, cfg.threads };
     char extra[64];
-    if (ws == NULL)
-        fail("out of memory for %u workers", cfg.threads);
+    REQUIRE_MSG(ws != NULL, "out of memory for %u workers", cfg.threads);
     for (unsigned i = 0; i < cfg.threads; i++) {
         worker_init(&ws[i], i, i, SLOTS_PER_WORKER, i);
         start_thread(&ws[i], fork_bg_thread);
@@ -1328,6 +1302,8 @@ static void parse_args(int argc, char **argv)
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
+    check_context("--mode %s --threads %u --iters %" PRIu64 " --seed %" PRIu64,
+                  mode_names[cfg.mode], cfg.threads, cfg.iters, cfg.seed);
     setvbuf(stdout, NULL, _IOLBF, 0);
     exchange_init();
     switch (cfg.mode) {

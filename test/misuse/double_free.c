@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* double_free.c - free() of the same small block twice in a row: the second
  * free must be caught (DESIGN.md, "Errors and misuse") rather than putting the
  * block on its free list twice, which would hand it out again and again. */
@@ -8,6 +8,8 @@
 
 int main(void) {
   void *volatile p = malloc(64); /* volatile: gcc must not see the misuse */
+  printf("ptr=%p\n", p);
+  fflush(stdout); /* before the abort: stdio buffers a pipe */
   free(p);
   free(p);
   fputs("misuse went unnoticed\n", stderr);

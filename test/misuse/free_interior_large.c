@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: free of a pointer not allocated by ebb: 0x */
+/* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* free_interior_large.c - free() of a page-aligned pointer 4096 bytes into a
  * live 8 MiB block (large tier, its own mapping): it looks like a block
  * start by alignment alone, but is not one. Refused, then abort. */
@@ -14,6 +14,8 @@ int main(void) {
     return 2;
   memset(p, 1, len);
   char *volatile inside = p + 4096; /* volatile: gcc must not see the misuse */
+  printf("ptr=%p\n", (void *)inside);
+  fflush(stdout); /* before the abort: stdio buffers a pipe */
   free(inside);
   fputs("misuse went unnoticed\n", stderr);
   return 3;

@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: free of a pointer not allocated by ebb: 0x */
+/* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* free_mmap.c - free() of memory the program mapped itself: it lies in the
  * same part of the address space as ebb's own mappings, but ebb's segment
  * map knows it is not ebb's. Refused with one line, then abort. */
@@ -14,8 +14,11 @@ int main(void) {
     perror("mmap");
     return 2;
   }
+  void *mid = (char *)m + len / 2; /* mid-mapping: a 2 MiB boundary, like a segment start */
   free(malloc(16));
-  free((char *)m + len / 2); /* mid-mapping: a 2 MiB boundary, like a segment start */
+  printf("ptr=%p\n", mid);
+  fflush(stdout); /* before the abort: stdio buffers a pipe */
+  free(mid);
   fputs("misuse went unnoticed\n", stderr);
   return 3;
 }

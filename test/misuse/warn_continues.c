@@ -1,5 +1,5 @@
 /* expect: exit 0 */
-/* stderr: ebb: error: free of a pointer not allocated by ebb: 0x */
+/* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* env: EBB_ON_ERROR=warn */
 /* warn_continues.c - with EBB_ON_ERROR=warn a free of a foreign pointer is
  * reported with the same line but does not abort, and the pointer is left
@@ -36,6 +36,8 @@ int main(void) {
   strcpy(buf, "still here");
   void *volatile p = buf; /* volatile: gcc must not see, and warn about, the misuse */
   free(malloc(16));
+  printf("ptr=%p\n", p);
+  fflush(stdout);
   free(p);
   if (strcmp(buf, "still here") != 0) {
     fputs("the refused free changed the stack buffer\n", stderr);

@@ -9,6 +9,8 @@
 #include <malloc.h>
 #include <unistd.h>
 #include <sys/mman.h>
+
+#include "check.h"
 #define BS 6144
 static int resident(void *p){unsigned char v; uintptr_t a=(uintptr_t)p&~4095UL; mincore((void*)a,4096,&v); return v&1;}
 int main(void){
@@ -28,4 +30,5 @@ int main(void){
   malloc_trim(0);
   int r=resident(inner);
   printf("after 2nd trim: block 1 free again, inner OS page resident=%d (expected 0)\n",r);
-  return found && r!=0;}
+  CHECK_MSG(!found || r==0, "block 1 reused and freed again: its inner OS page is still resident");
+  return check_summary("seize_inner_mark");}

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+
+#include "check.h"
 int main(void){
   if(mlockall(MCL_CURRENT|MCL_FUTURE)!=0){perror("mlockall: skipped");return 77;}
   enum{N=2000}; static char*p[N];
@@ -14,4 +16,6 @@ int main(void){
   usleep(300000);                       /* let the purge pass "purge" the empty pages */
   int bad=0;
   for(int i=0;i<N;i++){unsigned char*q=calloc(1,64); for(int j=0;j<64;j++) if(q[j]){bad++;break;} }
-  printf("calloc blocks with non-zero bytes: %d of %d\n",bad,N); return bad!=0;}
+  printf("calloc blocks with non-zero bytes: %d of %d\n",bad,N);
+  CHECK_EQ(bad,0);
+  return check_summary("seize_mlock_calloc");}

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 #include <malloc.h>
+
+#include "check.h"
 #define SZ 1024
 #define N 600          /* > 64 KiB / 1024 : several full pages */
 #define LOW 20000      /* low-bin blocks to make the clean slow */
@@ -38,11 +40,11 @@ int main(int argc,char**argv){
     /* wake: hammer the size class on fast paths */
     nm=0;
     for(int k=0;k<N*2;k++){char*p=malloc(SZ); 
-      for(int j=0;j<nm;j++) if(mine[j]==p){fprintf(stderr,"DOUBLE ALLOC %p it %d\n",(void*)p,it);abort();}
-      for(int j=1;j<N;j+=2) if(handoff[j]==p){fprintf(stderr,"ALLOC OF LIVE %p it %d\n",(void*)p,it);abort();}
+      for(int j=0;j<nm;j++) REQUIRE_MSG(mine[j]!=p,"DOUBLE ALLOC %p it %d",(void*)p,it);
+      for(int j=1;j<N;j+=2) REQUIRE_MSG(handoff[j]!=p,"ALLOC OF LIVE %p it %d",(void*)p,it);
       memset(p,0x5a,SZ); mine[nm++]=p; if(nm>=N*4)break; if(k%3==0){free(mine[--nm]);}}
-    for(int j=0;j<nm;j++){for(int q=0;q<SZ;q++) if(((unsigned char*)mine[j])[q]!=0x5a){fprintf(stderr,"CORRUPT %p+%d it %d\n",(void*)mine[j],q,it);abort();} }
-    for(int j=1;j<N;j+=2){unsigned char*p=handoff[j];for(int q=0;q<SZ;q++) if(p[q]!=(unsigned char)(uintptr_t)p){fprintf(stderr,"CORRUPT live %p+%d it %d\n",(void*)p,q,it);abort();}}
+    for(int j=0;j<nm;j++){for(int q=0;q<SZ;q++) REQUIRE_MSG(((unsigned char*)mine[j])[q]==0x5a,"CORRUPT %p+%d it %d",(void*)mine[j],q,it); }
+    for(int j=1;j<N;j+=2){unsigned char*p=handoff[j];for(int q=0;q<SZ;q++) REQUIRE_MSG(p[q]==(unsigned char)(uintptr_t)p,"CORRUPT live %p+%d it %d",(void*)p,q,it);}
     for(int j=0;j<nm;j++)free(mine[j]); for(int j=1;j<N;j+=2)free(handoff[j]);
     for(int i=1;i<LOW;i+=2)free(low[i]);
   }

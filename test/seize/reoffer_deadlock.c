@@ -11,6 +11,8 @@
 #include <malloc.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "check.h"
 #define BS 2048
 #define PAGES 4000           /* 64 KiB pages: ~62 segments */
 static void *keep[PAGES];
@@ -30,6 +32,7 @@ int main(void){ setvbuf(stdout,0,_IONBF,0);
   pthread_create(&t,0,trimmer,0);/* no heap: its passes set no seize hint */
   atomic_store(&phase,1);
   long last=-1; for(int s=0;s<120;s++){ sleep(10); long p=atomic_load(&progress); 
-    if(atomic_load(&phase)==2){printf("done, %ld trims\n",atomic_load(&trims)); return 0;}
-    if(p==last){printf("HANG: no progress for 10 s at %ld/%d frees, trims %ld\n",p,PAGES,atomic_load(&trims)); return 1;} last=p; }
-  return 0;}
+    if(atomic_load(&phase)==2){printf("done, %ld trims\n",atomic_load(&trims)); return check_summary("seize_reoffer_deadlock");}
+    if(!CHECK_MSG(p!=last,"HANG: no progress for 10 s at %ld/%d frees, trims %ld",p,PAGES,atomic_load(&trims))) return check_summary("seize_reoffer_deadlock");
+    last=p; }
+  return check_summary("seize_reoffer_deadlock");}

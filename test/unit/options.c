@@ -9,21 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "internal.h"
 
 extern size_t _ebb_large_threshold, _ebb_realloc_map;
-
-static int checks_run, checks_failed;
-
-static bool check_at(bool ok, const char *file, int line, const char *expr, const char *what) {
-  checks_run++;
-  if (ok) return true;
-  checks_failed++;
-  fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, what ? " -- " : "", what ? what : "");
-  return false;
-}
-#define CHECK(cond) check_at((cond), __FILE__, __LINE__, #cond, NULL)
-#define CHECKS(cond, what) check_at((cond), __FILE__, __LINE__, #cond, (what))
 
 /* ---- _ebb_options_parse_size ------------------------------------------- */
 static void test_parse_size_valid(void) {
@@ -38,8 +27,8 @@ static void test_parse_size_valid(void) {
   };
   for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
     long long v = -12345;
-    CHECKS(_ebb_options_parse_size(ok[i].text, &v) == 0, ok[i].text);
-    CHECKS(v == ok[i].value, ok[i].text);
+    CHECK_MSG(_ebb_options_parse_size(ok[i].text, &v) == 0, "%s", ok[i].text);
+    CHECK_MSG(v == ok[i].value, "%s", ok[i].text);
   }
 }
 
@@ -50,8 +39,8 @@ static void test_parse_size_invalid(void) {
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     long long v = -12345;
-    CHECKS(_ebb_options_parse_size(bad[i], &v) == -1, bad[i]);
-    CHECKS(v == -12345, bad[i]); /* untouched on failure */
+    CHECK_MSG(_ebb_options_parse_size(bad[i], &v) == -1, "%s", bad[i]);
+    CHECK_MSG(v == -12345, "%s", bad[i]); /* untouched on failure */
   }
   long long v = -12345;
   CHECK(_ebb_options_parse_size(NULL, &v) == -1);
@@ -68,7 +57,7 @@ static void test_parse_size_overflow(void) {
     int rc = _ebb_options_parse_size(bad[i], &v);
     char what[96];
     snprintf(what, sizeof(what), "%s parsed as %lld (rc %d)", bad[i], v, rc);
-    CHECKS(rc == -1, what);
+    CHECK_MSG(rc == -1, "%s", what);
   }
   long long v = 0;
   CHECK(_ebb_options_parse_size("1048576g", &v) == 0 && v == 1LL << 50); /* large but exact */
@@ -99,15 +88,15 @@ static void test_option_ranges(void) {
     long long saved = _ebb_option(opt), lo = ranges[i].min, hi = ranges[i].max;
     char what[64];
     snprintf(what, sizeof(what), "option %d", (int)opt);
-    CHECKS(!_ebb_option_set(opt, lo - 1), what);
-    CHECKS(_ebb_option(opt) == saved, what); /* a refused value changes nothing */
-    CHECKS(!_ebb_option_set(opt, hi + 1), what);
-    CHECKS(!_ebb_option_set(opt, -1000000), what);
-    CHECKS(_ebb_option(opt) == saved, what);
+    CHECK_MSG(!_ebb_option_set(opt, lo - 1), "%s", what);
+    CHECK_MSG(_ebb_option(opt) == saved, "%s", what); /* a refused value changes nothing */
+    CHECK_MSG(!_ebb_option_set(opt, hi + 1), "%s", what);
+    CHECK_MSG(!_ebb_option_set(opt, -1000000), "%s", what);
+    CHECK_MSG(_ebb_option(opt) == saved, "%s", what);
     /* The extremes are accepted; the verbose ones are put back at once. */
-    CHECKS(_ebb_option_set(opt, hi) && _ebb_option(opt) == hi, what);
-    CHECKS(_ebb_option_set(opt, lo) && _ebb_option(opt) == lo, what);
-    CHECKS(_ebb_option_set(opt, saved) && _ebb_option(opt) == saved, what);
+    CHECK_MSG(_ebb_option_set(opt, hi) && _ebb_option(opt) == hi, "%s", what);
+    CHECK_MSG(_ebb_option_set(opt, lo) && _ebb_option(opt) == lo, "%s", what);
+    CHECK_MSG(_ebb_option_set(opt, saved) && _ebb_option(opt) == saved, "%s", what);
   }
   /* The large threshold is mirrored where the allocator reads it. */
   long long saved = _ebb_option(EBB_OPT_LARGE_THRESHOLD);
@@ -143,7 +132,7 @@ static void test_options_init(void) {
   setenv("EBB_DIRTY_MAX", "3m", 1);
   setenv("EBB_MADVISE", "FREE", 1);
   init_captured(err, sizeof(err));
-  CHECKS(err[0] == 0, err);
+  CHECK_MSG(err[0] == 0, "%s", err);
   CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 7);
   CHECK(_ebb_option(EBB_OPT_DIRTY_MAX) == 3 << 20);
   CHECK(_ebb_option(EBB_OPT_MADVISE) == 1);
@@ -153,39 +142,41 @@ static void test_options_init(void) {
   /* A bad value: one line, naming the variable, the range and the default. */
   setenv("EBB_SEGMENT_CACHE", "999", 1);
   init_captured(err, sizeof(err));
-  CHECKS(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE=999 is invalid: expected a number from 0 to 64; using 16\n") == 0,
-         err);
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE=999 is invalid: expected a number from 0 to 64; using 16\n") ==
+                0,
+            "%s", err);
   CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
   setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: as if unset, no warning */
   init_captured(err, sizeof(err));
-  CHECKS(err[0] == 0, err);
+  CHECK_MSG(err[0] == 0, "%s", err);
   unsetenv("EBB_SEGMENT_CACHE");
 
   setenv("EBB_LIMIT_MARGIN", "101", 1);
   init_captured(err, sizeof(err));
-  CHECKS(strcmp(err, "ebb: warning: EBB_LIMIT_MARGIN=101 is invalid: expected a number from 0 to 100; using 25\n") == 0,
-         err);
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_LIMIT_MARGIN=101 is invalid: expected a number from 0 to 100; using 25\n") ==
+                0,
+            "%s", err);
   CHECK(_ebb_option(EBB_OPT_LIMIT_MARGIN) == 25);
   setenv("EBB_LIMIT_MARGIN", "10", 1);
   init_captured(err, sizeof(err));
-  CHECKS(err[0] == 0, err);
+  CHECK_MSG(err[0] == 0, "%s", err);
   CHECK(_ebb_option(EBB_OPT_LIMIT_MARGIN) == 10);
   unsetenv("EBB_LIMIT_MARGIN");
 
   setenv("EBB_PURGE_THREAD", "maybe", 1);
   init_captured(err, sizeof(err));
-  CHECKS(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 0 or 1; using 1\n") == 0, err);
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 0 or 1; using 1\n") == 0, "%s", err);
   unsetenv("EBB_PURGE_THREAD");
   setenv("EBB_MADVISE", "sometimes", 1);
   init_captured(err, sizeof(err));
-  CHECKS(strcmp(err, "ebb: warning: EBB_MADVISE=sometimes is invalid: expected dontneed or free; using dontneed\n") ==
-             0,
-         err);
+  CHECK_MSG(
+      strcmp(err, "ebb: warning: EBB_MADVISE=sometimes is invalid: expected dontneed or free; using dontneed\n") == 0,
+      "%s", err);
   CHECK(_ebb_option(EBB_OPT_MADVISE) == 0);
   unsetenv("EBB_MADVISE");
   setenv("EBB_LARGE_THRESHOLD", "1", 1);
   init_captured(err, sizeof(err));
-  CHECKS(strstr(err, "ebb: warning: EBB_LARGE_THRESHOLD=1 is invalid: expected a size") == err, err);
+  CHECK_MSG(strstr(err, "ebb: warning: EBB_LARGE_THRESHOLD=1 is invalid: expected a size") == err, "%s", err);
   CHECK(_ebb_large_threshold == 512 * 1024);
   unsetenv("EBB_LARGE_THRESHOLD");
   init_captured(err, sizeof(err)); /* back to the defaults */
@@ -214,6 +205,5 @@ int main(void) {
   test_option_ranges();
   test_options_init();
   test_mallopt();
-  printf("unit_options: %d checks, %d failed: %s\n", checks_run, checks_failed, checks_failed ? "FAIL" : "PASS");
-  return checks_failed ? 1 : 0;
+  return check_summary("unit_options");
 }

@@ -21,30 +21,13 @@
 #include <sys/mman.h>
 #include <errno.h>
 
+#include "check.h"
 #include "internal.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define BASE 1000000u /* fake clock, ms */
 #define DELAY 100u
-
-static int checks_run, checks_failed;
-
-static bool check_at(bool ok, const char *file, int line, const char *expr, const char *fmt, size_t a, size_t b) {
-  checks_run++;
-  if (ok) return true;
-  checks_failed++;
-  fprintf(stderr, "%s:%d: CHECK failed: %s", file, line, expr);
-  if (fmt) {
-    fputs(" -- ", stderr);
-    fprintf(stderr, fmt, a, b);
-  }
-  fputc('\n', stderr);
-  return false;
-}
-#define CHECK(cond) check_at((cond), __FILE__, __LINE__, #cond, NULL, 0, 0)
-/* One or two size_t values in the message. */
-#define CHECKV(cond, fmt, a, b) check_at((cond), __FILE__, __LINE__, #cond, (fmt), (size_t)(a), (size_t)(b))
 
 enum { NBLOCKS = 8192, BSIZE = 256 }; /* 2 MiB of small blocks: 32+ pages */
 static void *blocks[NBLOCKS];
@@ -71,17 +54,19 @@ static size_t dirty(void) {
 static void test_delay(void) {
   park_pages();
   size_t d0 = dirty();
-  CHECKV(d0 >= 2 * MiB - 64 * KiB, "dirty %zu KiB after freeing 2 MiB", d0 / KiB, 0);
+  CHECK_MSG(d0 >= 2 * MiB - 64 * KiB, "dirty %zu KiB after freeing 2 MiB", (size_t)(d0 / KiB));
   size_t r = _ebb_segment_purge_idle(BASE, DELAY, false);
-  CHECKV(r == 0, "first pass released %zu KiB: it should only stamp", r / KiB, 0);
+  CHECK_MSG(r == 0, "first pass released %zu KiB: it should only stamp", (size_t)(r / KiB));
   r = _ebb_segment_purge_idle(BASE + DELAY - 1, DELAY, false);
-  CHECKV(r == 0, "released %zu KiB at delay - 1 ms", r / KiB, 0);
+  CHECK_MSG(r == 0, "released %zu KiB at delay - 1 ms", (size_t)(r / KiB));
   CHECK(dirty() == d0);
   r = _ebb_segment_purge_idle(BASE + DELAY, DELAY, false);
-  CHECKV(r >= 2 * MiB - 64 * KiB && r <= 3 * MiB, "released %zu KiB at the delay (2 MiB offered)", r / KiB, 0);
-  CHECKV(dirty() <= d0 - (2 * MiB - 64 * KiB), "dirty %zu KiB after the purge (was %zu KiB)", dirty() / KiB, d0 / KiB);
+  CHECK_MSG(r >= 2 * MiB - 64 * KiB && r <= 3 * MiB, "released %zu KiB at the delay (2 MiB offered)",
+            (size_t)(r / KiB));
+  CHECK_MSG(dirty() <= d0 - (2 * MiB - 64 * KiB), "dirty %zu KiB after the purge (was %zu KiB)",
+            (size_t)(dirty() / KiB), (size_t)(d0 / KiB));
   r = _ebb_segment_purge_idle(BASE + 3 * DELAY, DELAY, false);
-  CHECKV(r == 0, "a second purge of the same pages released %zu KiB", r / KiB, 0);
+  CHECK_MSG(r == 0, "a second purge of the same pages released %zu KiB", (size_t)(r / KiB));
 }
 
 /* Pages offered after a pass stamped others wait their own delay. */
@@ -91,15 +76,15 @@ static void test_stamped_late(void) {
   /* Take the pages back and offer them again: the stamp is forgotten. */
   park_pages();
   size_t r = _ebb_segment_purge_idle(BASE + DELAY, DELAY, false);
-  CHECKV(r == 0, "re-offered pages purged on their old stamp: %zu KiB", r / KiB, 0);
+  CHECK_MSG(r == 0, "re-offered pages purged on their old stamp: %zu KiB", (size_t)(r / KiB));
   r = _ebb_segment_purge_idle(BASE + 2 * DELAY, DELAY, false);
-  CHECKV(r >= 2 * MiB - 64 * KiB, "released %zu KiB a delay after the new stamp", r / KiB, 0);
+  CHECK_MSG(r >= 2 * MiB - 64 * KiB, "released %zu KiB a delay after the new stamp", (size_t)(r / KiB));
 }
 
 static void test_force(void) {
   park_pages();
   size_t r = _ebb_segment_purge_idle(BASE, DELAY, true);
-  CHECKV(r >= 2 * MiB - 64 * KiB && r <= 3 * MiB, "force released %zu KiB (2 MiB offered)", r / KiB, 0);
+  CHECK_MSG(r >= 2 * MiB - 64 * KiB && r <= 3 * MiB, "force released %zu KiB (2 MiB offered)", (size_t)(r / KiB));
   CHECK(_ebb_segment_purge_idle(BASE, DELAY, true) == 0);
 }
 
@@ -112,7 +97,7 @@ static void test_reuse_after_purge(void) {
   }
   int bad = 0;
   for (int i = 0; i < NBLOCKS; i++) bad += ((unsigned char *)blocks[i])[BSIZE - 1] != (i & 0xff);
-  CHECKV(bad == 0, "%zu blocks overlap after reuse", bad, 0);
+  CHECK_MSG(bad == 0, "%zu blocks overlap after reuse", (size_t)bad);
   for (int i = 0; i < NBLOCKS; i++) ebb_free(blocks[i]);
   _ebb_segment_purge_idle(BASE, DELAY, true);
 }
@@ -125,9 +110,9 @@ static void test_wrap(void) {
   uint64_t stamp = 0xFFFFFFF0u;
   CHECK(_ebb_segment_purge_idle(stamp, DELAY, false) == 0);
   size_t r = _ebb_segment_purge_idle(stamp + 32, DELAY, false);
-  CHECKV(r == 0, "pages stamped 32 ms before, across the 32-bit wrap, purged early: %zu KiB", r / KiB, 0);
+  CHECK_MSG(r == 0, "pages stamped 32 ms before, across the 32-bit wrap, purged early: %zu KiB", (size_t)(r / KiB));
   r = _ebb_segment_purge_idle(stamp + DELAY, DELAY, false);
-  CHECKV(r >= 2 * MiB - 64 * KiB || r == 0, "%zu KiB", r / KiB, 0);
+  CHECK_MSG(r >= 2 * MiB - 64 * KiB || r == 0, "%zu KiB", (size_t)(r / KiB));
   _ebb_segment_purge_idle(BASE, DELAY, true); /* whatever is left */
 }
 
@@ -152,31 +137,31 @@ static void test_segment_cache(void) {
   pthread_join(t, NULL);
   uint64_t t1 = _ebb_purge_clock_ms();
   size_t count = _ebb_segment_cache_count();
-  CHECKV(count > before, "segment cache %zu -> %zu after the thread exited", before, count);
+  CHECK_MSG(count > before, "segment cache %zu -> %zu after the thread exited", (size_t)before, (size_t)count);
   /* The statistics report the cached, unpurged segment as segment_cache. */
   ebb_stats_t st;
   ebb_stats_get(&st);
-  CHECKV(st.segment_cache >= 4 * MiB - 16 * KiB, "segment_cache %zu KiB with %zu segments cached",
-         st.segment_cache / KiB, count);
+  CHECK_MSG(st.segment_cache >= 4 * MiB - 16 * KiB, "segment_cache %zu KiB with %zu segments cached",
+            (size_t)(st.segment_cache / KiB), (size_t)count);
 
   uint64_t d = 10000; /* a long fake delay: t1 - t0 is far below it */
   size_t r = _ebb_segment_purge_cache(t1, d, false, false);
-  CHECKV(r == 0, "cache purged %zu KiB before the delay", r / KiB, 0);
+  CHECK_MSG(r == 0, "cache purged %zu KiB before the delay", (size_t)(r / KiB));
   r = _ebb_segment_purge_cache(t0 + d + (t1 - t0), d, false, false);
-  CHECKV(r >= 4 * MiB - 4 * KiB, "cache purged %zu KiB at the delay", r / KiB, 0);
+  CHECK_MSG(r >= 4 * MiB - 4 * KiB, "cache purged %zu KiB at the delay", (size_t)(r / KiB));
   /* ... and the resident estimate drops by as much. */
   ebb_stats_t after;
   ebb_stats_get(&after);
-  CHECKV(after.resident + 4 * MiB - 16 * KiB <= st.resident,
-         "resident estimate %zu KiB -> %zu KiB after purging a cached segment", st.resident / KiB,
-         after.resident / KiB);
-  CHECKV(_ebb_segment_cache_count() == count, "purged, not unmapped: %zu cached (was %zu)",
-         _ebb_segment_cache_count(), count);
+  CHECK_MSG(after.resident + 4 * MiB - 16 * KiB <= st.resident,
+            "resident estimate %zu KiB -> %zu KiB after purging a cached segment", (size_t)(st.resident / KiB),
+            (size_t)(after.resident / KiB));
+  CHECK_MSG(_ebb_segment_cache_count() == count, "purged, not unmapped: %zu cached (was %zu)",
+            (size_t)_ebb_segment_cache_count(), (size_t)count);
   r = _ebb_segment_purge_cache(t1 + 10 * d - 1 - (t1 - t0), d, false, false);
-  CHECKV(r == 0, "cache released %zu KiB again before 10 x delay", r / KiB, 0);
+  CHECK_MSG(r == 0, "cache released %zu KiB again before 10 x delay", (size_t)(r / KiB));
   r = _ebb_segment_purge_cache(t1 + 10 * d, d, false, false);
-  CHECKV(r >= 4 * MiB, "unmapping released %zu KiB at 10 x delay", r / KiB, 0);
-  CHECKV(_ebb_segment_cache_count() == 0, "%zu segments still cached", _ebb_segment_cache_count(), 0);
+  CHECK_MSG(r >= 4 * MiB, "unmapping released %zu KiB at 10 x delay", (size_t)(r / KiB));
+  CHECK_MSG(_ebb_segment_cache_count() == 0, "%zu segments still cached", (size_t)_ebb_segment_cache_count());
 }
 
 /* ---- the large cache --------------------------------------------------------------- */
@@ -188,14 +173,14 @@ static void test_large_cache(void) {
   uint64_t t1 = _ebb_purge_clock_ms();
   ebb_stats_t st;
   ebb_stats_get(&st);
-  CHECKV(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", st.large_cache / KiB, 0);
+  CHECK_MSG(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", (size_t)(st.large_cache / KiB));
   uint64_t d = 10000;
   size_t r = _ebb_large_purge_cache(t1, d, false);
-  CHECKV(r == 0, "large cache released %zu KiB before the delay", r / KiB, 0);
+  CHECK_MSG(r == 0, "large cache released %zu KiB before the delay", (size_t)(r / KiB));
   r = _ebb_large_purge_cache(t0 + d + (t1 - t0), d, false);
-  CHECKV(r >= 8 * MiB, "large cache released %zu KiB at the delay", r / KiB, 0);
+  CHECK_MSG(r >= 8 * MiB, "large cache released %zu KiB at the delay", (size_t)(r / KiB));
   ebb_stats_get(&st);
-  CHECKV(st.large_cache == 0, "large_cache %zu KiB after the delay", st.large_cache / KiB, 0);
+  CHECK_MSG(st.large_cache == 0, "large_cache %zu KiB after the delay", (size_t)(st.large_cache / KiB));
 }
 
 /* The large cache serves any size: a cached block too small is grown with
@@ -208,29 +193,29 @@ static void test_large_cache_any_size(void) {
   memset(p, 1, 8 * MiB);
   ebb_free(p);
   ebb_stats_get(&st);
-  CHECKV(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", st.large_cache / KiB, 0);
+  CHECK_MSG(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", (size_t)(st.large_cache / KiB));
   uint8_t *q = ebb_calloc(1, 12 * MiB); /* the 8 MiB block, grown: zeroed all the same */
   size_t nonzero = 0;
   for (size_t i = 0; i < 12 * MiB; i += 512) nonzero += q[i] != 0;
-  CHECKV(nonzero == 0, "calloc(12 MiB) from the cache: %zu nonzero samples", nonzero, 0);
+  CHECK_MSG(nonzero == 0, "calloc(12 MiB) from the cache: %zu nonzero samples", (size_t)nonzero);
   ebb_stats_get(&st);
-  CHECKV(st.large_cache == 0, "large_cache %zu KiB: the 8 MiB block was not reused for 12 MiB", st.large_cache / KiB,
-         0);
+  CHECK_MSG(st.large_cache == 0, "large_cache %zu KiB: the 8 MiB block was not reused for 12 MiB",
+            (size_t)(st.large_cache / KiB));
   ebb_free(q);
   uint8_t *r = ebb_malloc(2 * MiB); /* the 12 MiB block, cut down */
   ebb_stats_get(&st);
-  CHECKV(st.large_cache == 0 && ebb_malloc_usable_size(r) < 3 * MiB, "large_cache %zu KiB, usable %zu KiB",
-         st.large_cache / KiB, ebb_malloc_usable_size(r) / KiB);
+  CHECK_MSG(st.large_cache == 0 && ebb_malloc_usable_size(r) < 3 * MiB, "large_cache %zu KiB, usable %zu KiB",
+            (size_t)(st.large_cache / KiB), (size_t)(ebb_malloc_usable_size(r) / KiB));
   ebb_free(r);
   r = ebb_malloc(MiB + 512 * KiB); /* the 2 MiB block, whole */
   memset(r, 7, MiB + 512 * KiB);
-  CHECKV(ebb_malloc_usable_size(r) == 2 * MiB, "usable %zu KiB", ebb_malloc_usable_size(r) / KiB, 0);
+  CHECK_MSG(ebb_malloc_usable_size(r) == 2 * MiB, "usable %zu KiB", (size_t)(ebb_malloc_usable_size(r) / KiB));
   CHECK(ebb_realloc(r, 2 * MiB) == r); /* fits the mapping */
   CHECK(ebb_realloc(r, MiB + 4 * KiB) == r); /* not twice too big */
   uint8_t *s = ebb_realloc(r, 6 * MiB);  /* grows the mapping, moved or not */
   size_t bad = 0;
   for (size_t i = 0; i < MiB + 4 * KiB; i++) bad += s[i] != 7;
-  CHECKV(s != NULL && bad == 0, "realloc to 6 MiB: %zu bytes changed", bad, 0);
+  CHECK_MSG(s != NULL && bad == 0, "realloc to 6 MiB: %zu bytes changed", (size_t)bad);
   ebb_free(s);
   _ebb_large_purge_cache(_ebb_purge_clock_ms(), 0, true);
 }
@@ -248,11 +233,11 @@ static void test_large_grow_keeps_errno(void) {
   memset(s, 5, 1000);
   errno = 0;
   uint8_t *q = ebb_realloc(s, 700 * KiB); /* its own mapping: the cached block, grown and moved */
-  CHECKV(q != NULL && errno == 0, "realloc to 700 KiB: %p, errno %zu", (size_t)(uintptr_t)q, (size_t)errno);
+  CHECK_MSG(q != NULL && errno == 0, "realloc to 700 KiB: %p, errno %d", (void *)q, errno);
   size_t bad = 0;
   for (size_t i = 0; q != NULL && i < 1000; i++) bad += q[i] != 5;
-  CHECKV(bad == 0 && ebb_malloc_usable_size(q) >= 700 * KiB, "%zu bytes changed, usable %zu", bad,
-         ebb_malloc_usable_size(q));
+  CHECK_MSG(bad == 0 && ebb_malloc_usable_size(q) >= 700 * KiB, "%zu bytes changed, usable %zu", (size_t)bad,
+            (size_t)(ebb_malloc_usable_size(q)));
   ebb_free(q);
   if (guard != MAP_FAILED) munmap(guard, 4096);
   _ebb_large_purge_cache(_ebb_purge_clock_ms(), 0, true);
@@ -281,7 +266,7 @@ int main(void) {
   test_large_cache_any_size();
   test_large_grow_keeps_errno();
   ebb_free(ballast);
-  CHECKV(_ebb_option(EBB_OPT_PURGE_THREAD) == 0, "purge thread option %zu", _ebb_option(EBB_OPT_PURGE_THREAD), 0);
-  printf("unit_purge: %d checks, %d failed: %s\n", checks_run, checks_failed, checks_failed ? "FAIL" : "PASS");
-  return checks_failed ? 1 : 0;
+  CHECK_MSG(_ebb_option(EBB_OPT_PURGE_THREAD) == 0, "purge thread option %zu",
+            (size_t)(_ebb_option(EBB_OPT_PURGE_THREAD)));
+  return check_summary("unit_purge");
 }
