@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* double_free_full_page_remote.c - p is on a page that was full when two other threads freed it (the frees go to the owner heap's delayed list). */
 #define BLOCK 32
 #include "double_free.h"
@@ -10,6 +10,7 @@ static void *misuse(void) {
   for (int i = 0; i < FILL; i++) all[i] = block(4);
   void *p = all[10];
   free_elsewhere(p);
+  announce(p);
   free_elsewhere(p);
   return p;
 }

@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* double_free_large.c - a large block (its own mapping) freed twice: the
  * first free keeps it in the large cache for reuse, where the second free
  * finds it. */
@@ -9,6 +9,7 @@
 static void *misuse(void) {
   void *p = block(1);
   free(p);
+  announce(p);
   free(p);
   return p;
 }

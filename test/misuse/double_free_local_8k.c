@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* double_free_local_8k.c - free(p); free(q); free(p) with 8 KiB blocks (the largest small class). */
 #define BLOCK 8192
 #include "double_free.h"

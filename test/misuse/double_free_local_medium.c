@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* double_free_local_medium.c - free(p); free(q); free(p) on a page of 1000-byte blocks that keeps other live blocks. */
 #define BLOCK 1000
 #include "double_free.h"

@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* double_free_local_small.c - free(p); free(q); free(p) on a page of 32-byte blocks that keeps other live blocks: p is no longer the head of the list it is on. */
 #define BLOCK 32
 #include "double_free.h"

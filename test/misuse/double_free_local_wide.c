@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* double_free_local_wide.c - free(p); free(q); free(p) with 200 KB blocks (wide pages: one per segment). */
 #define BLOCK 200000
 #include "double_free.h"

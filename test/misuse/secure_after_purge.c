@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: double free of 0x */
+/* stderr: ebb: error: double free of <ptr> */
 /* env: EBB_SECURE=1 */
 /* secure_after_purge.c - a block freed, its memory returned to the OS
  * (malloc_trim), then freed again. The purge took the block's freed mark
@@ -13,7 +13,7 @@ int main(void) {
   void *keep = malloc(4096); /* 4 KiB blocks: each fills one OS page */
   void *volatile p = malloc(4096);
   void *after = malloc(4096); /* keeps p from being the page's last carved block */
-  printf("%p\n", p); /* now: stdout's buffer, once allocated, could take p's place */
+  printf("ptr=%p\n", p); /* now: stdout's buffer, once allocated, could take p's place */
   fflush(stdout);
   free(p);
   malloc_trim(0);

@@ -1,5 +1,5 @@
 /* expect: SIGABRT */
-/* stderr: ebb: error: heap corruption: the free-list link was overwritten in the free block 0x */
+/* stderr: ebb: error: heap corruption: the free-list link was overwritten in the free block <ptr>, in a page of 64-byte blocks (a write after free?) */
 /* env: EBB_SECURE=1 */
 /* secure_write_after_free.c - the program writes a pointer-sized value
  * into a block after freeing it, over the link that ebb keeps there. With
@@ -14,7 +14,7 @@ int main(void) {
   void *q = malloc(64);
   free(q);
   free(p);
-  printf("%p\n", p);
+  printf("ptr=%p\n", p);
   fflush(stdout);
   *(void *volatile *)p = (void *)(uintptr_t)0x123456780; /* a write after free */
   for (int i = 0; i < 100000; i++)
