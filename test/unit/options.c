@@ -82,6 +82,7 @@ static void test_option_ranges(void) {
     {EBB_OPT_LARGE_CACHE, 0, 1LL << 40},
     {EBB_OPT_MADVISE, 0, 1},
     {EBB_OPT_LIMIT_MARGIN, 0, 100},
+    {EBB_OPT_SECURE, 0, 1},
   };
   for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
     ebb_option_t opt = ranges[i].opt;
