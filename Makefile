@@ -4,13 +4,27 @@
 #   make demo       memory going back to the OS, glibc vs ebb side by side
 #   make install    PREFIX=/usr/local by default
 #   make bench      benchmark suite (QUICK=1: < 2 min); make bench-instr: callgrind counts
-#   make lint       clang-tidy and cppcheck over src/
+#   make lint       clang-tidy (.clang-tidy) and cppcheck over src/
+# Sanitizer builds (test/prefix/README.md), each in a build directory of its own:
+#   make check-ubsan  the whole suite, library and tests built with -fsanitize=undefined (gcc)
+#   make check-asan   ASan+UBSan (clang) on libebb-prefix: test/prefix/stress.c and the fuzz seeds
+#   make tsan         TSan (clang) on libebb-prefix: test/prefix/stress.c for TSAN_SECONDS (20);
+#                     prints the distinct reports (build-tsan/tsan.log holds them all) and
+#                     fails on any that test/prefix/tsan.supp does not name (TSAN_FAIL=0: never)
+#   make fuzz         libFuzzer on libebb-prefix for FUZZ_SECONDS (60); the corpus grows in
+#                     build-asan/fuzz-corpus, crashes land in build-asan/fuzz-crash-*
 
 PREFIX ?= /usr/local
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE  ?= cmake
+CLANG  ?= clang
+FUZZ_SECONDS ?= 60
+TSAN_SECONDS ?= 20
+TSAN_FAIL ?= 1
+PYTHON ?= python3
 
-.PHONY: all release debug check check-release check-debug demo install bench bench-smoke bench-instr lint clean
+.PHONY: all release debug check check-release check-debug demo install bench bench-smoke bench-instr lint clean \
+  check-ubsan asan-build check-asan tsan fuzz
 
 all: release
 
@@ -46,8 +60,39 @@ bench-instr: release
 	./bench/instr.sh
 
 lint:
-	clang-tidy --quiet src/*.c src/prim/*.c -- -Iinclude -Isrc -D_GNU_SOURCE
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr -Iinclude -Isrc src
+	clang-tidy --quiet src/*.c src/prim/*.c -- -Iinclude -Isrc -D_GNU_SOURCE -DEBB_DEBUG=3
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr -Iinclude -Isrc \
+	  -D_GNU_SOURCE -DEBB_DEBUG=3 src
+
+# UBSan: EBB_DEBUG=1 keeps the cheap assertions on as well. All tests but
+# `options`, whose probe counts its large blocks: gcc's libubsan loads
+# libstdc++, whose exception pool is one more (71 KiB) malloc at start.
+check-ubsan:
+	$(CMAKE) -S . -B build-ubsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBB_DEBUG=1 -DEBB_SANITIZE=undefined >/dev/null
+	$(CMAKE) --build build-ubsan -j $(JOBS)
+	cd build-ubsan && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -E '^options$$'
+
+asan-build:
+	CC=$(CLANG) $(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBB_DEBUG=2 -DEBB_SANITIZE=address >/dev/null
+	$(CMAKE) --build build-asan -j $(JOBS)
+
+check-asan: asan-build
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+fuzz: asan-build
+	mkdir -p build-asan/fuzz-corpus
+	cd build-asan && ASAN_OPTIONS=abort_on_error=1 ./test/fuzz_api -max_total_time=$(FUZZ_SECONDS) \
+	  -max_len=4096 -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=fuzz-crash- \
+	  fuzz-corpus ../test/fuzz/corpus
+
+tsan:
+	CC=$(CLANG) $(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBB_SANITIZE=thread >/dev/null
+	$(CMAKE) --build build-tsan -j $(JOBS)
+	@cd build-tsan && rc=0; \
+	  TSAN_OPTIONS="halt_on_error=0 history_size=4 suppressions=$(CURDIR)/test/prefix/tsan.supp" \
+	    ./test/stress_prefix --threads 4 --seconds $(TSAN_SECONDS) >tsan.log 2>&1 || rc=$$?; \
+	  tail -n 1 tsan.log; $(PYTHON) ../test/prefix/tsan_summary.py tsan.log .. || rc=1; \
+	  if [ "$(TSAN_FAIL)" = 0 ]; then rc=0; fi; exit $$rc
 
 clean:
-	rm -rf build build-debug
+	rm -rf build build-debug build-ubsan build-asan build-tsan

@@ -54,6 +54,7 @@ _Noreturn void _ebb_assert_fail(const char *expr, const char *file, int line);
 #define ebb_assert_internal(cond) EBB_ASSERT_AT(2, cond)
 #define ebb_assert_expensive(cond) EBB_ASSERT_AT(3, cond)
 
+/* NOLINTNEXTLINE(misc-redundant-expression): true as types.h defines them; here so that it stays so */
 static_assert(EBB_SEGMENT_SIZE == ((size_t)1 << EBB_SEGMENT_SHIFT), "segment size");
 static_assert(EBB_MAX_PAGES <= 64, "one descriptor per small page");
 static_assert(EBB_WIDE_OBJ_MAX * 4 <= EBB_SEGMENT_SIZE, "wide pages hold several blocks");
@@ -197,8 +198,10 @@ static inline void _ebb_block_set_mark(ebb_block_t *b, const ebb_page_t *page) {
 static inline void _ebb_block_clear_mark(ebb_block_t *b) { ((const void **)b)[1] = NULL; }
 
 /* ---- threads --------------------------------------------------------- */
-/* A unique non-zero id per live thread: its TLS base. */
-static inline uintptr_t _ebb_thread_id(void) {
+/* A unique non-zero id per live thread: its TLS base. no_sanitize: gcc's UBSan
+ * takes %fs:0 for a null pointer (its report then calls malloc, which
+ * comes back here). */
+__attribute__((no_sanitize("undefined"))) static inline uintptr_t _ebb_thread_id(void) {
 #if defined(__x86_64__) && defined(__SEG_FS)
   /* The TCB's self pointer, as a memory operand the compiler can fold into
    * a compare (cmp %fs:0, reg). */
@@ -467,7 +470,7 @@ bool _ebb_limit_address_tight(void);      /* mapped memory is near RLIMIT_AS / R
 /* ---- heap.c ----------------------------------------------------------- */
 ebb_heap_t *_ebb_heap_get(void); /* this thread's heap, made on first use */
 void _ebb_heap_init_empty(void);
-void _ebb_heap_thread_done(void *heap);
+void _ebb_heap_thread_done(void *arg);
 void _ebb_heap_drain_delayed(ebb_heap_t *heap);
 void _ebb_heap_collect(ebb_heap_t *heap);
 void _ebb_heap_stats(ebb_stats_t *st); /* caller holds the global lock */

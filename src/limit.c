@@ -136,8 +136,8 @@ static bool mount_line(char *line, int version, const char **root, const char **
  * mount's root. */
 static bool find_mount(const char *path, int version) {
   char buf[4096];
-  size_t off = 0, len;
-  while ((len = _ebb_prim_read_file("/proc/self/mountinfo", off, buf, sizeof(buf))) > 0) {
+  size_t off = 0;
+  while (_ebb_prim_read_file("/proc/self/mountinfo", off, buf, sizeof(buf)) > 0) {
     char *line = buf, *end;
     while ((end = strchr(line, '\n')) != NULL) {
       *end = 0;

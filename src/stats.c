@@ -43,7 +43,7 @@ ebb_export bool ebb_stats_get(ebb_stats_t *out) {
 
 static bool is_count(const char *name) {
   size_t n = strlen(name);
-  return (n > 6 && strcmp(name + n - 6, "_count") == 0) || (n > 6 && strcmp(name + n - 6, "_calls") == 0);
+  return (n > 6 && strcmp(name + (n - 6), "_count") == 0) || (n > 6 && strcmp(name + (n - 6), "_calls") == 0);
 }
 
 static void print_field(const char *name, uint64_t v, const char *help) {
