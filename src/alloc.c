@@ -9,7 +9,7 @@
 #include "internal.h"
 #include "prim.h"
 
-size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* set from options at init (EBB_LARGE_THRESHOLD) */
+size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* options.c writes it (mallopt, any thread); read relaxed */
 size_t _ebb_realloc_map = 64 * EBB_KiB;          /* EBB_REALLOC_MAP; SIZE_MAX when 0 (never) */
 
 static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
@@ -22,7 +22,7 @@ static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {
 ebb_export void *ebb_malloc(size_t size) {
   ebb_heap_t *heap = _ebb_tls_heap;
   if (ebb_likely(size <= EBB_DIRECT_MAX)) {
-    ebb_page_t *page = heap->direct[size];
+    ebb_page_t *page = EBB_LOAD(heap->direct[size]);
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return page_pop(page, b);
     return _ebb_malloc_miss(size, heap, page);
@@ -49,7 +49,7 @@ static void *malloc_slow_held(ebb_heap_t *heap, size_t size, bool zero) {
     _ebb_page_reap(heap);
     if (!_ebb_option(EBB_OPT_PURGE_THREAD)) _ebb_purge_on_entry();
   }
-  if (size > _ebb_large_threshold) {
+  if (size > EBB_LOAD(_ebb_large_threshold)) {
     void *p = _ebb_large_alloc(size, 0, zero);
     /* A size the wide pages can hold still gets memory when the OS refuses
      * a mapping (vm.max_map_count: one mapping per large block). */
@@ -137,7 +137,7 @@ static ebb_noinline void *calloc_miss(size_t size, ebb_heap_t *heap, ebb_page_t 
  * in hand (aligned allocation, take-back retries, large sizes). */
 void *_ebb_malloc_generic(size_t size, ebb_heap_t *heap, bool zero) {
   if (ebb_likely(size <= EBB_DIRECT_MAX)) {
-    ebb_page_t *page = heap->direct[size];
+    ebb_page_t *page = EBB_LOAD(heap->direct[size]);
     return zero ? calloc_miss(size, heap, page) : _ebb_malloc_miss(size, heap, page);
   }
   return malloc_slow(size, heap, zero);
@@ -151,7 +151,7 @@ ebb_export void *ebb_calloc(size_t count, size_t size) {
   }
   ebb_heap_t *heap = _ebb_tls_heap;
   if (ebb_likely(total <= EBB_DIRECT_MAX)) {
-    ebb_page_t *page = heap->direct[total];
+    ebb_page_t *page = EBB_LOAD(heap->direct[total]);
     ebb_block_t *b = page->free;
     if (ebb_likely(b != NULL)) return zero_block(page, page_pop(page, b), total);
     return calloc_miss(total, heap, page);
@@ -211,11 +211,11 @@ ebb_export void *ebb_realloc(void *p, size_t size) {
     return NULL;
   }
   if (_ebb_map_kind(p) == EBB_MAP_LARGE) {
-    if (size > _ebb_large_threshold || size >= _ebb_realloc_map) {
+    if (size > EBB_LOAD(_ebb_large_threshold) || size >= EBB_LOAD(_ebb_realloc_map)) {
       void *q = _ebb_large_realloc(_ebb_large_segment_of(p), size);
       return q != NULL ? q : realloc_copy(p, usable, size);
     }
-  } else if (size > usable && size >= _ebb_realloc_map) {
+  } else if (size > usable && size >= EBB_LOAD(_ebb_realloc_map)) {
     void *q = realloc_to_mapping(p, usable, size);
     if (q != NULL) return q;
   }
@@ -249,11 +249,11 @@ static void *alloc_aligned(size_t align, size_t size, bool zero) {
   }
   if (align <= EBB_SEGMENT_HEADER_SIZE) {
     size_t s = round_up(size == 0 ? 1 : size, align);
-    if (s <= _ebb_large_threshold) {
+    if (s <= EBB_LOAD(_ebb_large_threshold)) {
       unsigned bin = _ebb_bin(s);
       while (_ebb_bin_size(bin) % align != 0) bin++;
       size_t bsize = _ebb_bin_size(bin);
-      if (bsize <= _ebb_large_threshold) return zero ? ebb_calloc(1, bsize) : ebb_malloc(bsize);
+      if (bsize <= EBB_LOAD(_ebb_large_threshold)) return zero ? ebb_calloc(1, bsize) : ebb_malloc(bsize);
     }
   }
   return _ebb_large_alloc(size, align, zero);

@@ -27,7 +27,7 @@ static bool heap_key_ready;
 
 static void heap_reset(ebb_heap_t *heap) {
   memset(heap->queues, 0, sizeof(heap->queues));
-  for (size_t w = 0; w < EBB_DIRECT_COUNT; w++) heap->direct[w] = &_ebb_page_empty;
+  for (size_t w = 0; w < EBB_DIRECT_COUNT; w++) EBB_STORE(heap->direct[w], &_ebb_page_empty);
   atomic_store_explicit(&heap->delayed_free, NULL, memory_order_relaxed);
   heap->segments = NULL;
   heap->with_free[0] = heap->with_free[1] = NULL;
@@ -97,7 +97,7 @@ ebb_heap_t *_ebb_heap_get(void) {
   heap->sigblk = _ebb_prim_thread_sigblk();
   _ebb_lock(); /* passes look at live heaps under the lock (seize.c) */
   atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_relaxed);
-  heap->live = true;
+  EBB_STORE(heap->live, true); /* the seize pass reads it without the lock */
   heaps_live++;
   _ebb_unlock();
   _ebb_tls_heap = heap;
@@ -183,7 +183,7 @@ void _ebb_heap_thread_done(void *arg) {
   /* in_slow stays raised to the end, so no pass seizes a heap whose pages
    * are gone; the next thread to take the heap resets it. */
   _ebb_lock();
-  heap->live = false;
+  EBB_STORE(heap->live, false);
   heaps_live--;
   heap->pool_next = heap_pool;
   heap_pool = heap;

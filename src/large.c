@@ -65,9 +65,9 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
     best_link = below_link;
   }
   if (best != NULL) {
-    *best_link = best->next;
+    EBB_STORE(*best_link, best->next); /* large_cache is peeked without the lock */
     large_cache_bytes -= best->size;
-    best->cached_since = 0;
+    EBB_STORE(best->cached_since, 0);
     _ebb_purge_dirty_sub(best->size);
   }
   _ebb_unlock();
@@ -94,11 +94,11 @@ static bool large_cache_put(ebb_segment_t *seg) {
   size_t size = seg->size; /* once the lock is released the block may be gone */
   bool kept = false;
   if (size > limit) return false;
-  seg->cached_since = _ebb_purge_clock_ms();
+  EBB_STORE(seg->cached_since, _ebb_purge_clock_ms());
   _ebb_lock(); /* the dirty count moves with the cache, under the lock */
   if (large_cache_bytes + size <= limit) {
     seg->next = large_cache;
-    large_cache = seg;
+    EBB_STORE(large_cache, seg);
     large_cache_bytes += size;
     _ebb_purge_dirty_add(size);
     kept = true;
@@ -127,7 +127,7 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
   for (ebb_segment_t **link = &large_cache; *link != NULL;) {
     ebb_segment_t *seg = *link;
     if (force || now - seg->cached_since >= delay) {
-      *link = seg->next;
+      EBB_STORE(*link, seg->next);
       large_cache_bytes -= seg->size;
       _ebb_purge_dirty_sub(seg->size);
       seg->next = gone;
@@ -173,8 +173,8 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
   seg->page_shift = EBB_SEGMENT_SHIFT;
   seg->page_count = 1;
   seg->used_pages = 1;
-  seg->size = total;
-  seg->cached_since = 0;
+  EBB_STORE(seg->size, total);
+  EBB_STORE(seg->cached_since, 0);
   seg->pages[0].start = m + EBB_LARGE_HEADER_SIZE;
   seg->pages[0].in_use = 1;
   seg->pages[0].margin = 1; /* used 1 (park_at 0) */
@@ -205,7 +205,7 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   if (_ebb_prim_remap(seg, old_total, total, NULL, false) != NULL) {
     if (total > old_total) atomic_fetch_add_explicit(&_ebb_os_mapped, total - old_total, memory_order_relaxed);
     else atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total - total, memory_order_relaxed);
-    seg->size = total;
+    EBB_STORE(seg->size, total);
     return seg;
   }
   uint8_t *dst = _ebb_purge_map_aligned(total, EBB_SEGMENT_SIZE, EBB_LARGE_HEADER_SIZE);
@@ -225,7 +225,7 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   /* The old range is gone (mremap unmapped it); dst's placeholder pages
    * were replaced. */
   atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
-  moved->size = total;
+  EBB_STORE(moved->size, total);
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);
   if (live) _ebb_os_map_set(moved->pages[0].start, EBB_MAP_LARGE);

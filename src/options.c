@@ -90,8 +90,8 @@ _Atomic(long long) _ebb_option_values[EBB_OPT_COUNT];
 
 static void apply(ebb_option_t opt, long long v) {
   atomic_store_explicit(&_ebb_option_values[opt], v, memory_order_relaxed);
-  if (opt == EBB_OPT_LARGE_THRESHOLD) _ebb_large_threshold = (size_t)v;
-  if (opt == EBB_OPT_REALLOC_MAP) _ebb_realloc_map = v == 0 ? SIZE_MAX : (size_t)v;
+  if (opt == EBB_OPT_LARGE_THRESHOLD) EBB_STORE(_ebb_large_threshold, (size_t)v);
+  if (opt == EBB_OPT_REALLOC_MAP) EBB_STORE(_ebb_realloc_map, v == 0 ? SIZE_MAX : (size_t)v);
 }
 
 bool _ebb_option_set(ebb_option_t opt, long long value) {

@@ -169,7 +169,7 @@ bool _ebb_page_extend(ebb_page_t *page) {
   if (page->purged_blocks > 0) _ebb_segment_clear_purged(_ebb_segment_of(page), first, (size_t)n * bsize);
   page->free = (ebb_block_t *)first;
   page->capacity += n;
-  page->span = (size_t)page->capacity * bsize;
+  EBB_STORE(page->span, (size_t)page->capacity * bsize);
   page->free_is_zero = page->is_fresh;
   ebb_assert_expensive(!page->free_is_zero || blocks_are_zero(first, n, bsize));
   return true;
@@ -227,7 +227,7 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   ebb_assert(psize / bsize <= UINT16_MAX);
   page->reserved = (uint16_t)(psize / bsize);
   page->capacity = 0;
-  page->span = 0;
+  EBB_STORE(page->span, 0);
   page->margin = 0;
   page->park_at = 0;
   page->purged_blocks = 0;
@@ -246,9 +246,12 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
  * that it carves again from zeroed memory. Called by whoever holds it. */
 void _ebb_page_reset_purged(ebb_page_t *page) {
   ebb_segment_t *seg = _ebb_segment_of(page);
-  page->free = page->local_free = page->stash = NULL;
+  /* Parked in place, `free` is NULL already and the owner's malloc fast
+   * path may be reading it: no store. */
+  if (page->free != NULL) page->free = NULL;
+  page->local_free = page->stash = NULL;
   page->capacity = 0;
-  page->span = 0;
+  EBB_STORE(page->span, 0);
   page->purged_blocks = 0;
   page->is_fresh = _ebb_purge_zeroes();
   page->free_is_zero = 0;
@@ -272,7 +275,7 @@ static void direct_update(ebb_heap_t *heap, unsigned qi) {
   if (qi > EBB_BIN_MAX || direct_hi[qi] == 0) return;
   /* Secure mode: every allocation through the slow path (secure.c). */
   ebb_page_t *page = heap->queues[qi].first && !_ebb_seizing && !_ebb_secure ? heap->queues[qi].first : &_ebb_page_empty;
-  for (size_t s = direct_lo[qi]; s <= direct_hi[qi]; s++) heap->direct[s] = page;
+  for (size_t s = direct_lo[qi]; s <= direct_hi[qi]; s++) EBB_STORE(heap->direct[s], page);
 }
 
 /* A page at the head of its queue is being allocated from: only an empty

@@ -348,7 +348,7 @@ static void purge_segment_idle(ebb_segment_t *seg, uint64_t now, uint64_t delay,
   ebb_page_t *held[EBB_MAX_PAGES];
   uint32_t n = 0;
   ebb_purge_batch_t batch = {0};
-  for (uint32_t i = 0; i < seg->page_count; i++) {
+  for (uint32_t i = 0, count = EBB_LOAD(seg->page_count); i < count; i++) {
     ebb_page_t *page = &seg->pages[i];
     if (!claim_expired(seg, page, now, delay, force, scan)) continue;
     _ebb_purge_page(seg, page, &batch);
@@ -370,7 +370,7 @@ size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force) {
   atomic_thread_fence(memory_order_seq_cst);
   _ebb_lock();
   for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
-    if (seg->kind == EBB_PAGE_LARGE) continue;
+    if (EBB_LOAD(seg->kind) == EBB_PAGE_LARGE) continue;
     bool hinted = atomic_load_explicit(&seg->inplace_hint, memory_order_relaxed) != 0;
     if (!hinted && atomic_load_explicit(&seg->idle_pages, memory_order_relaxed) == 0) continue;
     if (hinted) {
@@ -400,8 +400,9 @@ void _ebb_segment_reoffer_remote(void) {
   bool any = false;
   _ebb_lock();
   for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
-    if (seg->kind == EBB_PAGE_LARGE || seg->used_pages == 0) continue;
-    for (uint32_t i = 0; i < seg->page_count; i++) {
+    /* The owner writes these without the lock (segment_init, take_page). */
+    if (EBB_LOAD(seg->kind) == EBB_PAGE_LARGE || EBB_LOAD(seg->used_pages) == 0) continue;
+    for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++) {
       ebb_page_t *page = &seg->pages[i];
       if (atomic_load_explicit(&page->claim, memory_order_acquire) != EBB_CLAIM_PURGED) continue;
       if ((atomic_load_explicit(&page->thread_free, memory_order_acquire) & ~EBB_TF_STATE_MASK) == 0) continue;
@@ -445,7 +446,7 @@ size_t _ebb_segment_purge_abandoned(void) {
   _ebb_lock();
   ebb_segment_t *list = _ebb_segment_abandoned;
   _ebb_segment_abandoned = NULL;
-  _ebb_segment_abandoned_count = 0;
+  EBB_STORE(_ebb_segment_abandoned_count, 0);
   _ebb_unlock();
   while (list != NULL) {
     ebb_segment_t *seg = list;

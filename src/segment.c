@@ -92,19 +92,21 @@ static bool segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   if (!fresh) {
     memset(seg->pages, 0, count * sizeof(ebb_page_t));
     memset((void *)seg->purged_os, 0, sizeof(seg->purged_os));
-    seg->used_pages = 0;
-    seg->heap = NULL;
+    EBB_STORE(seg->used_pages, 0);
+    EBB_STORE(seg->heap, NULL);
     seg->next = seg->prev = seg->free_next = seg->free_prev = NULL;
     seg->in_free_queue = false;
     atomic_store_explicit(&seg->idle_pages, 0, memory_order_relaxed);
     atomic_store_explicit(&seg->inplace_hint, 0, memory_order_relaxed);
   }
   bool zero = fresh || seg->cache_purged;
-  seg->kind = kind;
-  seg->page_shift = shift;
-  seg->page_count = count;
-  seg->size = EBB_SEGMENT_SIZE;
-  seg->cache_purged = false;
+  /* Statistics and the passes read these under the lock while a cached
+   * segment is set up again without it (EBB_LOAD there). */
+  EBB_STORE(seg->kind, kind);
+  EBB_STORE(seg->page_shift, shift);
+  EBB_STORE(seg->page_count, count);
+  EBB_STORE(seg->size, EBB_SEGMENT_SIZE);
+  EBB_STORE(seg->cache_purged, false);
   for (uint32_t i = 0; i < count; i++) {
     seg->pages[i].is_fresh = zero;
   }
@@ -131,7 +133,7 @@ static void free_queue_remove(ebb_heap_t *heap, ebb_segment_t *seg) {
 }
 
 static void owned_add(ebb_heap_t *heap, ebb_segment_t *seg) {
-  seg->heap = heap;
+  EBB_STORE(seg->heap, heap);
   seg->prev = NULL;
   seg->next = heap->segments;
   if (heap->segments) heap->segments->prev = seg;
@@ -156,7 +158,8 @@ static ebb_segment_t *cache_pop(void) {
   ebb_segment_t *seg = NULL;
   _ebb_lock();
   if (cache_count > 0) {
-    seg = cache[--cache_count];
+    EBB_STORE(cache_count, cache_count - 1);
+    seg = cache[cache_count];
     if (!seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
   }
   _ebb_unlock();
@@ -168,12 +171,13 @@ static bool cache_push(ebb_segment_t *seg) {
   /* A segment whose pages were all purged (or never touched) is clean. */
   bool clean = _ebb_purge_zeroes();
   for (uint32_t i = 0; i < seg->page_count && clean; i++) clean = seg->pages[i].is_fresh;
-  seg->cached_since = _ebb_purge_clock_ms();
-  seg->cache_purged = clean;
+  EBB_STORE(seg->cached_since, _ebb_purge_clock_ms());
+  EBB_STORE(seg->cache_purged, clean);
   _ebb_lock();
   size_t limit = (size_t)_ebb_option(EBB_OPT_SEGMENT_CACHE);
   if (cache_count < limit && cache_count < sizeof(cache) / sizeof(cache[0])) {
-    cache[cache_count++] = seg;
+    cache[cache_count] = seg;
+    EBB_STORE(cache_count, cache_count + 1); /* read without the lock (_ebb_segment_cache_count) */
     if (!clean) _ebb_purge_dirty_add(EBB_SEGMENT_SIZE);
     kept = true;
   }
@@ -183,7 +187,7 @@ static bool cache_push(ebb_segment_t *seg) {
 
 static void cache_remove_locked(size_t i) {
   memmove(&cache[i], &cache[i + 1], (cache_count - i - 1) * sizeof(cache[0]));
-  cache_count--;
+  EBB_STORE(cache_count, cache_count - 1);
 }
 
 /* Purges cached segments after purge_delay (at once when over the dirty
@@ -207,7 +211,7 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
     }
     if (!seg->cache_purged && (urgent || age >= delay)) {
       _ebb_prim_decommit((uint8_t *)seg + EBB_OS_PAGE, EBB_SEGMENT_SIZE - EBB_OS_PAGE, false);
-      seg->cache_purged = true;
+      EBB_STORE(seg->cache_purged, true);
       _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
       released += EBB_SEGMENT_SIZE - EBB_OS_PAGE;
     }
@@ -250,7 +254,7 @@ static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
   ebb_assert(seg->used_pages == 0);
   for (uint32_t i = 0; i < seg->page_count; i++) _ebb_page_claim(&seg->pages[i]);
   if (heap != NULL) owned_remove(heap, seg);
-  seg->heap = NULL;
+  EBB_STORE(seg->heap, NULL);
   atomic_store_explicit(&seg->thread_id, 0, memory_order_relaxed);
   _ebb_os_map_set(seg, EBB_MAP_NONE);
   if (cache_push(seg)) {
@@ -270,7 +274,8 @@ static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg) {
     _ebb_page_claim(page); /* a purge may have it; it sets is_fresh */
     page->in_use = 1;
     _ebb_inuse_add((size_t)1 << seg->page_shift);
-    if (++seg->used_pages == seg->page_count) free_queue_remove(heap, seg);
+    EBB_STORE(seg->used_pages, seg->used_pages + 1); /* statistics read it */
+    if (seg->used_pages == seg->page_count) free_queue_remove(heap, seg);
     return page;
   }
   _ebb_fatal("segment on the free queue has no free page");
@@ -284,14 +289,14 @@ static void page_release(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page)
   if (page->capacity > 0) page->is_fresh = 0; /* carved memory is dirty (unless a purge reset it) */
   page->in_use = 0;
   page->capacity = 0;
-  page->span = 0;
+  EBB_STORE(page->span, 0); /* _ebb_usable_size may read it from any thread */
   page->purged_blocks = 0;
   _ebb_page_set_flags(page, 0);
   atomic_store_explicit(&page->local_tag, 0, memory_order_relaxed); /* not in use */
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
   _ebb_inuse_sub((size_t)1 << seg->page_shift);
-  seg->used_pages--;
+  EBB_STORE(seg->used_pages, seg->used_pages - 1);
   if (seg->used_pages == 0) {
     segment_release(heap, seg);
     return;
@@ -307,7 +312,7 @@ void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {
 /* ---- abandon and adopt ------------------------------------------------------ */
 /* The segment is losing its owner: no page stays "local and plain" for it. */
 static void clear_local_tags(ebb_segment_t *seg) {
-  for (uint32_t i = 0; i < seg->page_count; i++)
+  for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++)
     atomic_store_explicit(&seg->pages[i].local_tag, 0, memory_order_relaxed);
 }
 
@@ -322,13 +327,13 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
       continue;
     }
     owned_remove(heap, seg);
-    seg->heap = NULL;
+    EBB_STORE(seg->heap, NULL);
     clear_local_tags(seg);
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
     _ebb_lock();
     seg->next = _ebb_segment_abandoned;
     _ebb_segment_abandoned = seg;
-    _ebb_segment_abandoned_count++;
+    EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count + 1); /* abandoned_pop peeks */
     _ebb_unlock();
   }
   atomic_store_explicit(&_ebb_abandoned_hint, 1, memory_order_relaxed);
@@ -340,7 +345,7 @@ static ebb_segment_t *abandoned_pop(void) {
   ebb_segment_t *seg = _ebb_segment_abandoned;
   if (seg) {
     _ebb_segment_abandoned = seg->next;
-    _ebb_segment_abandoned_count--;
+    EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count - 1);
   }
   _ebb_unlock();
   return seg;
@@ -350,7 +355,7 @@ void _ebb_segment_abandoned_push(ebb_segment_t *seg) {
   _ebb_lock();
   seg->next = _ebb_segment_abandoned;
   _ebb_segment_abandoned = seg;
-  _ebb_segment_abandoned_count++;
+  EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count + 1);
   _ebb_unlock();
 }
 
@@ -421,7 +426,8 @@ void _ebb_segment_orphan_others(uintptr_t self) {
  * and plain", so its frees take the slow path that answers (seize.c). */
 void _ebb_segment_clear_tags_locked(uintptr_t thread_id) {
   for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
-    if (seg->kind == EBB_PAGE_LARGE || atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != thread_id)
+    /* Acquire: pairs with owned_add's release, after the segment was set up. */
+    if (atomic_load_explicit(&seg->thread_id, memory_order_acquire) != thread_id || EBB_LOAD(seg->kind) == EBB_PAGE_LARGE)
       continue;
     clear_local_tags(seg);
   }
@@ -454,11 +460,12 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
 
 void _ebb_segment_stats(ebb_stats_t *st) {
   for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
-    st->mapped += seg->size;
-    if (seg->kind == EBB_PAGE_LARGE) {
-      size_t bytes = seg->size - EBB_LARGE_HEADER_SIZE;
+    size_t size = EBB_LOAD(seg->size);
+    st->mapped += size;
+    if (EBB_LOAD(seg->kind) == EBB_PAGE_LARGE) {
+      size_t bytes = size - EBB_LARGE_HEADER_SIZE;
       st->metadata += EBB_LARGE_HEADER_SIZE;
-      if (seg->cached_since != 0) {
+      if (EBB_LOAD(seg->cached_since) != 0) {
         st->large_cache += bytes;
       } else {
         st->live += bytes;
@@ -469,13 +476,13 @@ void _ebb_segment_stats(ebb_stats_t *st) {
     }
     st->segments_count++;
     st->metadata += EBB_OS_PAGE * 3; /* the header's touched part */
-    bool cached = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == 0 && seg->heap == NULL &&
-                  __atomic_load_n(&seg->used_pages, __ATOMIC_RELAXED) == 0;
+    bool cached = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == 0 && EBB_LOAD(seg->heap) == NULL &&
+                  EBB_LOAD(seg->used_pages) == 0;
     if (cached) {
-      if (!seg->cache_purged) st->segment_cache += EBB_SEGMENT_SIZE - EBB_OS_PAGE * 3;
+      if (!EBB_LOAD(seg->cache_purged)) st->segment_cache += EBB_SEGMENT_SIZE - EBB_OS_PAGE * 3;
       continue;
     }
-    for (uint32_t i = 0; i < seg->page_count; i++) page_stats(seg, &seg->pages[i], st);
+    for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++) page_stats(seg, &seg->pages[i], st);
   }
   st->abandoned_count = _ebb_segment_abandoned_count;
 }

@@ -62,8 +62,15 @@
 _Atomic(int) _ebb_seize_hint; /* some heap's activity flag may be set */
 
 /* Under valgrind or rr, threads take turns: one waits in a system call at
- * any point of its code, a fast path included. Only asking is safe there. */
+ * any point of its code, a fast path included. Only asking is safe there.
+ * ThreadSanitizer cannot see a seize as synchronisation (the owner being
+ * blocked in the kernel orders nothing it knows of), so its builds only
+ * ask: the answer is a CAS it sees. */
+#ifdef EBB_TSAN
+static bool seizing_allowed = false;
+#else
 static bool seizing_allowed = true;
+#endif
 
 void _ebb_seize_init(void) {
   const char *preload = _ebb_prim_getenv("LD_PRELOAD");

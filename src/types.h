@@ -112,7 +112,8 @@ typedef struct ebb_page_s {
   uint32_t park_at;           /* owner only: change with _ebb_page_set_park_at */
   ebb_block_t *local_free;    /* blocks freed by the owner since last collect */
   uint8_t *start;             /* first block */
-  size_t span;                /* capacity * block_size: 0 while the page is unused */
+  size_t span;                /* capacity * block_size: 0 while the page is unused. The holder writes it
+                                 (EBB_STORE); ebb_malloc_usable_size and ebb_owns read it from any thread */
   uint64_t div_magic;         /* ceil(2^44 / block_size) << 20: block-start test */
   /* The owner's thread id while its frees may simply push onto local_free
    * (flags 0, segment owned), else 0: the free fast path's one test for
@@ -175,7 +176,12 @@ typedef struct ebb_segment_s {
 
 /* A thread's heap. Only its thread touches it, except delayed_free. */
 typedef struct ebb_heap_s {
-  ebb_page_t *direct[EBB_DIRECT_COUNT]; /* request size -> page to allocate from */
+  /* request size -> page to allocate from: the owner reads and writes it; a
+   * pass that asks the heap to clean itself overwrites every entry with
+   * the empty page while the owner may be updating some (seize.c). Both
+   * sides use relaxed accesses (EBB_LOAD/EBB_STORE): whichever store lands
+   * last, the owner's next slow path answers the request. */
+  ebb_page_t *direct[EBB_DIRECT_COUNT];
   ebb_page_queue_t queues[EBB_BIN_FULL + 1]; /* per bin; [EBB_BIN_FULL] = full pages */
   _Atomic(ebb_block_t *) delayed_free; /* remote frees to full pages (LIFO) */
   uintptr_t thread_id;        /* owning thread */
