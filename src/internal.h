@@ -301,6 +301,10 @@ size_t _ebb_segment_cache_count(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
 void _ebb_segment_clear_tags_locked(uintptr_t thread_id); /* global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
+#if EBB_DEBUG >= 3
+size_t _ebb_segment_dirty_locked(void); /* offered IDLE pages + unpurged cached segments (global lock held) */
+size_t _ebb_large_dirty_locked(void);   /* the large cache's bytes (global lock held) */
+#endif
 
 /* ---- page.c ----------------------------------------------------------- */
 void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin);

@@ -140,6 +140,17 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
   return released;
 }
 
+#if EBB_DEBUG >= 3
+/* What the dirty count holds for the large cache (global lock held): its
+ * blocks' mappings, which large_cache_bytes adds up. */
+size_t _ebb_large_dirty_locked(void) {
+  size_t dirty = 0;
+  for (const ebb_segment_t *seg = large_cache; seg != NULL; seg = seg->next) dirty += seg->size;
+  ebb_assert(dirty == large_cache_bytes);
+  return dirty;
+}
+#endif
+
 /* Maps a large block of at least `size` bytes aligned to max(align,
  * segment size), or reuses a cached one. */
 void *_ebb_large_alloc(size_t size, size_t align, bool zero) {

@@ -266,6 +266,7 @@ size_t _ebb_purge_owned_pages(ebb_heap_t *heap) {
       _ebb_page_collect(page);
       purge_sparse(seg, page, &batch);
       purge_tail(seg, page, &batch);
+      ebb_assert_expensive(_ebb_page_is_valid(page));
     }
   }
   _ebb_purge_batch_flush(&batch);
@@ -747,6 +748,23 @@ void _ebb_purge_fork_child(void) {
 }
 
 /* ---- explicit control -------------------------------------------------------------- */
+#if EBB_DEBUG >= 3
+/* The dirty count equals what is offered: IDLE pages, cached segments,
+ * the large cache. Offers and claims move the count outside the global
+ * lock, so it balances only while nothing else can: the caller holds the
+ * pass lock (no pass re-offers or purges), and no heap but the caller's
+ * is live (only an owner, or a pass, offers a page). True otherwise. */
+static bool dirty_balances(void) {
+  bool alone = true, ok;
+  _ebb_lock();
+  for (ebb_heap_t *h = _ebb_heap_first(); h != NULL; h = h->all_next) alone &= !h->live || h == _ebb_tls_heap;
+  ok = !alone || atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) ==
+                     _ebb_segment_dirty_locked() + _ebb_large_dirty_locked();
+  _ebb_unlock();
+  return ok;
+}
+#endif
+
 /* Purges everything purgeable now (all offered pages with force, else the
  * expired ones) after giving back this thread's own empty pages. Returns
  * the bytes released. */
@@ -767,6 +785,9 @@ ebb_export size_t ebb_collect(bool force) {
     _ebb_seize_leave(heap);
     pass_begin();
     released += purge_run(true, true);
+#if EBB_DEBUG >= 3
+    ebb_assert_expensive(dirty_balances());
+#endif
     pass_end();
   }
   return released;
