@@ -438,7 +438,7 @@ static void parked_remove(ebb_heap_t *heap, ebb_page_t *page) {
  * resident memory it holds that nothing uses (counted as dirty). */
 void _ebb_page_offer(ebb_page_t *page, size_t bytes) {
   ebb_segment_t *seg = _ebb_segment_of(page);
-  page->offered = (uint32_t)bytes;
+  __atomic_store_n(&page->offered, (uint32_t)bytes, __ATOMIC_RELAXED);
   atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
   _ebb_purge_dirty_add(bytes);
@@ -464,7 +464,9 @@ ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
     atomic_fetch_sub_explicit(&_ebb_segment_of(page)->idle_pages, 1, memory_order_relaxed);
     _ebb_purge_dirty_sub(page->offered);
   }
-  page->offered = 0; /* an owned page counts nothing, so park_in_place need not clear it */
+  /* An owned page counts nothing, so park_in_place need not clear it.
+   * Atomic: a pass re-offering the page may be reading it (reoffer_quiet). */
+  __atomic_store_n(&page->offered, 0, __ATOMIC_RELAXED);
   return (ebb_claim_t)c;
 }
 
@@ -483,9 +485,10 @@ bool _ebb_page_reoffer_quiet(ebb_page_t *page) {
     }
     if (c != EBB_CLAIM_PURGED) return false;
     ebb_segment_t *seg = _ebb_segment_of(page);
-    /* Read once: the owner may re-park it. 0 (parked in place, empty) only
+    /* Read once, atomically: the owner may take the page back (storing 0)
+     * and re-park it meanwhile. 0 (parked in place, empty) only
      * after a remote double free; it is then left to its owner. */
-    size_t offered = page->offered;
+    size_t offered = __atomic_load_n(&page->offered, __ATOMIC_RELAXED);
     atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
     if (offered != 0) {
       atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
