@@ -23,7 +23,7 @@ static size_t round_up(size_t x, size_t to) { return (x + to - 1) & ~(to - 1); }
  * program that allocates and frees big buffers in a loop does not map and
  * unmap every time. Bounded by EBB_LARGE_CACHE bytes; a purge pass unmaps
  * the ones older than purge_delay. */
-static ebb_segment_t *large_cache;  /* global lock */
+static ebb_segment_t *large_cache;  /* global lock; read without it (relaxed) as a hint that it is empty */
 static size_t large_cache_bytes;    /* global lock */
 
 static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - EBB_LARGE_HEADER_SIZE; }

@@ -1,8 +1,8 @@
 /* page.c - pages of one size class and the heap's page queues.
  *
  * A page has three free lists:
- *   free        blocks to allocate from (owner only)
- *   local_free  blocks the owner freed (owner only); moved to `free` when
+ *   free        blocks to allocate from (the page's holder: types.h)
+ *   local_free  blocks the owner freed (the holder); moved to `free` when
  *               `free` runs dry, so allocation and free never touch the
  *               same list head
  *   thread_free blocks other threads freed, pushed with one CAS; the owner
@@ -259,7 +259,7 @@ void _ebb_page_reset_purged(ebb_page_t *page) {
 /* Points heap->direct at the first page of queue `qi` for every request
  * size the bin serves. */
 /* First and last request size each direct bin serves (bins up to 1 KiB). */
-static uint16_t direct_lo[EBB_BIN_MAX + 1], direct_hi[EBB_BIN_MAX + 1];
+static uint16_t direct_lo[EBB_BIN_MAX + 1], direct_hi[EBB_BIN_MAX + 1]; /* set at initialisation, then read-only */
 
 void _ebb_page_init_tables(void) {
   for (unsigned bin = 1; bin <= EBB_BIN_MAX && _ebb_bin_size(bin) <= EBB_DIRECT_MAX; bin++) {

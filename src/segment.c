@@ -23,9 +23,9 @@
 #include "prim.h"
 
 ebb_segment_t *_ebb_segment_abandoned; /* global lock */
-size_t _ebb_segment_abandoned_count;  /* global lock */
+size_t _ebb_segment_abandoned_count;  /* global lock; read without it (relaxed) as a hint to skip */
 static ebb_segment_t *cache[64];       /* global lock, oldest first */
-static size_t cache_count;             /* global lock */
+static size_t cache_count;             /* global lock; the purge thread reads it without (relaxed): a hint */
 ebb_segment_t *_ebb_segment_registry;  /* global lock */
 
 /* ---- registry ---------------------------------------------------------- */
