@@ -9,7 +9,10 @@
 #include "internal.h"
 #include "prim.h"
 
-size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* options.c writes it (mallopt, any thread); read relaxed */
+/* Set from the options at initialisation and by mallopt (options.c), on
+ * any thread: relaxed stores (EBB_STORE) and relaxed loads (EBB_LOAD); a
+ * mallopt racing an allocation on another thread may be seen late. */
+size_t _ebb_large_threshold = EBB_WIDE_OBJ_MAX; /* EBB_LARGE_THRESHOLD */
 size_t _ebb_realloc_map = 64 * EBB_KiB;          /* EBB_REALLOC_MAP; SIZE_MAX when 0 (never) */
 
 static inline void *page_pop(ebb_page_t *page, ebb_block_t *b) {

@@ -10,24 +10,28 @@
 #include "internal.h"
 #include "prim.h"
 
-_Atomic(size_t) _ebb_dirty_bytes;   /* offered or cached memory not yet purged */
-_Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start */
-_Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base */
+/* Offered or cached memory not yet purged: whoever offers, claims, caches
+ * or purges moves it (fetch_add seq_cst, so that the purge thread's check
+ * before it sleeps sees an offer; fetch_sub relaxed); EBB_DEBUG=3 checks it
+ * against what is offered at ebb_collect(true) (purge.c). */
+_Atomic(size_t) _ebb_dirty_bytes;
+_Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start (passes add, relaxed) */
+_Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base (any thread, relaxed) */
 
 uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
 
 /* ---- the dirty budget ---------------------------------------------------- */
 /* Recomputed by every pass (and at the first offer): the offer path only
  * compares against it. */
-_Atomic(size_t) _ebb_budget_cached = 4 * EBB_MiB;
+_Atomic(size_t) _ebb_budget_cached = 4 * EBB_MiB; /* passes and over-budget offers store it (relaxed) */
 
 /* The budget's base is the memory in use at its peak over the last second,
  * not at this instant: a program whose live set shrinks and grows again
  * (bench waves) would otherwise purge at once most of what it freed, only
  * to fault it back in - the purge delay is what returns that memory. */
 #define EBB_INUSE_PEAK_MS 1000
-static _Atomic(size_t) inuse_peak;        /* highest _ebb_inuse_bytes since inuse_peak_since */
-static _Atomic(uint64_t) inuse_peak_since; /* purge clock (ms) */
+static _Atomic(size_t) inuse_peak;        /* highest _ebb_inuse_bytes since inuse_peak_since (racy max, relaxed) */
+static _Atomic(uint64_t) inuse_peak_since; /* purge clock (ms); passes write (pass lock), relaxed */
 
 /* Called when a page or a large block goes into use (not the malloc fast
  * path). */
@@ -74,7 +78,7 @@ size_t _ebb_budget(void) {
  * works (the cgroup's usage moves with other processes and the page
  * cache; ebb's own growth between samples is followed by the ceiling). */
 #define EBB_LIMIT_SAMPLE_MS 1000
-static _Atomic(uint64_t) limit_sampled_at; /* purge clock (ms); 0: never */
+static _Atomic(uint64_t) limit_sampled_at; /* purge clock (ms); 0: never (the purge thread, or a pass on entry; relaxed) */
 
 void _ebb_budget_limit_refresh(void) {
   uint64_t now = _ebb_purge_clock_ms(), last = atomic_load_explicit(&limit_sampled_at, memory_order_relaxed);

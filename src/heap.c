@@ -1,7 +1,8 @@
 /* heap.c - thread-local heaps: creation on a thread's first allocation,
  * the delayed-free list, and what happens when the thread exits.
  *
- * Concurrency: a heap is touched only by its thread, except delayed_free,
+ * Concurrency: a heap is touched by its thread, and by a purge pass that
+ * holds it SEIZED or asks for it (seize.c, types.h), except delayed_free,
  * which other threads push onto with a CAS (a LIFO of blocks, linked
  * through the blocks). Heaps are never unmapped: a finished heap goes to a
  * pool (global lock) and is reused by the next new thread, so a remote
@@ -20,10 +21,10 @@ ebb_page_t _ebb_page_empty; /* free == NULL: the fast path always misses */
 ebb_heap_t _ebb_heap_empty = {.direct = {[0 ... EBB_DIRECT_COUNT - 1] = &_ebb_page_empty}};
 
 static ebb_heap_t *heap_pool;   /* unused heaps (global lock) */
-static ebb_heap_t *heap_all;    /* every heap (global lock) */
+static ebb_heap_t *heap_all;    /* every heap: written under the global lock (release); read without it (acquire) */
 static size_t heaps_live;       /* global lock */
-static pthread_key_t heap_key;  /* destructor: _ebb_heap_thread_done */
-static bool heap_key_ready;
+static pthread_key_t heap_key;  /* destructor: _ebb_heap_thread_done (made at initialisation) */
+static bool heap_key_ready;     /* set at initialisation, before any other thread allocates */
 
 static void heap_reset(ebb_heap_t *heap) {
   memset(heap->queues, 0, sizeof(heap->queues));

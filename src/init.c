@@ -37,7 +37,7 @@ bool _ebb_lock_held(void) { return false; }
 #endif
 
 enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
-static _Atomic int init_state = INIT_NONE;
+static _Atomic int init_state = INIT_NONE; /* CAS to RUNNING by the initialising thread, DONE with release; read acquire */
 
 bool _ebb_is_initialized(void) { return atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE; }
 

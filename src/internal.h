@@ -167,9 +167,12 @@ void _ebb_secure_check_link(const ebb_page_t *page, const ebb_block_t *from, con
 /* The same for a list whose blocks may be in any page (heap->delayed_free). */
 void _ebb_secure_check_any_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);
 
-/* Sets the owner's page flags and, with them, page->local_tag: the
- * segment owner's id when flags are 0 (0, or EBB_THREAD_ORPHAN, when the
- * segment has no live owner), 0 when any flag is set. */
+/* Sets the page's flags and, with them, page->local_tag: the segment
+ * owner's id (0, or EBB_THREAD_ORPHAN, when the segment has no live owner)
+ * when flags are 0, this thread is not a seizer cleaning the heap
+ * (_ebb_seizing: the owner must find its fast paths redirected should it
+ * wake) and secure mode is off; else 0. Called by the owner, or by a
+ * seizer. */
 static inline void _ebb_page_set_flags(ebb_page_t *page, uint8_t flags) {
   page->flags = flags;
   uintptr_t tag = 0;
@@ -244,7 +247,12 @@ __attribute__((no_sanitize("undefined"))) static inline uintptr_t _ebb_thread_id
 #endif
 }
 
-/* The owner thread clears its page's flags: the tag is its own id. */
+/* Clears a page's flags with the tag set to this thread's id: right for
+ * the owner, whose malloc path uses it. A seizer reaches it too (a delayed
+ * free that unfulls a page and settles the parked-in-place head it
+ * displaces): the seizer's id then stands in the tag until clean() restores
+ * every queued page's tag (_ebb_page_fast_paths_restore), and nothing in
+ * between frees a block on the seizer's thread. */
 static inline void _ebb_page_clear_flags_owner(ebb_page_t *page) {
   page->flags = 0;
   atomic_store_explicit(&page->local_tag, _ebb_thread_id(), memory_order_relaxed);
@@ -256,8 +264,15 @@ extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
 
 /* ---- global state (init.c) -------------------------------------------- */
 /* One lock for the slow global state: segment registry, segment cache,
- * abandoned list, heap pool. Never held across a system call that can block
- * for long (mmap/munmap are made outside it). Taken around fork(). */
+ * large cache, abandoned list, heap pool, live heaps. No mapping is made
+ * under it (mmap, mremap: so a refused mapping may release memory, which
+ * takes it). The purge passes hold it across madvise and munmap: the pass
+ * over offered pages walks the registry under it and purges each
+ * segment's batch before moving on (a segment leaves the registry, under
+ * the lock, before it is unmapped), and the segment cache's pass purges
+ * and unmaps cached segments under it. Allocating threads take it only
+ * for whole segments and heaps (never for a page), so a pass's system
+ * call delays only those. Taken around fork(). */
 extern pthread_mutex_t _ebb_global_lock;
 void _ebb_lock(void);
 void _ebb_unlock(void);
@@ -333,6 +348,10 @@ size_t _ebb_segment_cache_count(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
 void _ebb_segment_clear_tags_locked(uintptr_t thread_id); /* global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
+#if EBB_DEBUG >= 3
+size_t _ebb_segment_dirty_locked(void); /* offered IDLE pages + unpurged cached segments (global lock held) */
+size_t _ebb_large_dirty_locked(void);   /* the large cache's bytes (global lock held) */
+#endif
 
 /* ---- page.c ----------------------------------------------------------- */
 void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin);

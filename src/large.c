@@ -23,7 +23,7 @@ static size_t round_up(size_t x, size_t to) { return (x + to - 1) & ~(to - 1); }
  * program that allocates and frees big buffers in a loop does not map and
  * unmap every time. Bounded by EBB_LARGE_CACHE bytes; a purge pass unmaps
  * the ones older than purge_delay. */
-static ebb_segment_t *large_cache;  /* global lock */
+static ebb_segment_t *large_cache;  /* global lock; read without it (relaxed) as a hint that it is empty */
 static size_t large_cache_bytes;    /* global lock */
 
 static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - EBB_LARGE_HEADER_SIZE; }
@@ -147,6 +147,17 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
   atomic_fetch_add_explicit(&_ebb_purged_total, released, memory_order_relaxed);
   return released;
 }
+
+#if EBB_DEBUG >= 3
+/* What the dirty count holds for the large cache (global lock held): its
+ * blocks' mappings, which large_cache_bytes adds up. */
+size_t _ebb_large_dirty_locked(void) {
+  size_t dirty = 0;
+  for (const ebb_segment_t *seg = large_cache; seg != NULL; seg = seg->next) dirty += seg->size;
+  ebb_assert(dirty == large_cache_bytes);
+  return dirty;
+}
+#endif
 
 /* Maps a large block of at least `size` bytes aligned to max(align,
  * segment size), or reuses a cached one. */

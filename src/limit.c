@@ -23,8 +23,9 @@
 
 /* What ebb's own memory (in use + dirty) may reach before usage comes
  * within the margin of a limit: SIZE_MAX when no limit binds. */
-_Atomic(size_t) _ebb_limit_ceiling = SIZE_MAX;
-static _Atomic(int) address_tight; /* mapped memory is near RLIMIT_AS / RLIMIT_DATA */
+_Atomic(size_t) _ebb_limit_ceiling = SIZE_MAX; /* the sampler stores, any thread reads (relaxed) */
+static _Atomic(int) address_tight; /* mapped memory is near RLIMIT_AS / RLIMIT_DATA (the sampler; passes read, relaxed) */
+/* The rest: the sampler only (one sample at a time, above). */
 
 enum { CG_NONE, CG_V1, CG_V2 };
 static int cg_version;            /* of cg_dir, found at the first sample */

@@ -86,7 +86,7 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
                       "check every free and allocation against a bitmap of live blocks (slower)"},
 };
 
-_Atomic(long long) _ebb_option_values[EBB_OPT_COUNT];
+_Atomic(long long) _ebb_option_values[EBB_OPT_COUNT]; /* initialisation and mallopt store, any thread reads (relaxed) */
 
 static void apply(ebb_option_t opt, long long v) {
   atomic_store_explicit(&_ebb_option_values[opt], v, memory_order_relaxed);

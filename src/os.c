@@ -15,8 +15,8 @@
 #include "internal.h"
 #include "prim.h"
 
-_Atomic(uint8_t) _ebb_segment_map[EBB_MAP_SLOTS]; /* untouched pages cost no memory */
-_Atomic(size_t) _ebb_os_mapped; /* bytes currently mapped by this module */
+_Atomic(uint8_t) _ebb_segment_map[EBB_MAP_SLOTS]; /* untouched pages cost no memory; store release, load relaxed (above) */
+_Atomic(size_t) _ebb_os_mapped; /* bytes currently mapped by this module (any thread that maps or unmaps; relaxed) */
 
 void _ebb_os_map_set(const void *slot_start, uint8_t kind) {
   uintptr_t slot = (uintptr_t)slot_start >> EBB_SEGMENT_SHIFT;

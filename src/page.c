@@ -1,8 +1,8 @@
 /* page.c - pages of one size class and the heap's page queues.
  *
  * A page has three free lists:
- *   free        blocks to allocate from (owner only)
- *   local_free  blocks the owner freed (owner only); moved to `free` when
+ *   free        blocks to allocate from (the page's holder: types.h)
+ *   local_free  blocks the owner freed (the holder); moved to `free` when
  *               `free` runs dry, so allocation and free never touch the
  *               same list head
  *   thread_free blocks other threads freed, pushed with one CAS; the owner
@@ -262,7 +262,7 @@ void _ebb_page_reset_purged(ebb_page_t *page) {
 /* Points heap->direct at the first page of queue `qi` for every request
  * size the bin serves. */
 /* First and last request size each direct bin serves (bins up to 1 KiB). */
-static uint16_t direct_lo[EBB_BIN_MAX + 1], direct_hi[EBB_BIN_MAX + 1];
+static uint16_t direct_lo[EBB_BIN_MAX + 1], direct_hi[EBB_BIN_MAX + 1]; /* set at initialisation, then read-only */
 
 void _ebb_page_init_tables(void) {
   for (unsigned bin = 1; bin <= EBB_BIN_MAX && _ebb_bin_size(bin) <= EBB_DIRECT_MAX; bin++) {
@@ -441,7 +441,7 @@ static void parked_remove(ebb_heap_t *heap, ebb_page_t *page) {
  * resident memory it holds that nothing uses (counted as dirty). */
 void _ebb_page_offer(ebb_page_t *page, size_t bytes) {
   ebb_segment_t *seg = _ebb_segment_of(page);
-  page->offered = (uint32_t)bytes;
+  __atomic_store_n(&page->offered, (uint32_t)bytes, __ATOMIC_RELAXED);
   atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
   _ebb_purge_dirty_add(bytes);
@@ -467,7 +467,9 @@ ebb_claim_t _ebb_page_claim(ebb_page_t *page) {
     atomic_fetch_sub_explicit(&_ebb_segment_of(page)->idle_pages, 1, memory_order_relaxed);
     _ebb_purge_dirty_sub(page->offered);
   }
-  page->offered = 0; /* an owned page counts nothing, so park_in_place need not clear it */
+  /* An owned page counts nothing, so park_in_place need not clear it.
+   * Atomic: a pass re-offering the page may be reading it (reoffer_quiet). */
+  __atomic_store_n(&page->offered, 0, __ATOMIC_RELAXED);
   return (ebb_claim_t)c;
 }
 
@@ -486,9 +488,10 @@ bool _ebb_page_reoffer_quiet(ebb_page_t *page) {
     }
     if (c != EBB_CLAIM_PURGED) return false;
     ebb_segment_t *seg = _ebb_segment_of(page);
-    /* Read once: the owner may re-park it. 0 (parked in place, empty) only
+    /* Read once, atomically: the owner may take the page back (storing 0)
+     * and re-park it meanwhile. 0 (parked in place, empty) only
      * after a remote double free; it is then left to its owner. */
-    size_t offered = page->offered;
+    size_t offered = __atomic_load_n(&page->offered, __ATOMIC_RELAXED);
     atomic_store_explicit(&page->idle_since, 0, memory_order_relaxed);
     if (offered != 0) {
       atomic_fetch_add_explicit(&seg->idle_pages, 1, memory_order_relaxed);
@@ -566,6 +569,7 @@ void _ebb_page_unpark(ebb_heap_t *heap, ebb_page_t *page) {
   parked_remove(heap, page);
   _ebb_page_set_flags(page, 0);
   _ebb_queue_push_front(heap, page->bin, page);
+  ebb_assert_expensive(_ebb_page_is_valid(page));
 }
 
 /* Gives back to their segments the parked pages that a purge emptied (the
@@ -721,11 +725,54 @@ static bool list_is_valid(const ebb_page_t *page, const ebb_block_t *b, uint32_t
   return true;
 }
 
-/* Checks used + |free| + |local_free| + purged_blocks == capacity. */
+/* The local tag the free fast path trusts: the segment owner's id exactly
+ * when the owner's frees may push onto local_free - flags 0, no seizer
+ * writing (_ebb_page_set_flags), not secure mode - else 0. A pass that
+ * asks for the heap (seize.c) clears the tags of pages whose flags are 0
+ * while the owner runs, after it moved heap->seize off NONE: a tag of 0
+ * with flags 0 is right once that is seen (read after the tag). */
+static bool local_tag_is_valid(const ebb_page_t *page, const ebb_heap_t *heap) {
+  uintptr_t tag = atomic_load_explicit(&page->local_tag, memory_order_relaxed);
+  uintptr_t owner = atomic_load_explicit(&_ebb_segment_of(page)->thread_id, memory_order_relaxed);
+  bool plain = page->flags == 0 && !_ebb_seizing && !_ebb_secure;
+  if (tag == (plain ? owner : 0)) return true;
+  atomic_thread_fence(memory_order_seq_cst);
+  return plain && tag == 0 && atomic_load_explicit(&heap->seize, memory_order_seq_cst) != EBB_SEIZE_NONE;
+}
+
+/* park_at as the queue operations leave it on a page with flags 0: at
+ * least the park threshold (0 for the head of its queue, sparse_at for
+ * any other; park_at_for adds the tell on top), so that park_at 0 means
+ * the head; and never above the blocks that fit. */
+static bool park_at_is_valid(const ebb_page_t *page, const ebb_heap_t *heap) {
+  if (page->flags != 0) return true;
+  uint32_t at = heap->queues[page->bin].first == page ? 0 : sparse_at(page);
+  return page->park_at >= at && page->park_at <= page->reserved;
+}
+
+/* Blocks on thread_free, from a snapshot of its head: remote threads only
+ * push in front of it, and only the caller (holding the page) takes the
+ * list. */
+static bool thread_free_count(const ebb_page_t *page, uint32_t *count) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  return list_is_valid(page, tf_block(tf), count);
+}
+
+/* The caller holds the page (its owner, or a pass that holds it) and its
+ * heap. Checks used + |free| + |local_free| + |stash| + purged_blocks ==
+ * capacity, where used = margin + park_at counts the live blocks and those
+ * on thread_free or the delayed list (so at least |thread_free|); the
+ * stash only on a page parked in place (whose `free` is NULL); the local
+ * tag and park_at the fast paths trust. */
 bool _ebb_page_is_valid(const ebb_page_t *page) {
-  uint32_t nfree = 0, nlocal = 0;
-  if (!page->in_use || page->capacity > page->reserved) return false;
+  uint32_t nfree = 0, nlocal = 0, nstash = 0, nremote = 0;
+  const ebb_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
+  if (!page->in_use || page->capacity > page->reserved || heap == NULL) return false;
   if (!list_is_valid(page, page->free, &nfree)) return false;
   if (!list_is_valid(page, page->local_free, &nlocal)) return false;
-  return _ebb_page_used(page) + nfree + nlocal + page->purged_blocks == page->capacity;
+  if (!list_is_valid(page, page->stash, &nstash)) return false;
+  if (page->stash != NULL && (page->flags != (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE) || page->free != NULL)) return false;
+  if (!thread_free_count(page, &nremote) || nremote > _ebb_page_used(page)) return false;
+  if (!local_tag_is_valid(page, heap) || !park_at_is_valid(page, heap)) return false;
+  return _ebb_page_used(page) + nfree + nlocal + nstash + page->purged_blocks == page->capacity;
 }

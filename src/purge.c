@@ -25,14 +25,17 @@
  *    stores claim IDLE, a hint in the segment and a global hint, and one
  *    fence. They are not in _ebb_dirty_bytes; a pass adds up the ones it
  *    sees for the budget, and statistics count them.
- *    Hint protocol (no page is missed, the thread never sleeps on one):
+ *    Hint protocol (no page is missed, the thread never sleeps on one;
+ *    "idle" is EBB_PT_IDLE in _ebb_purge_thread):
  *      owner: claim = IDLE; seg hint = 1; FENCE; if (!global) {global = 1;
- *             FENCE}; then reads thread_idle (wakes a sleeping thread).
+ *             FENCE}; then reads _ebb_purge_thread (notifies unless it is
+ *             RUNNING alone; a notify wakes a thread that is idle).
  *      pass:  global = 0 (exchange); FENCE; per segment: seg hint = 0
  *             (exchange); FENCE; scan claims; set both hints again if an
  *             IDLE page is left, then wake the thread if it went to sleep
  *             meanwhile (a pass run by ebb_collect on another thread).
- *      thread before sleeping: thread_idle = 1; FENCE; reads global.
+ *      thread before sleeping: sets idle (atomic or, seq_cst); reads
+ *             global (seq_cst) before each wait (nothing_to_do).
  *    Each pair is a store-fence-load handshake, so one side always sees
  *    the other.
  *
@@ -50,9 +53,11 @@
 #include "internal.h"
 #include "prim.h"
 
-_Atomic(int) _ebb_abandoned_hint;   /* a remote free hit an abandoned segment */
+/* Hints, each set by the thread that saw the event and taken (exchange) by
+ * a pass; seq_cst where the purge thread must not sleep past it. */
+_Atomic(int) _ebb_abandoned_hint;   /* a remote free hit an abandoned segment, or a thread exited */
 static _Atomic(int) remote_hint;    /* a remote free hit a page a purge had handled */
-_Atomic(int) _ebb_inplace_hint;     /* some segment's inplace_hint may be set */
+_Atomic(int) _ebb_inplace_hint;     /* some segment's inplace_hint may be set (protocol above) */
 
 void _ebb_purge_hint_abandoned(void) {
   if (!atomic_load_explicit(&_ebb_abandoned_hint, memory_order_relaxed))
@@ -66,7 +71,7 @@ void _ebb_purge_hint_remote(void) {
   _ebb_purge_notify();
 }
 
-static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER; /* one pass at a time; taken before the global lock */
 static __thread bool in_pass; /* this thread holds pass_lock */
 
 static void pass_begin(void) {
@@ -82,9 +87,12 @@ static void pass_end(void) {
   in_pass = false;
   pthread_mutex_unlock(&pass_lock);
 }
-static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER; /* the purge thread waits holding it; wakers signal under it */
 static pthread_cond_t wake_cond;
-_Atomic int _ebb_purge_thread; /* EBB_PT_* bits (internal.h) */
+/* EBB_PT_* bits (internal.h): any thread sets and clears them (atomic or /
+ * and / CAS, seq_cst where a sleeper and a waker must see each other);
+ * the free path reads it relaxed. */
+_Atomic int _ebb_purge_thread;
 
 static bool thread_has(int bit, memory_order order) {
   return (atomic_load_explicit(&_ebb_purge_thread, order) & bit) != 0;
@@ -97,7 +105,7 @@ static bool urgent_take(void) {
   if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) return false;
   return (atomic_fetch_and_explicit(&_ebb_purge_thread, ~EBB_PT_URGENT, memory_order_relaxed) & EBB_PT_URGENT) != 0;
 }
-static _Atomic(uint64_t) next_entry_pass; /* EBB_PURGE_THREAD=0: clock of the next pass */
+static _Atomic(uint64_t) next_entry_pass; /* EBB_PURGE_THREAD=0: clock of the next pass (relaxed; a racy gate, the pass lock decides) */
 
 static uint64_t delay_ms(void) { return (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS); }
 
@@ -121,7 +129,7 @@ ebb_noinline void _ebb_purge_limit_near(void) {
 static size_t os_round_up(size_t x) { return (x + EBB_OS_PAGE - 1) & ~(size_t)(EBB_OS_PAGE - 1); }
 
 
-_Atomic(size_t) _ebb_lazy_total; /* of which with MADV_FREE (RSS hides them) */
+_Atomic(size_t) _ebb_lazy_total; /* of _ebb_purged_total, with MADV_FREE (RSS hides them); passes add, statistics read (relaxed) */
 
 /* With EBB_MADVISE=free, purged memory may keep its old contents. */
 bool _ebb_purge_zeroes(void) { return _ebb_option(EBB_OPT_MADVISE) == 0; }
@@ -266,6 +274,7 @@ size_t _ebb_purge_owned_pages(ebb_heap_t *heap) {
       _ebb_page_collect(page);
       purge_sparse(seg, page, &batch);
       purge_tail(seg, page, &batch);
+      ebb_assert_expensive(_ebb_page_is_valid(page));
     }
   }
   _ebb_purge_batch_flush(&batch);
@@ -506,10 +515,15 @@ size_t _ebb_purge_run(bool force) { return purge_run(force, false); }
 #define IDLE_EXIT_MS 1000
 #define WATCH_POLL_MS 10
 #define WATCH_FOR_MS 2000
-static _Atomic(int) exit_hint;  /* a thread with a heap is exiting */
+static _Atomic(int) exit_hint;  /* a thread with a heap is exiting: it sets, the purge thread takes (seq_cst) */
 static uint64_t watch_until;    /* purge thread only: poll the thread count until then (ms) */
-static sigset_t program_mask;   /* the signal mask of the thread that started ours */
-static bool cond_ready;         /* wake_cond is initialised (set once, by the first start) */
+/* The signal mask of the thread that started ours: the starter writes it
+ * before pthread_create, which orders it for the new thread. */
+static sigset_t program_mask;
+/* wake_cond is initialised: set once by the first start (the winner of
+ * the CAS to RUNNING, before any thread can wait or signal); the fork
+ * child reads it. */
+static bool cond_ready;
 
 static bool nothing_to_do(void) {
   return atomic_load_explicit(&_ebb_dirty_bytes, memory_order_seq_cst) == 0 &&
@@ -651,7 +665,7 @@ static void cond_init(void) {
  * every EBB_START_RETRY_MS; passes run on allocator entry meanwhile. A
  * start given up for good would leave an idle program its caches. */
 #define EBB_START_RETRY_MS 10
-static _Atomic(uint64_t) start_failed_at; /* purge clock (ms) of the last failed start; 0: retry now */
+static _Atomic(uint64_t) start_failed_at; /* purge clock (ms) of the last failed start; 0: retry now (CAS decides who retries) */
 
 static bool start_retry_due(void) {
   uint64_t failed = atomic_load_explicit(&start_failed_at, memory_order_relaxed);
@@ -748,6 +762,23 @@ void _ebb_purge_fork_child(void) {
 }
 
 /* ---- explicit control -------------------------------------------------------------- */
+#if EBB_DEBUG >= 3
+/* The dirty count equals what is offered: IDLE pages, cached segments,
+ * the large cache. Offers and claims move the count outside the global
+ * lock, so it balances only while nothing else can: the caller holds the
+ * pass lock (no pass re-offers or purges), and no heap but the caller's
+ * is live (only an owner, or a pass, offers a page). True otherwise. */
+static bool dirty_balances(void) {
+  bool alone = true, ok;
+  _ebb_lock();
+  for (ebb_heap_t *h = _ebb_heap_first(); h != NULL; h = h->all_next) alone &= !h->live || h == _ebb_tls_heap;
+  ok = !alone || atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) ==
+                     _ebb_segment_dirty_locked() + _ebb_large_dirty_locked();
+  _ebb_unlock();
+  return ok;
+}
+#endif
+
 /* Purges everything purgeable now (all offered pages with force, else the
  * expired ones) after giving back this thread's own empty pages. Returns
  * the bytes released. */
@@ -768,6 +799,9 @@ ebb_export size_t ebb_collect(bool force) {
     _ebb_seize_leave(heap);
     pass_begin();
     released += purge_run(true, true);
+#if EBB_DEBUG >= 3
+    ebb_assert_expensive(dirty_balances());
+#endif
     pass_end();
   }
   return released;
@@ -779,7 +813,7 @@ ebb_export size_t ebb_collect(bool force) {
  * empty segments of exited threads - is what the program is refused. So a
  * refused mapping gives all of it back and is tried once more.
  * It may run on any allocating path: those hold no global lock (mappings
- * are never made under it) and no page that a pass waits for (a pass only
+ * are never made under it; passes hold it only across madvise and munmap) and no page that a pass waits for (a pass only
  * takes IDLE pages). A pass on this thread may allocate (starting the purge
  * thread), so a refusal there skips the release instead of waiting for
  * itself. */

@@ -18,7 +18,7 @@
  *
  * Concurrency: the bits of a page belong to whoever holds the page's
  * plain fields (its owner, the purge pass that claimed it, the pass that
- * seized its heap), the same rule as its lists; a 64-bit word covers 1 KiB
+ * seized its heap, a pass that popped its abandoned segment), the same rule as its lists; a 64-bit word covers 1 KiB
  * and pages start at multiples of 16 KiB, so no word is shared by two
  * pages. Remote frees do not touch the bits: the holder checks the blocks
  * when it collects them from thread_free or the delayed list. The words
@@ -31,7 +31,7 @@
 #include "internal.h"
 #include "prim.h"
 
-ebb_hidden bool _ebb_secure;
+ebb_hidden bool _ebb_secure; /* set once at initialisation, before any other thread; then read-only */
 
 #define BITS_GRAIN 16 /* bytes per bit: the smallest block */
 #define BITS_BYTES (EBB_SEGMENT_SIZE / BITS_GRAIN / 8)

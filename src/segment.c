@@ -23,9 +23,9 @@
 #include "prim.h"
 
 ebb_segment_t *_ebb_segment_abandoned; /* global lock */
-size_t _ebb_segment_abandoned_count;  /* global lock */
+size_t _ebb_segment_abandoned_count;  /* global lock; read without it (relaxed) as a hint to skip */
 static ebb_segment_t *cache[64];       /* global lock, oldest first */
-static size_t cache_count;             /* global lock */
+static size_t cache_count;             /* global lock; the purge thread reads it without (relaxed): a hint */
 ebb_segment_t *_ebb_segment_registry;  /* global lock */
 
 /* ---- registry ---------------------------------------------------------- */
@@ -432,6 +432,24 @@ void _ebb_segment_clear_tags_locked(uintptr_t thread_id) {
     clear_local_tags(seg);
   }
 }
+
+#if EBB_DEBUG >= 3
+/* What the dirty count holds for segments (global lock held): the offered
+ * bytes of IDLE pages (parked in place offer 0), and the cached segments
+ * not yet purged. */
+size_t _ebb_segment_dirty_locked(void) {
+  size_t dirty = 0;
+  for (size_t i = 0; i < cache_count; i++) dirty += cache[i]->cache_purged ? 0 : EBB_SEGMENT_SIZE;
+  for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
+    if (seg->kind == EBB_PAGE_LARGE) continue;
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      const ebb_page_t *page = &seg->pages[i];
+      if (atomic_load_explicit(&page->claim, memory_order_acquire) == EBB_CLAIM_IDLE) dirty += page->offered;
+    }
+  }
+  return dirty;
+}
+#endif
 
 /* ---- statistics (global lock held) --------------------------------------------- */
 /* Another thread may own the page: its counters are read racily, which is

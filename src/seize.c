@@ -1,8 +1,8 @@
 /* seize.c - reaching the pages of a thread that has gone quiet.
  *
  * Only the owner touches its heap and the lists of the pages it allocates
- * from: its malloc and free fast paths take no lock and make no atomic
- * read-modify-write. So a purge pass cannot take a page the owner still
+ * from (the pages it keeps OWNED): its malloc and free fast paths take no
+ * lock and make no atomic read-modify-write. So a purge pass cannot take a page the owner still
  * uses - the head of a size class's queue that keeps a live block, or any
  * page neither empty nor sparse - and those pages' free blocks would stay
  * resident for as long as the thread calls nothing, which for a thread
@@ -59,7 +59,9 @@
 #include "internal.h"
 #include "prim.h"
 
-_Atomic(int) _ebb_seize_hint; /* some heap's activity flag may be set */
+/* Some heap's activity flag may be set: an owner sets it after its flag
+ * (fence), a pass exchanges it to 0 (seq_cst); the purge thread reads it. */
+_Atomic(int) _ebb_seize_hint;
 
 /* Under valgrind or rr, threads take turns: one waits in a system call at
  * any point of its code, a fast path included. Only asking is safe there.
@@ -69,7 +71,7 @@ _Atomic(int) _ebb_seize_hint; /* some heap's activity flag may be set */
 #ifdef EBB_TSAN
 static bool seizing_allowed = false;
 #else
-static bool seizing_allowed = true;
+static bool seizing_allowed = true; /* set once at initialisation, before any other thread */
 #endif
 
 void _ebb_seize_init(void) {
@@ -93,7 +95,7 @@ void _ebb_seize_note_activity(ebb_heap_t *heap) {
   _ebb_purge_notify();
 }
 
-__thread bool _ebb_seizing;
+__thread bool _ebb_seizing; /* this thread's own: set around clean() by the pass that seized */
 
 /* Collects the heap and purges the free OS pages of the pages it keeps;
  * the caller holds the heap (its owner, or a seizer). The fast paths come

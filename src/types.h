@@ -12,10 +12,13 @@
  *
  * Ownership: a segment belongs to one thread's heap (segment->thread_id) or
  * to nobody (0: abandoned by an exited thread, on the global abandoned list).
- * A page's plain fields belong to the owner while the page is OWNED, to a
- * purge pass while it holds the page's claim, and to a pass that holds the
- * owner's heap SEIZED (seize.c); other threads only push onto
- * page->thread_free (atomic) and heap->delayed_free (atomic).
+ * "The holder" of a page, below, is whoever may write its plain fields:
+ * the segment's owner while the page is OWNED (claim), a purge pass while
+ * it holds the claim (PURGING), a pass that holds the owner's heap SEIZED
+ * (seize.c), or a pass that popped the page's abandoned segment. Secure
+ * mode's bits follow the same rule (secure.c). Other threads push onto
+ * page->thread_free and heap->delayed_free (CAS), and read what each field
+ * below says.
  */
 #ifndef EBB_TYPES_H
 #define EBB_TYPES_H
@@ -98,47 +101,78 @@ typedef enum ebb_claim_e {
 
 /* A page: blocks of one size, owned by one heap. Fields used by the malloc
  * and free fast paths come first (one cache line).
- * Invariant: used (= margin + park_at) + |free| + |local_free| + purged_blocks == capacity <=
- * reserved, where used counts blocks that are live or waiting on the
+ * Invariant: used (= margin + park_at) + |free| + |local_free| + |stash| + purged_blocks ==
+ * capacity <= reserved, where used counts blocks that are live or waiting on the
  * thread_free/delayed lists, and purged_blocks are free blocks whose first
  * OS page was purged (they are on no list; see segment->purged_os). */
 typedef struct ebb_page_s {
-  ebb_block_t *free;          /* blocks ready to allocate (owner only) */
-  /* used - park_at, where used counts the blocks not on free, local_free
-   * or purged (_ebb_page_used), and a local free that leaves used <=
+  /* Blocks ready to allocate: the holder (the malloc fast path is the
+   * owner's). NULL while parked in place, and a pass holding such a page
+   * leaves it NULL: the owner's direct table still leads to it. */
+  ebb_block_t *free;
+  /* used - park_at, where used counts the blocks not on free, local_free,
+   * stash or purged (_ebb_page_used), and a local free that leaves used <=
    * park_at takes the slow path: kept as the difference so that the free
-   * fast path's test is one decrement and a sign check. */
+   * fast path's test is one decrement and a sign check. The holder writes
+   * it (plain; a pass collecting thread_free subtracts); statistics and the
+   * owner of a parked page that a pass may hold read it (relaxed loads). */
   int32_t margin;
-  uint32_t park_at;           /* owner only: change with _ebb_page_set_park_at */
-  ebb_block_t *local_free;    /* blocks freed by the owner since last collect */
+  /* The owner, or a seizer: the queue operations set it (with
+   * _ebb_page_set_park_at), never a purge pass; read as margin is. */
+  uint32_t park_at;
+  ebb_block_t *local_free;    /* blocks the owner freed since the last collect (the holder) */
+  /* start, span, div_magic: the holder sets them (_ebb_page_init, extend,
+   * a purge's reset); any thread's free reads them without a lock to find
+   * the block (plain: a live block's offset is below every span the page
+   * has had since the block was handed out). */
   uint8_t *start;             /* first block */
   size_t span;                /* capacity * block_size: 0 while the page is unused. The holder writes it
                                  (EBB_STORE); ebb_malloc_usable_size and ebb_owns read it from any thread */
   uint64_t div_magic;         /* ceil(2^44 / block_size) << 20: block-start test */
-  /* The owner's thread id while its frees may simply push onto local_free
-   * (flags 0, segment owned), else 0: the free fast path's one test for
-   * "local and plain". Owner writes (relaxed); anyone reads. */
+  /* The segment owner's thread id while its frees may simply push onto
+   * local_free (flags 0, no seizer writing, not secure mode), else 0: the
+   * free fast path's one test for "local and plain". Written (relaxed) by
+   * the holder (_ebb_page_set_flags, _ebb_page_clear_flags_owner), by a
+   * pass that asks for the heap (to 0, global lock held, while the owner
+   * runs: seize.c), by the exiting owner and the fork child (to 0); read
+   * (relaxed) by every thread's free. _ebb_page_is_valid checks the rule. */
   _Atomic(uintptr_t) local_tag;
-  uint8_t flags;              /* EBB_PAGE_IN_FULL | EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE (owner only; set with
-                                 _ebb_page_set_flags, which keeps local_tag in step) */
-  uint8_t free_is_zero;       /* blocks on `free` are zero but for their link */
-  uint8_t in_use;             /* page holds a size class (not free in its segment) */
-  uint8_t is_fresh;           /* memory past `capacity` is zero and not resident */
-  uint8_t bin;                /* size class index */
+  uint8_t flags;              /* EBB_PAGE_IN_FULL | EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE (the owner or a seizer,
+                                 with _ebb_page_set_flags, which keeps local_tag in step; a pass holding
+                                 the page reads it) */
+  uint8_t free_is_zero;       /* blocks on `free` are zero but for their link (the holder) */
+  /* Page holds a size class (not free in its segment): the holder (take a
+   * page, release it); statistics read it (relaxed). */
+  uint8_t in_use;
+  /* Memory past `capacity` is zero and not resident: the holder (a pass
+   * sets it for a free page it claimed); statistics read it (relaxed). */
+  uint8_t is_fresh;
+  uint8_t bin;                /* size class index (set by _ebb_page_init) */
   uint8_t pad1[3];
   /* ---- slow-path fields ---- */
-  uint32_t block_size;        /* bytes per block (size class) */
-  uint32_t capacity;          /* blocks carved so far */
+  uint32_t block_size;        /* bytes per block (set by _ebb_page_init; statistics read it) */
+  uint32_t capacity;          /* blocks carved so far (the holder; statistics read it, relaxed) */
   uint16_t reserved;          /* blocks that fit the page (at most 4096: 64 KiB of 16 B) */
-  uint16_t purged_blocks;     /* free blocks taken off the lists by a purge */
-  _Atomic(uint32_t) claim;    /* ebb_claim_t */
-  _Atomic(uint32_t) idle_since; /* purge clock (ms) when first seen IDLE, 0 = not yet */
-  uint32_t offered;           /* bytes counted as dirty while IDLE; 0 when parked in place (purge.c) */
-  _Atomic(uintptr_t) thread_free; /* remote frees (LIFO) | ebb_delayed_t */
-  _Atomic(struct ebb_heap_s *) heap; /* owner heap; stable while DELAYED_FREEING */
-  struct ebb_page_s *next;    /* in the heap's queue for `bin`, full queue, or parked list */
+  uint16_t purged_blocks;     /* free blocks taken off the lists by a purge (the holder) */
+  _Atomic(uint32_t) claim;    /* ebb_claim_t: CAS, acquire on taking, release on letting go */
+  /* Purge clock (ms) when a pass first saw the page IDLE, 0 = not yet:
+   * whoever offers stores 0, a pass stamps it (relaxed). */
+  _Atomic(uint32_t) idle_since;
+  /* Bytes counted as dirty while IDLE; 0 when parked in place (purge.c):
+   * the holder stores it on an offer and a claim, a pass reads it when it
+   * takes the page or re-offers it (relaxed atomic accesses). */
+  uint32_t offered;
+  /* Remote frees (LIFO) | ebb_delayed_t: other threads push (CAS,
+   * release); the holder takes the list (CAS, acquire); the state changes
+   * by CAS (acq_rel, _ebb_page_set_delayed). */
+  _Atomic(uintptr_t) thread_free;
+  /* Owner heap: the owner stores it (release) before the page takes
+   * frees; a remote free reads it (acquire) only while DELAYED_FREEING,
+   * which keeps it stable. */
+  _Atomic(struct ebb_heap_s *) heap;
+  struct ebb_page_s *next;    /* in the heap's queue for `bin`, full queue, or parked list (the owner or a seizer) */
   struct ebb_page_s *prev;
-  ebb_block_t *stash;         /* parked in place: what `free` held (free is NULL) */
+  ebb_block_t *stash;         /* parked in place: what `free` held (free is NULL; the holder) */
 } ebb_page_t;
 
 /* Pages of one size class that may have free blocks, first = most recently
@@ -151,50 +185,88 @@ typedef struct ebb_page_queue_s {
 /* A segment: header + pages. Pages never straddle segments. */
 #define EBB_SEGMENT_OS_PAGES (EBB_SEGMENT_SIZE / EBB_OS_PAGE)
 typedef struct ebb_segment_s {
-  _Atomic(uintptr_t) thread_id; /* owner thread, 0 when abandoned or cached */
+  /* Owner thread, 0 when abandoned or cached: the taking thread stores it
+   * (release) when the segment joins its heap; the releasing or exiting
+   * owner stores 0; the fork child stores EBB_THREAD_ORPHAN. Read
+   * (relaxed) by every free that misses the local tag, by
+   * _ebb_page_set_flags, and by passes and statistics (global lock). */
+  _Atomic(uintptr_t) thread_id;
+  /* kind, page_shift, page_count: set by the taking thread before the
+   * segment map marks the segment (release); then read by any thread. */
   ebb_page_kind_t kind;
   uint32_t page_shift;        /* log2 page size (wide/large: segment size) */
   uint32_t page_count;        /* pages in this segment */
-  uint32_t used_pages;        /* pages in_use */
-  size_t size;                /* bytes mapped (large: header page + block) */
-  struct ebb_heap_s *heap;    /* owner heap (owner writes; NULL when abandoned) */
-  struct ebb_segment_s *next; /* owner's segments, the abandoned list, or a cache */
+  /* Pages in_use: the owner, or a pass holding the abandoned segment;
+   * statistics and the re-offer pass read it under the global lock, racily
+   * (a snapshot, a skip). */
+  uint32_t used_pages;
+  /* Bytes mapped (large: header page + block; the thread that frees or
+   * resizes the block; statistics read it under the global lock). */
+  size_t size;
+  struct ebb_heap_s *heap;    /* owner heap (the owner writes; NULL when abandoned or cached; statistics read it) */
+  struct ebb_segment_s *next; /* owner's segments (the owner), the abandoned list or a cache (global lock) */
   struct ebb_segment_s *prev;
-  struct ebb_segment_s *free_next; /* owner's segments of this kind with a free page */
+  struct ebb_segment_s *free_next; /* owner's segments of this kind with a free page (the owner) */
   struct ebb_segment_s *free_prev;
   struct ebb_segment_s *all_next; /* registry of every mapped segment (global lock) */
   struct ebb_segment_s *all_prev;
-  bool in_free_queue;         /* on the owner's with_free list */
-  bool cache_purged;          /* cached, and its memory already purged */
-  _Atomic(uint32_t) idle_pages; /* counted IDLE pages (offered != 0): the purge pass skips 0 */
-  _Atomic(uint8_t) inplace_hint; /* a page here may be parked in place: the pass looks */
-  uint64_t cached_since;      /* purge clock (ms) when it entered a cache */
-  _Atomic(uint64_t) purged_os[EBB_SEGMENT_OS_PAGES / 64]; /* OS pages whose block starts are purged */
-  _Atomic(uint64_t) *live_bits; /* EBB_SECURE=1: a bit per 16 bytes, set while its block is live (secure.c) */
+  bool in_free_queue;         /* on the owner's with_free list (the owner) */
+  /* Cached, and its memory already purged: the releasing thread sets it
+   * before the cache takes the segment; then the global lock. */
+  bool cache_purged;
+  /* Counted IDLE pages (offered != 0), the pass skips 0: whoever offers,
+   * claims or takes a page moves it (relaxed). */
+  _Atomic(uint32_t) idle_pages;
+  /* A page here may be parked in place, the pass looks: the owner stores 1
+   * (release, after claim IDLE), a pass exchanges it (acq_rel); the fences
+   * of the hint protocol are purge.c's. */
+  _Atomic(uint8_t) inplace_hint;
+  /* Purge clock (ms) when it entered a cache: the releasing thread sets it
+   * before the cache takes it; then the global lock (0: a large block in use). */
+  uint64_t cached_since;
+  /* OS pages whose block starts are purged: a word covers pages of more
+   * than one page descriptor, so each holder changes its bits with atomic
+   * or/and (relaxed) and reads them the same way. */
+  _Atomic(uint64_t) purged_os[EBB_SEGMENT_OS_PAGES / 64];
+  /* EBB_SECURE=1: a bit per 16 bytes, set while its block is live. The
+   * pointer is written once by the owner at its first page; the bits
+   * follow the holder rule (secure.c). */
+  _Atomic(uint64_t) *live_bits;
   ebb_page_t pages[];         /* page_count descriptors */
 } ebb_segment_t;
 
-/* A thread's heap. Only its thread touches it, except delayed_free. */
+/* A thread's heap. Its thread touches it, and a pass that holds it SEIZED
+ * (seize.c) while the thread is blocked in the kernel; a pass that asks
+ * rewrites the direct table and the local tags while it runs. Other
+ * threads push onto delayed_free. */
 typedef struct ebb_heap_s {
-  /* request size -> page to allocate from: the owner reads and writes it; a
-   * pass that asks the heap to clean itself overwrites every entry with
-   * the empty page while the owner may be updating some (seize.c). Both
-   * sides use relaxed accesses (EBB_LOAD/EBB_STORE): whichever store lands
-   * last, the owner's next slow path answers the request. */
+  /* Request size -> page to allocate from: the owner or a seizer reads and
+   * writes it; a pass that asks stores the empty page into every entry
+   * (global lock held) while the owner may be reading it on its fast path
+   * or updating some entries on a slow path. All accesses are relaxed
+   * (EBB_LOAD/EBB_STORE): whichever store lands last, the owner's next
+   * slow path answers the request (seize.c). */
   ebb_page_t *direct[EBB_DIRECT_COUNT];
-  ebb_page_queue_t queues[EBB_BIN_FULL + 1]; /* per bin; [EBB_BIN_FULL] = full pages */
-  _Atomic(ebb_block_t *) delayed_free; /* remote frees to full pages (LIFO) */
-  uintptr_t thread_id;        /* owning thread */
-  ebb_segment_t *segments;    /* every segment this heap owns */
-  ebb_segment_t *with_free[2]; /* small/medium segments with a free page */
-  ebb_page_t *parked[EBB_BIN_MAX + 1]; /* parked pages per bin (owner only), newest first */
-  uint32_t reap_countdown;    /* generic allocations until the next reap of purged pages */
+  ebb_page_queue_t queues[EBB_BIN_FULL + 1]; /* per bin; [EBB_BIN_FULL] = full pages (the owner or a seizer) */
+  /* Remote frees to full pages (LIFO): other threads push (CAS, release),
+   * the owner or a seizer takes the list (exchange, acquire). */
+  _Atomic(ebb_block_t *) delayed_free;
+  uintptr_t thread_id;        /* owning thread (set at the start, before `live`; passes read it under the global lock) */
+  ebb_segment_t *segments;    /* every segment this heap owns (the owner or a seizer) */
+  ebb_segment_t *with_free[2]; /* small/medium segments with a free page (the owner or a seizer) */
+  ebb_page_t *parked[EBB_BIN_MAX + 1]; /* parked pages per bin, newest first (the owner or a seizer) */
+  uint32_t reap_countdown;    /* generic allocations until the next reap of purged pages (the owner) */
   struct ebb_heap_s *pool_next; /* unused heaps (global lock) */
-  struct ebb_heap_s *all_next;  /* every heap ever made (global lock) */
-  bool live;                  /* owned by a running thread */
+  /* Every heap ever made: set under the global lock before the heap is
+   * published (release); passes follow it without the lock. */
+  struct ebb_heap_s *all_next;
+  /* Owned by a running thread: written under the global lock; passes read
+   * it under the lock, and without it (relaxed) as a hint to skip. */
+  bool live;
   /* ---- reaching a quiet owner's pages (seize.c) ---- */
-  uint32_t kernel_tid;        /* the owner's kernel thread id, for /proc/self/task (owner writes at start) */
-  uint64_t sigblk;            /* the owner's blocked signals when it started (owner writes at start) */
+  uint32_t kernel_tid;        /* the owner's kernel thread id, for /proc/self/task (the owner at its start and
+                                 in a fork child; passes read it under the global lock) */
+  uint64_t sigblk;            /* the owner's blocked signals when it started (the owner, before `live`) */
   _Atomic(uint32_t) seize;    /* ebb_seize_t: NONE/REQUESTED/SEIZED/OWNER (CAS; seize.c has the protocol) */
   _Atomic(uint32_t) in_slow;  /* slow paths the owner is inside: owner writes (relaxed); a seizer reads it
                                  only while the owner is blocked in the kernel */

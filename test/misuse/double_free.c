@@ -1,7 +1,7 @@
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free.c - free() of the same small block twice in a row: the second
- * free must be caught (DESIGN.md, "Errors and misuse") rather than putting the
+ * free must be caught (src/internal.h, "the freed mark") rather than putting the
  * block on its free list twice, which would hand it out again and again. */
 #include <stdio.h>
 #include <stdlib.h>
