@@ -168,7 +168,7 @@ bool _ebb_page_extend(ebb_page_t *page) {
   /* New blocks are live-or-free, never "purged": forget any mark. */
   if (page->purged_blocks > 0) _ebb_segment_clear_purged(_ebb_segment_of(page), first, (size_t)n * bsize);
   page->free = (ebb_block_t *)first;
-  page->capacity += n;
+  EBB_STORE(page->capacity, page->capacity + n); /* a pass estimating in-place bytes reads it */
   EBB_STORE(page->span, (size_t)page->capacity * bsize);
   page->free_is_zero = page->is_fresh;
   ebb_assert_expensive(!page->free_is_zero || blocks_are_zero(first, n, bsize));
@@ -222,11 +222,11 @@ void _ebb_page_init(ebb_page_t *page, ebb_heap_t *heap, unsigned bin) {
   uint8_t *start;
   size_t psize = _ebb_segment_page_size(seg, page, &start);
   page->start = start;
-  page->block_size = (uint32_t)bsize;
+  EBB_STORE(page->block_size, (uint32_t)bsize);
   page->div_magic = _ebb_div_magic(bsize);
   ebb_assert(psize / bsize <= UINT16_MAX);
   page->reserved = (uint16_t)(psize / bsize);
-  page->capacity = 0;
+  EBB_STORE(page->capacity, 0);
   EBB_STORE(page->span, 0);
   page->margin = 0;
   page->park_at = 0;
@@ -250,7 +250,7 @@ void _ebb_page_reset_purged(ebb_page_t *page) {
    * path may be reading it: no store. */
   if (page->free != NULL) page->free = NULL;
   page->local_free = page->stash = NULL;
-  page->capacity = 0;
+  EBB_STORE(page->capacity, 0);
   EBB_STORE(page->span, 0);
   page->purged_blocks = 0;
   page->is_fresh = _ebb_purge_zeroes();

@@ -288,7 +288,7 @@ static void page_release(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page)
   ebb_assert(page->in_use && _ebb_page_used(page) == 0);
   if (page->capacity > 0) page->is_fresh = 0; /* carved memory is dirty (unless a purge reset it) */
   page->in_use = 0;
-  page->capacity = 0;
+  EBB_STORE(page->capacity, 0);
   EBB_STORE(page->span, 0); /* _ebb_usable_size may read it from any thread */
   page->purged_blocks = 0;
   _ebb_page_set_flags(page, 0);
