@@ -768,11 +768,14 @@ bool _ebb_page_is_valid(const ebb_page_t *page) {
   uint32_t nfree = 0, nlocal = 0, nstash = 0, nremote = 0;
   const ebb_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
   if (!page->in_use || page->capacity > page->reserved || heap == NULL) return false;
-  if (!list_is_valid(page, page->free, &nfree)) return false;
-  if (!list_is_valid(page, page->local_free, &nlocal)) return false;
-  if (!list_is_valid(page, page->stash, &nstash)) return false;
+  /* A link out of the page's blocks is a write after free, or a bug. In
+   * secure mode the program's write is reported, in its own words, when
+   * the link is followed: this check leaves it to that. */
+  if (!list_is_valid(page, page->free, &nfree) || !list_is_valid(page, page->local_free, &nlocal) ||
+      !list_is_valid(page, page->stash, &nstash) || !thread_free_count(page, &nremote))
+    return _ebb_secure;
   if (page->stash != NULL && (page->flags != (EBB_PAGE_PARKED | EBB_PAGE_IN_PLACE) || page->free != NULL)) return false;
-  if (!thread_free_count(page, &nremote) || nremote > _ebb_page_used(page)) return false;
+  if (nremote > _ebb_page_used(page)) return false;
   if (!local_tag_is_valid(page, heap) || !park_at_is_valid(page, heap)) return false;
   return _ebb_page_used(page) + nfree + nlocal + nstash + page->purged_blocks == page->capacity;
 }
