@@ -81,7 +81,7 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
   [EBB_OPT_LIMIT_MARGIN] = {"LIMIT_MARGIN", OPT_COUNT, 25, 0, 100, {0},
                             "percent of a memory limit (cgroup, RLIMIT_AS/DATA) not filled with free memory"},
   /* Off by default: every malloc and free then takes a slow path (about
-   * twice the instructions; make bench-instr measures both). */
+   * 3.7 times the instructions; make bench-instr measures both). */
   [EBB_OPT_SECURE] = {"SECURE", OPT_BOOL, 0, 0, 1, {0},
                       "check every free and allocation against a bitmap of live blocks (slower)"},
 };
