@@ -12,11 +12,6 @@
 #include "prim.h"
 
 static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block, uintptr_t owner) {
-  if (ebb_unlikely(_ebb_block_mark(block) == page)) {
-    _ebb_error_double_free(block);
-    return;
-  }
-  _ebb_block_set_mark(block, page);
   /* Read before the block is published: afterwards the page may be
    * released (and unmapped) at any moment. */
   uint32_t claim = atomic_load_explicit(&page->claim, memory_order_seq_cst);
@@ -86,16 +81,17 @@ static inline bool margin_drop(int32_t *margin) {
  * not this thread): another thread's page, or one of ours that is full or
  * parked. */
 static ebb_noinline void free_not_plain(ebb_segment_t *seg, ebb_page_t *page, ebb_block_t *block) {
-  uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
-  if (owner != _ebb_thread_id()) {
-    free_remote(page, block, owner);
-    return;
-  }
+  /* Marked before the block is published to anyone (free_remote). */
   if (ebb_unlikely(_ebb_block_mark(block) == page)) {
     _ebb_error_double_free(block);
     return;
   }
   _ebb_block_set_mark(block, page);
+  uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
+  if (owner != _ebb_thread_id()) {
+    free_remote(page, block, owner);
+    return;
+  }
   ebb_heap_t *heap = _ebb_tls_heap;
   _ebb_seize_enter(heap);
   /* A pass that asked for the heap cleared the tags of pages whose flags
