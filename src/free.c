@@ -93,10 +93,10 @@ static ebb_noinline void free_not_plain(ebb_segment_t *seg, ebb_page_t *page, eb
     return;
   }
   ebb_heap_t *heap = _ebb_tls_heap;
+  /* The block holds the page (it is live until this free), so answering a
+   * pass cannot have given the page back. Nothing here may rely on the
+   * page's local tag: a pass may ask again at any moment, clearing it. */
   _ebb_seize_enter(heap);
-  /* A pass that asked for the heap cleared the tags of pages whose flags
-   * are 0; answering it restored them. */
-  ebb_assert(page->flags != 0 || _ebb_secure || atomic_load_explicit(&page->local_tag, memory_order_relaxed) == owner);
   _ebb_free_block_local(heap, page, block);
   _ebb_seize_leave(heap);
 }

@@ -495,13 +495,17 @@ extern _Atomic(int) _ebb_seize_hint;
 /* Every owner slow path starts here (and ends with _ebb_seize_leave): it
  * notes the activity for the purge passes, and answers a pass that asked
  * for (or seized) the heap before it touches anything. The empty heap
- * (a thread before its first allocation) has nothing to answer. */
-static inline void _ebb_seize_enter(ebb_heap_t *heap) {
+ * (a thread before its first allocation) has nothing to answer.
+ * Returns true if the heap was cleaned meanwhile (by this thread or by a
+ * pass that seized it): a page the caller holds a pointer to may have gone
+ * back to its segment, and its segment to the cache or the kernel. */
+static inline bool _ebb_seize_enter(ebb_heap_t *heap) {
   atomic_store_explicit(&heap->in_slow, atomic_load_explicit(&heap->in_slow, memory_order_relaxed) + 1,
                         memory_order_relaxed);
   if (ebb_unlikely(!atomic_load_explicit(&heap->activity, memory_order_relaxed))) _ebb_seize_note_activity(heap);
-  if (ebb_unlikely(atomic_load_explicit(&heap->seize, memory_order_relaxed) != EBB_SEIZE_NONE))
-    _ebb_seize_owner_arrived(heap);
+  if (ebb_likely(atomic_load_explicit(&heap->seize, memory_order_relaxed) == EBB_SEIZE_NONE)) return false;
+  _ebb_seize_owner_arrived(heap);
+  return true;
 }
 
 static inline void _ebb_seize_leave(ebb_heap_t *heap) {

@@ -667,9 +667,9 @@ static ebb_noinline void after_free_other(ebb_heap_t *heap, ebb_page_t *page, bo
  * stack frame. */
 static ebb_noinline void free_left_few_other(ebb_page_t *page) {
   ebb_heap_t *heap = _ebb_tls_heap;
-  _ebb_seize_enter(heap);
-  /* Answering a pass may have settled the page already. */
-  if (page->flags == 0 && page->margin <= 0) _ebb_page_after_free(heap, page);
+  /* Answering a pass settled every page (collect frees the empty ones, so
+   * `page` may be gone): the next free that leaves it sparse decides. */
+  if (!_ebb_seize_enter(heap) && page->flags == 0 && page->margin <= 0) _ebb_page_after_free(heap, page);
   _ebb_seize_leave(heap);
 }
 
