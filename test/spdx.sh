@@ -48,7 +48,8 @@ while IFS= read -r -d '' path; do
   n=$(line_number "$file")
   [[ $(sed -n "${n}p" "$file") == "$want" ]] && continue
   if [[ $fix == --fix ]]; then
-    awk -v n="$n" -v line="$want" 'NR == n { print line } { print } END { if (NR < n) print line }' "$file" >"$file.spdx"
+    # the line through the environment: awk -v would read its backslashes as escapes
+    SPDX_LINE=$want awk -v n="$n" 'NR == n { print ENVIRON["SPDX_LINE"] } { print } END { if (NR < n) print ENVIRON["SPDX_LINE"] }' "$file" >"$file.spdx"
     cat "$file.spdx" >"$file" # keeps the file's mode
     rm "$file.spdx"
     echo "spdx.sh: added the licence line to $path"
