@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Thin wrapper over CMake for the short commands. See README.md.
 #   make            release build: build/libebb.so, build/libebb.a
 #   make check      every test, against the release and the EBB_DEBUG=3 build

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake/EbbInstall.cmake - what `make install` / `cmake --install` puts under
 # the prefix, for programs that use ebb from outside this tree:
 #   lib/         libebb.so*, libebb.a, libebb-prefix.so*, libebb-prefix.a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake/EbbLdconfig.cmake - ebb_ldconfig(LIBDIR): after libebb was installed
 # into (or removed from) LIBDIR, refresh the dynamic loader's cache when
 # that is what makes programs find it: run as root, not into a staging

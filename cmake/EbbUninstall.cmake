@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake/EbbUninstall.cmake - `make uninstall`: removes exactly the files an
 # install wrote, as listed in its manifest, and says what it removed.
 #   cmake -DMANIFEST=build/install_manifest.txt -P cmake/EbbUninstall.cmake

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/spdx.sh - every tracked source file carries ebb's licence line.
 #
 # Usage: spdx.sh <source dir> [--fix]

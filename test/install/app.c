@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/install/app.c - a program linked with libebb (or libebb.a), as a
  * user would build it: it checks that its malloc is ebb's and that the
  * library is the version its header says, and names the file the library

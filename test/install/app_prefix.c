@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/install/app_prefix.c - a program linked with libebb-prefix: ebb_
  * names are ebb's, malloc stays the C library's. Exit 0 and one line
  * "app_prefix: ebb <version> beside the C library's malloc, from <file>". */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/install/consumer_cmake.sh - a CMake project outside the tree
 # (test/install/consumer) finds the installed package and links each of its
 # four targets; the programs run.

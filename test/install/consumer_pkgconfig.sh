@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/install/consumer_pkgconfig.sh - programs built with the installed
 # ebb.pc and ebb-prefix.pc, the way README shows, run on the installed
 # libraries.

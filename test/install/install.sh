@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/install/install.sh - installs the build under test into a fresh
 # prefix, for the consumer tests, and checks what landed there.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/install/ldconfig.sh - when an install runs ldconfig, and what it says
 # (ebb_ldconfig, cmake/EbbLdconfig.cmake).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/install/man.sh - the manual pages are complete and render cleanly.
 #
 # Usage: man.sh <source dir>

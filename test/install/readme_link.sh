@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/install/readme_link.sh - the link commands README.md gives work as
 # written: each ```sh block that follows a line
 #     <!-- test/install/readme_link.sh runs this block -->

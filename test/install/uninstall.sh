@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/install/uninstall.sh - `make uninstall` removes exactly what the
 # install put into the prefix (install.sh's tree), and says so.
 #
