@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: MIT
 # Thin wrapper over CMake for the short commands. See README.md.
 #   make            release build: build/libebb.so, build/libebb.a
 #   make check      every test, against the release and the EBB_DEBUG=3 build
 #   make demo       memory going back to the OS, glibc vs ebb side by side
-#   make install    PREFIX=/usr/local by default
+#   make install    PREFIX=/usr/local by default; runs ldconfig when that prefix's lib is in the loader's path
+#   make uninstall  removes what make install put (build/install_manifest.txt; MANIFEST=... for another)
 #   make bench      benchmark suite (QUICK=1: < 2 min); make bench-instr: callgrind counts
 #   make lint       clang-tidy (.clang-tidy) and cppcheck over src/
 # Sanitizer builds (test/prefix/README.md), each in a build directory of its own:
@@ -22,8 +24,9 @@ FUZZ_SECONDS ?= 60
 TSAN_SECONDS ?= 20
 TSAN_FAIL ?= 1
 PYTHON ?= python3
+MANIFEST ?= build/install_manifest.txt
 
-.PHONY: all release debug check check-release check-debug demo install bench bench-smoke bench-instr lint clean \
+.PHONY: all release debug check check-release check-debug demo install uninstall bench bench-smoke bench-instr lint clean \
   check-ubsan asan-build check-asan tsan fuzz
 
 all: release
@@ -49,6 +52,10 @@ demo: release
 
 install: release
 	$(CMAKE) --install build
+
+uninstall:
+	@test -f "$(MANIFEST)" || { echo "ebb: error: $(MANIFEST) not found: nothing was installed from this build (make install writes it)" >&2; exit 1; }
+	$(CMAKE) -DMANIFEST="$(MANIFEST)" -P cmake/EbbUninstall.cmake
 
 bench: release
 	./bench/run.sh $(if $(QUICK),--quick,)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/allocators.sh - sourced by bench/run.sh and bench/instr.sh: the
 # allocators we measure, where their libraries are, and how to install them.
 # The caller sets ROOT (the source tree), BUILD (the build directory) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/bigbuf.c - big buffers in a loop: allocate a block of 256 KiB to
  * 64 MiB, touch every page, free it.
  *

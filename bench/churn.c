@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/churn.c - small-object churn on one thread: linked lists and binary
  * search trees of small nodes, built and torn down.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/common.h - what every workload of the benchmark suite shares:
  * command-line options, a seeded PRNG, the clock, VmRSS, the idle pause and
  * the one result line. Header-only (static functions), so that each workload

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/instr.sh - `make bench-instr`: instructions per malloc+free pair, per
 # allocator, counted by valgrind's callgrind (deterministic, unlike time).
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/micro.c - the fast-path micro benchmark: malloc/free pairs of small
  * sizes, in batches, on one thread.
  *

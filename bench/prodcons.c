@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/prodcons.c - producer/consumer: one thread allocates, another frees,
  * at a high rate, through a bounded lock-free ring of pointers.
  *

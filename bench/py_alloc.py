@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """bench/py_alloc.py - a real program for the benchmark suite: CPython doing
 allocation-heavy work. bench/run.sh runs it as
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/realloc.c - realloc growth and shrink: vectors that double their
  * capacity and strings that grow a few bytes at a time, many at once.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench/report.py - turns the raw runs of bench/run.sh into the report.
 
     report.py WORKDIR [--out DIR]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/run.sh - `make bench`: the benchmark suite. Runs every workload under
 # glibc, ebb, and Debian's jemalloc, mimalloc and tcmalloc, and writes
 # bench/results/latest.md (tables, medians, ratios to mimalloc, geometric

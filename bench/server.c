@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/server.c - a server-like load: several threads allocate objects of
  * random sizes, 8 B .. 64 KiB, keep them for a while, and free many of them
  * on another thread (remote frees), for a fixed amount of work.

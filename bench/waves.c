@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/waves.c - a long-running mixed workload whose live set grows and
  * shrinks in waves; the figures that matter are peak RSS and RSS at the end.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # demo/run.sh - `make demo`: how much memory each allocator keeps resident one
 # idle second after a program freed it, side by side.
 #

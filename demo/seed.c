@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* demo/seed.c - the seed experiment: how much memory a process still holds
  * one idle second after it freed everything, for every allocation size.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ebb - a general-purpose malloc for 64-bit Linux that gives memory back.
  *
  * Public API. Every standard allocation function exists twice: under its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alloc.c - allocation: the malloc fast path, the generic path, calloc,
  * aligned allocation and realloc (large blocks are large.c's).
  *

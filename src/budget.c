@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* budget.c - the dirty budget: bytes in use and dirty (offered or cached,
  * not yet purged), the bound past which purging is immediate, and the
  * purge clock every deadline is measured with.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* free.c - freeing: the local fast path, remote frees, and misuse checks.
  *
  * Local free (the page's segment belongs to this thread): push onto

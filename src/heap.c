@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap.c - thread-local heaps: creation on a thread's first allocation,
  * the delayed-free list, and what happens when the thread exits.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* init.c - process initialisation, the global lock, fork, and exit.
  *
  * Initialisation is lazy: the first allocation (which may come from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h - what ebb's modules share: assertions, the fast inline helpers
  * (size class, pointer -> segment -> page, thread id, the segment map) and
  * the cross-module functions, grouped by the module that defines them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* large.c - large blocks: each in its own mapping, [header page][block],
  * with the block start B aligned to the segment size, so free(B) finds the
  * header at B - EBB_LARGE_HEADER_SIZE (the segment map marks B's slot

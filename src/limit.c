@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* limit.c - the memory limit the process lives under, and how close it is.
  *
  * Free memory ebb keeps resident counts against the same limits as live

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg.c - messages on stderr: the formatter that never allocates (on the
  * caller's stack), verbose output, fatal errors, the assertion handler and
  * the heap misuse reports.

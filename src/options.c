@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* options.c - the option table: every tunable, its EBB_<NAME> environment
  * variable, default, range and one line of help; plus mallopt.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* os.c - address space from the OS: aligned mappings for segments and large
  * blocks, the segment map that says which 4 MiB slots are ebb's, and the
  * ranges the kernel would not unmap at its map-count limit.

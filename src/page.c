@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* page.c - pages of one size class and the heap's page queues.
  *
  * A page has three free lists:

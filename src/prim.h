@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* prim.h - the platform contract: every system call ebb makes goes through
  * these functions (implemented in prim/linux.c). None of them allocates.
  * Errors: functions returning a pointer return NULL and leave errno set;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* purge.c - the purge policy: when free memory goes back to the OS.
  *
  * Rules (why each exists):

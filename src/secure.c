@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* secure.c - EBB_SECURE=1: every allocation and every free checked
  * against a bitmap of the blocks that are live.
  *

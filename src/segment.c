@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* segment.c - segments: 4 MiB aligned regions cut into pages of one kind.
  *
  * Lists, and who may touch them:

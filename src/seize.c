@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* seize.c - reaching the pages of a thread that has gone quiet.
  *
  * Only the owner touches its heap and the lists of the pages it allocates

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stats.c - statistics: ebb_stats_get/print/json, and glibc's mallinfo
  * views.
  *

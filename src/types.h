@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* types.h - ebb's data structures and layout constants.
  *
  * Memory comes from the OS in segments: 4 MiB regions aligned to 4 MiB. A

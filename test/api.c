@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/api.c - every public and standard allocation function, and its edge
  * cases.
  *

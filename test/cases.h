@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/cases.h - what the tests that run each case in a process of its own
  * share (test/purge.c, test/limits.c), on top of check.h: the case's name
  * in its failure lines, the environment a case's process gets, pointer

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/cgroup.sh - a memory limit never kills a program that glibc runs.
 #
 # Usage: cgroup.sh <libebb.so> <limit_waves>

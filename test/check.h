@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/check.h - the checks of every C test: each CHECK is counted, each
  * failure is one line on stderr, and check_summary() prints the one
  * summary line on stdout and gives the exit status.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/limit_waves.c - the workload of test/cgroup.sh: waves of blocks of one
  * size, all freed before the next size. Ten sizes from 64 B to 600 KB
  * (about x2.77 apart), three rounds; each wave holds --live-mb MiB (150 by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/limits.c - ebb at the OS's limits: every request gets a block or
  * NULL with errno ENOMEM, never an abort or a later death in the OOM
  * killer, and memory ebb keeps does not stand between the program and an

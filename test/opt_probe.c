@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/opt_probe.c - the smallest program that initialises ebb, for
  * test/options.sh: it holds a 100 KiB block (a large block only when
  * EBB_LARGE_THRESHOLD is below that) and an 80 KiB one grown by realloc

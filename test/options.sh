@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/options.sh - the EBB_ environment variables, read once at start-up.
 #
 # Usage: options.sh <opt_probe binary>

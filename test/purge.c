@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/purge.c - memory goes back to the OS: resident memory (RSS) measured
  * from /proc, never assumed.
  *

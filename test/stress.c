@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/stress.c - multi-threaded stress test of malloc, calloc, realloc,
  * posix_memalign, aligned_alloc and free, with every object's content
  * checked. Linked with libebb, so these are ebb's; it uses no ebb symbol and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* prim/linux.c - the Linux implementation of prim.h: mmap, mprotect,
  * munmap, mremap, madvise, the clock, stderr, small /proc and /sys files
  * and rlimits. Stateless except for syscall counters (relaxed atomics,

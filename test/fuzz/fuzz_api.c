@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/fuzz/fuzz_api.c - libFuzzer target over libebb-prefix (`make fuzz`;
  * test/fuzz/README.md). Built with clang -fsanitize=fuzzer,address,undefined.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes test/fuzz/corpus/: the seed inputs of fuzz_api, one per tier and
 operation, in the encoding fuzz_api.c reads (an op byte, a slot byte, then
 the op's arguments). Run it again after changing that encoding:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* double_free.h - what the double-free programs share: a page that keeps
  * other live blocks, frees from other threads, and the check that after
  * the misuse (if the program is still running: EBB_ON_ERROR=warn) no block

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_after_reuse.c - free(p); x = malloc(); y = malloc(); free(y); free(x); free(y): x takes p back legitimately, y is freed twice. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_full_page_remote.c - p is on a page that was full when two other threads freed it (the frees go to the owner heap's delayed list). */

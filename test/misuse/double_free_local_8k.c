@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_local_8k.c - free(p); free(q); free(p) with 8 KiB blocks (the largest small class). */

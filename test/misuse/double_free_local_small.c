@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_local_small.c - free(p); free(q); free(p) on a page of 32-byte blocks that keeps other live blocks: p is no longer the head of the list it is on. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_local_wide.c - free(p); free(q); free(p) with 200 KB blocks (wide pages: one per segment). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_on_free_list.c - p is on the list that allocation takes from (freed, then moved there when another block was allocated) when it is freed again. */

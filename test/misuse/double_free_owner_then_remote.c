@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_owner_then_remote.c - the owner frees p, then another thread frees it again. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_remote_then_owner.c - another thread frees p, then the owner frees it again. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* double_free_two_remote.c - two other threads free p one after the other (the list of remote frees must not become a cycle). */

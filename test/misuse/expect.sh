@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/misuse/expect.sh - runs one misuse program and checks how it ended:
 # its exit status, and its stderr as whole lines, compared exactly.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: 0xdeadbeefdeadbeef */
 /* free_garbage.c - free() of a garbage pointer past the user address space

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* free_interior_large.c - free() of a page-aligned pointer 4096 bytes into a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* free_interior_small.c - free() of a pointer 8 bytes into a live 64-byte

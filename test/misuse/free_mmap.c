@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* free_mmap.c - free() of memory the program mapped itself: it lies in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* free_stack.c - free() of a stack address: ebb refuses it with one line

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* free_static.c - free() of a static array (in .bss, near the program's

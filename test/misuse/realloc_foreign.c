@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: realloc of a pointer not allocated by ebb: <ptr> */
 /* realloc_foreign.c - realloc() of a stack address: ebb cannot know the old

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: double free of <ptr> */
 /* env: EBB_SECURE=1 */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: SIGABRT */
 /* stderr: ebb: error: heap corruption: the free-list link was overwritten in the free block <ptr>, in a page of 64-byte blocks (a write after free?) */
 /* env: EBB_SECURE=1 */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* expect: exit 0 */
 /* stderr: ebb: error: free of a pointer not allocated by ebb: <ptr> */
 /* env: EBB_ON_ERROR=warn */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/prefix/pattern.h - the content check of the prefix drivers
  * (test/prefix/stress.c, test/fuzz/fuzz_api.c): a block of `size` bytes
  * carries bytes derived from a 64-bit seed and their offset. Blocks up to

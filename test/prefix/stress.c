@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/prefix/stress.c - multi-threaded stress of libebb-prefix: only ebb_
  * names, so it runs under ASan and TSan, whose own malloc stays the C
  * library's (`make check-asan`, `make tsan`).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Folds ThreadSanitizer's output into one line per distinct report.
 
 usage: tsan_summary.py LOG [SRCROOT]

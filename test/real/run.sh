@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/real/run.sh - real programs run with LD_PRELOAD=libebb.so, their
 # output checked against a run without ebb or against known constants.
 #

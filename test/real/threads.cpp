@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // test/real/threads.cpp - a threaded C++ program for run.sh to execute with
 // and without LD_PRELOAD=libebb.so; the two outputs must be identical.
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/seize/inner_mark.c - a 6 KiB block whose first OS page is shared
  * with a live block stays on its free list when its inner OS page is
  * purged; once reused and freed again, that OS page must go back at the

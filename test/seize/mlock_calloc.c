@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/seize/mlock_calloc.c - with the heap locked in memory (mlockall),
  * madvise refuses to drop pages; memory a purge "returned" must still read
  * as zero to calloc. Skipped (77) where mlockall is not allowed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/seize/race_unfull.c - while a pass cleans a heap it took over, its
  * owner may wake at any moment: nothing the cleaning does (draining remote
  * frees brings a full page back to its queue) may hand the owner's fast

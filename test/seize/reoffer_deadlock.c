@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/seize/reoffer_deadlock.c - re-offering pages that took remote frees
  * (under the global lock) must not wake the purge thread from under that
  * lock: the thread holds its wake lock while it looks at the heaps. A

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/unit/lookup.c - from a pointer to its metadata: the segment map and
  * the block-start test that free relies on to turn a foreign or interior
  * pointer into a clear error.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/unit/options.c - the option table: size parsing, range checks,
  * reading EBB_ variables (with the warning a bad value gets), mallopt.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/unit/purge.c - the purge policy against a fake clock: the purge
  * passes are called directly with made-up times.
  *
