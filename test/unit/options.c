@@ -23,7 +23,8 @@ static void test_parse_size_valid(void) {
     {"0", 0},          {"4096", 4096},          {"64k", 64 << 10},        {"64K", 64 << 10},
     {"8m", 8 << 20},   {"8M", 8 << 20},         {"1g", 1LL << 30},        {"1G", 1LL << 30},
     {"16kb", 16 << 10}, {"16KB", 16 << 10},     {"2mB", 2 << 20},         {"12b", 12},
-    {"1024g", 1LL << 40}, {"007", 7},
+    {"1024g", 1LL << 40}, {"007", 7},       {"1t", 1LL << 40},        {"1T", 1LL << 40},
+    {"2tb", 2LL << 40},
   };
   for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
     long long v = -12345;
@@ -34,7 +35,7 @@ static void test_parse_size_valid(void) {
 
 static void test_parse_size_invalid(void) {
   static const char *bad[] = {
-    "", "k", "12q", "-1", "1.5m", "99999999999999999999", " 64k", "64k ", "64 k", "1kk", "1t", "0x10", "+5", "b",
+    "", "k", "12q", "-1", "1.5m", "99999999999999999999", " 64k", "64k ", "64 k", "1kk", "1p", "0x10", "+5", "b",
     "64kbb",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -147,9 +148,11 @@ static void test_options_init(void) {
                 0,
             "%s", err);
   CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
-  setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: as if unset, no warning */
+  setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: invalid like any other bad value */
   init_captured(err, sizeof(err));
-  CHECK_MSG(err[0] == 0, "%s", err);
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE= is invalid: expected a number from 0 to 64; using 16\n") == 0,
+            "%s", err);
+  CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
   unsetenv("EBB_SEGMENT_CACHE");
 
   setenv("EBB_LIMIT_MARGIN", "101", 1);
@@ -166,7 +169,8 @@ static void test_options_init(void) {
 
   setenv("EBB_PURGE_THREAD", "maybe", 1);
   init_captured(err, sizeof(err));
-  CHECK_MSG(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 0 or 1; using 1\n") == 0, "%s", err);
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 1, 0, yes, no, on, off, true or "
+                      "false; using 1\n") == 0, "%s", err);
   unsetenv("EBB_PURGE_THREAD");
   setenv("EBB_MADVISE", "sometimes", 1);
   init_captured(err, sizeof(err));
