@@ -187,6 +187,68 @@ static void test_options_init(void) {
   init_captured(err, sizeof(err)); /* back to the defaults */
 }
 
+/* An EBB_ variable that is no option: one line naming the closest one;
+ * none for the variables of ebb's tools. */
+static void test_unknown_variables(void) {
+  char err[1024];
+  setenv("EBB_PURGE_DELAY", "5", 1);
+  setenv("EBB_LARGE_TRESHOLD", "1m", 1);
+  setenv("EBB_STRESS_SCALE", "0.5", 1);
+  init_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb: warning: EBB_PURGE_DELAY is not an ebb option (did you mean EBB_PURGE_DELAY_MS?)\n"),
+            "%s", err);
+  CHECK_MSG(strstr(err, "ebb: warning: EBB_LARGE_TRESHOLD is not an ebb option (did you mean EBB_LARGE_THRESHOLD?)\n"),
+            "%s", err);
+  CHECK_MSG(strstr(err, "STRESS") == NULL, "%s", err);
+  unsetenv("EBB_PURGE_DELAY");
+  unsetenv("EBB_LARGE_TRESHOLD");
+  unsetenv("EBB_STRESS_SCALE");
+  /* Out of range: the range in the units the option is typed in. */
+  setenv("EBB_DIRTY_MAX", "2t", 1);
+  init_captured(err, sizeof(err));
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_DIRTY_MAX=2t is invalid: expected a size from 0 to 1t (k, m, g, t "
+                        "suffixes); using 1g\n") == 0,
+            "%s", err);
+  unsetenv("EBB_DIRTY_MAX");
+  init_captured(err, sizeof(err));
+  CHECK_MSG(err[0] == 0, "%s", err);
+}
+
+/* Runs _ebb_options_print with stderr captured. */
+static void print_captured(char *buf, size_t cap) {
+  fflush(stderr);
+  FILE *tmp = tmpfile();
+  int saved = dup(2);
+  dup2(fileno(tmp), 2);
+  _ebb_options_print();
+  dup2(saved, 2);
+  close(saved);
+  rewind(tmp);
+  size_t n = fread(buf, 1, cap - 1, tmp);
+  buf[n] = 0;
+  fclose(tmp);
+}
+
+static void test_options_print(void) {
+  static char err[4096];
+  setenv("EBB_LARGE_CACHE", "1024m", 1);
+  init_captured(err, sizeof(err));
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_LARGE_CACHE = 1g (environment)\n") != NULL, "%s", err);
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 1g (default)\n") != NULL, "%s", err);
+  CHECK(ebb_mallopt(M_TRIM_THRESHOLD, 3 << 20) == 1);
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 3m (mallopt)\n") != NULL, "%s", err);
+  CHECK(ebb_mallopt(M_TRIM_THRESHOLD, -1) == 0); /* refused: the source stays */
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 3m (mallopt)\n") != NULL, "%s", err);
+  unsetenv("EBB_LARGE_CACHE");
+  init_captured(err, sizeof(err)); /* back to the defaults, and their source */
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 1g (default)\n") != NULL, "%s", err);
+  CHECK_MSG(strstr(err, "(environment)") == NULL && strstr(err, "(mallopt)") == NULL, "%s", err);
+}
+
 /* ---- mallopt --------------------------------------------------------------------- */
 static void test_mallopt(void) {
   long long dirty_max = _ebb_option(EBB_OPT_DIRTY_MAX), threshold = _ebb_option(EBB_OPT_LARGE_THRESHOLD);
@@ -210,5 +272,7 @@ int main(void) {
   test_option_ranges();
   test_options_init();
   test_mallopt();
+  test_unknown_variables();
+  test_options_print();
   return check_summary("unit_options");
 }
