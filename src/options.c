@@ -24,7 +24,7 @@ typedef struct option_desc_s {
 } option_desc_t;
 
 static const option_desc_t options[EBB_OPT_COUNT] = {
-  [EBB_OPT_VERBOSE] = {"VERBOSE", OPT_BOOL, 0, 0, 1, {0}, "explain decisions on stderr"},
+  [EBB_OPT_VERBOSE] = {"VERBOSE", OPT_BOOL, 0, 0, 1, {0}, "print the options at start, then one line per decision on stderr (at most 10 a second of each kind)"},
   [EBB_OPT_STATS] = {"STATS", OPT_BOOL, 0, 0, 1, {0}, "print statistics to stderr at exit"},
   [EBB_OPT_ON_ERROR] = {"ON_ERROR", OPT_CHOICE, 0, 0, 1, {"abort", "warn"},
                         "on heap misuse: abort, or warn and go on without freeing"},
@@ -34,7 +34,7 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * against 1.25 s, realloc 1.34 s against 0.59 s, Python 2.03 s against
    * 1.27 s. */
   [EBB_OPT_LARGE_THRESHOLD] = {"LARGE_THRESHOLD", OPT_SIZE, 512 * 1024, 4096, 512 * 1024, {0},
-                               "blocks above this size get their own mapping"},
+                               "blocks above this size get their own mapping (mallopt M_MMAP_THRESHOLD)"},
   /* 64 KiB (where the wide pages begin) by benchmark: in make bench,
    * realloc's peak RSS went from 1.18x mimalloc's to 0.69x (glibc: 0.61x)
    * and its time from 1.17x to 1.93x (glibc: 2.18x): a buffer grown by
@@ -62,7 +62,7 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * faulted it back (283k page faults against mimalloc's 84k; now 91k).
    * The purge delay still returns all of it within the delay. */
   [EBB_OPT_DIRTY_MAX] = {"DIRTY_MAX", OPT_SIZE, 1LL << 30, 0, 1LL << 40, {0},
-                         "free-but-resident bytes past which purging is immediate"},
+                         "free-but-resident bytes past which purging is immediate (mallopt M_TRIM_THRESHOLD)"},
   /* 100 by benchmark: at 25 a program whose live set shrinks and grows
    * again (bench waves) purged at once and faulted it all back (1.6x
    * mimalloc's time, 31k page faults against 20k). */
