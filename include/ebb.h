@@ -117,6 +117,13 @@ EBB_API void ebb_stats_print(void);
  * snprintf does): if that is >= size the text was cut. */
 EBB_API size_t ebb_stats_json(char *buf, size_t size);
 
+/* ---- options --------------------------------------------------------- */
+/* Prints every option in effect to stderr, one line each:
+ * "ebb:   EBB_<NAME> = <value> (<source>)", the value as it would be typed
+ * (sizes with k/m/g/t) and the source one of default, environment or
+ * mallopt. EBB_VERBOSE=1 prints the same at start. */
+EBB_API void ebb_options_print(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,16 +63,57 @@ static size_t limit_room(size_t inuse) {
   return ceiling > inuse ? ceiling - inuse : 0;
 }
 
-size_t _ebb_budget(void) {
+/* The budget and which of its bounds set it (for EBB_VERBOSE=1). */
+typedef enum { BOUND_FRACTION, BOUND_FLOOR, BOUND_MAX, BOUND_LIMIT } budget_bound_t;
+
+static size_t budget_with_bound(budget_bound_t *bound) {
   size_t inuse = atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed);
   size_t peak = atomic_load_explicit(&inuse_peak, memory_order_relaxed);
   size_t room = limit_room(inuse);
   if (peak > inuse) inuse = peak;
   size_t frac = inuse / 100 * (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION);
   size_t floor = 4 * EBB_MiB, max = (size_t)_ebb_option(EBB_OPT_DIRTY_MAX);
-  if (frac < floor) frac = floor;
-  if (frac > max) frac = max;
-  return frac < room ? frac : room;
+  *bound = BOUND_FRACTION;
+  if (frac < floor) {
+    frac = floor;
+    *bound = BOUND_FLOOR;
+  }
+  if (frac > max) {
+    frac = max;
+    *bound = BOUND_MAX;
+  }
+  if (room < frac) {
+    frac = room;
+    *bound = BOUND_LIMIT;
+  }
+  return frac;
+}
+
+size_t _ebb_budget(void) {
+  budget_bound_t bound;
+  return budget_with_bound(&bound);
+}
+
+static ebb_noinline void say_over_budget(size_t dirty) {
+  budget_bound_t bound;
+  size_t budget = budget_with_bound(&bound);
+  char d[EBB_SIZE_TEXT], b[EBB_SIZE_TEXT], opt[EBB_SIZE_TEXT], why[96];
+  switch (bound) {
+  case BOUND_MAX: _ebb_format(why, sizeof(why), "EBB_DIRTY_MAX=%s", _ebb_size_option(opt, budget)); break;
+  case BOUND_LIMIT: _ebb_format(why, sizeof(why), "the room left below the memory limit"); break;
+  case BOUND_FLOOR: _ebb_format(why, sizeof(why), "the 4 MiB floor"); break;
+  case BOUND_FRACTION:
+    _ebb_format(why, sizeof(why), "EBB_DIRTY_FRACTION=%zu%% of the memory in use at its peak",
+                (size_t)_ebb_option(EBB_OPT_DIRTY_FRACTION));
+    break;
+  }
+  _ebb_verbose_rated(EBB_V_BUDGET, "ebb: budget: %s of free memory is over the dirty budget of %s (%s): purging at once\n",
+                     _ebb_size_human(d, dirty), _ebb_size_human(b, budget), why);
+}
+
+/* Free memory is over the budget: the next pass purges at once. */
+static void over_budget(size_t dirty) {
+  if (_ebb_purge_urgent_set(EBB_URGENT_BUDGET) && _ebb_verbose_on()) say_over_budget(dirty);
 }
 
 /* Reads the limits at the thread's start and about once a second while it
@@ -87,15 +128,14 @@ void _ebb_budget_limit_refresh(void) {
   atomic_store_explicit(&limit_sampled_at, now, memory_order_relaxed);
   size_t dirty = atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
   _ebb_limit_sample(atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed) + dirty);
-  if (dirty > _ebb_budget()) _ebb_purge_urgent_set();
+  if (dirty > _ebb_budget()) over_budget(dirty);
 }
 
 void _ebb_purge_dirty_add(size_t bytes) {
   size_t d = atomic_fetch_add_explicit(&_ebb_dirty_bytes, bytes, memory_order_seq_cst) + bytes;
   if (ebb_unlikely(d > atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed))) {
     atomic_store_explicit(&_ebb_budget_cached, _ebb_budget(), memory_order_relaxed);
-    if (d > atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed))
-      _ebb_purge_urgent_set();
+    if (d > atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed)) over_budget(d);
   }
 }
 
@@ -106,7 +146,6 @@ void _ebb_purge_dirty_sub(size_t bytes) {
 /* A pass saw `bytes` parked in place and not yet expired: over the budget
  * with the rest of the dirty memory, the next pass is urgent. */
 void _ebb_purge_saw_in_place(size_t bytes) {
-  if (bytes != 0 && bytes + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) >
-                        atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed))
-    _ebb_purge_urgent_set();
+  size_t dirty = bytes + atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed);
+  if (bytes != 0 && dirty > atomic_load_explicit(&_ebb_budget_cached, memory_order_relaxed)) over_budget(dirty);
 }

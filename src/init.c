@@ -75,14 +75,16 @@ void _ebb_init_process(void) {
   _ebb_seize_init();
   pthread_atfork(_ebb_fork_prepare, _ebb_fork_parent, _ebb_fork_child);
   atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
-  _ebb_verbose("ebb: initialised (ebb %s, large threshold %zu)\n", ebb_version(),
-               (size_t)_ebb_option(EBB_OPT_LARGE_THRESHOLD));
+  _ebb_verbose("ebb: initialised (ebb %s)\n", ebb_version());
+  if (_ebb_verbose_on()) _ebb_options_print();
 }
 
 __attribute__((constructor)) static void ebb_constructor(void) { _ebb_init_process(); }
 
 __attribute__((destructor)) static void ebb_destructor(void) {
-  if (_ebb_is_initialized() && _ebb_option(EBB_OPT_STATS)) ebb_stats_print();
+  if (!_ebb_is_initialized()) return;
+  if (_ebb_option(EBB_OPT_STATS)) ebb_stats_print();
+  if (_ebb_verbose_on()) _ebb_verbose_flush();
 }
 
 ebb_export const char *ebb_version(void) { return "0.1.0"; }

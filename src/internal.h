@@ -282,7 +282,7 @@ void _ebb_init_process(void);
 bool _ebb_is_initialized(void);
 
 /* ---- messages (msg.c) ------------------------------------------------- */
-/* Tiny formatter: %s %d %u %zu %zx %x %p %%. Never allocates. */
+/* Tiny formatter: %s %c %d %u %zu %zx %x %p %%. Never allocates. */
 size_t _ebb_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 size_t _ebb_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void _ebb_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -318,8 +318,33 @@ static inline long long _ebb_option(ebb_option_t opt) {
   return atomic_load_explicit(&_ebb_option_values[opt], memory_order_relaxed);
 }
 bool _ebb_option_set(ebb_option_t opt, long long value); /* false if out of range */
+void _ebb_options_print(void); /* every option, its value and where it came from (ebb_options_print) */
 /* Parsing, exposed for unit tests: 0 on success, else -1. */
 int _ebb_options_parse_size(const char *text, long long *out);
+
+/* ---- verbose output (msg.c) ---------------------------------------------- */
+/* EBB_VERBOSE=1: the cheap check a slow path makes before it builds a line. */
+static inline bool _ebb_verbose_on(void) { return ebb_unlikely(_ebb_option(EBB_OPT_VERBOSE) != 0); }
+/* Kinds of decision, each rate-limited on its own (msg.c). */
+typedef enum ebb_vkind_e {
+  EBB_V_PARK,    /* a page parked: offered for purging */
+  EBB_V_PURGE,   /* a purge pass released memory */
+  EBB_V_BUDGET,  /* the dirty budget was exceeded */
+  EBB_V_LIMIT,   /* memory in use came near a limit */
+  EBB_V_SEGMENT, /* a segment mapped, or the segment cache evicted */
+  EBB_V_LARGE,   /* a big large block mapped or unmapped; the large cache evicted */
+  EBB_V_QUIET,   /* a quiet thread's pages reached */
+  EBB_V_KINDS
+} ebb_vkind_t;
+/* One line of that kind, unless VERBOSE_PER_SECOND of them were printed
+ * this second (then counted, and the count printed later). */
+void _ebb_verbose_rated(ebb_vkind_t kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void _ebb_verbose_flush(void); /* at exit: how many lines of each kind were left out */
+/* Sizes as text (buffers of EBB_SIZE_TEXT): as an option value ("512k",
+ * "1t", "100000") and as an amount ("12.5 MiB"). Return buf. */
+#define EBB_SIZE_TEXT 24
+const char *_ebb_size_option(char buf[EBB_SIZE_TEXT], unsigned long long bytes);
+const char *_ebb_size_human(char buf[EBB_SIZE_TEXT], unsigned long long bytes);
 
 /* ---- os.c: aligned segments and large mappings ------------------------- */
 void *_ebb_os_map_aligned(size_t size, size_t align, size_t offset);
@@ -425,7 +450,9 @@ void _ebb_budget_inuse_peak_age(uint64_t now); /* a pass restarts the peak once 
 void _ebb_budget_limit_refresh(void);          /* samples the limits about once a second (limit.c) */
 
 /* ---- purge.c: the purge policy ------------------------------------------ */
-void _ebb_purge_urgent_set(void);  /* the next pass purges without waiting */
+/* The next pass purges without waiting; true if it was not urgent yet. */
+typedef enum { EBB_URGENT_BUDGET, EBB_URGENT_LIMIT } ebb_urgent_t;
+bool _ebb_purge_urgent_set(ebb_urgent_t why);
 void _ebb_purge_limit_near(void);  /* in-use memory grew into a limit's room */
 void _ebb_purge_notify(void);            /* something was offered: start/wake */
 void _ebb_purge_thread_exiting(void);    /* a thread with a heap is exiting (heap.c) */

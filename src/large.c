@@ -121,6 +121,22 @@ static void large_unmap(ebb_segment_t *seg) {
   _ebb_os_unmap(seg, seg->size);
 }
 
+/* EBB_VERBOSE=1 tells of mappings of large blocks from this size on (each
+ * is one mmap or munmap), and of every cache eviction. */
+#define VERBOSE_LARGE_MIN (16 * EBB_MiB)
+
+static ebb_noinline void say_large(const char *what, size_t bytes, const char *why) {
+  char text[EBB_SIZE_TEXT];
+  _ebb_verbose_rated(EBB_V_LARGE, "ebb: large: %s a %s block%s\n", what, _ebb_size_human(text, bytes), why);
+}
+
+static ebb_noinline void say_cache_unmapped(size_t count, size_t bytes, bool force) {
+  char text[EBB_SIZE_TEXT];
+  _ebb_verbose_rated(EBB_V_LARGE, "ebb: large cache: unmapped %zu freed blocks (%s): %s\n", count,
+                     _ebb_size_human(text, bytes),
+                     force ? "purging at once (over the dirty budget, or asked for)" : "cached for the purge delay");
+}
+
 /* Unmaps cached blocks older than the delay (all with force). */
 size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
   ebb_segment_t *gone = NULL;
@@ -138,14 +154,16 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
     }
   }
   _ebb_unlock();
-  size_t released = 0;
+  size_t released = 0, count = 0;
   while (gone != NULL) {
     ebb_segment_t *seg = gone;
     gone = seg->next;
     released += seg->size;
+    count++;
     large_unmap(seg);
   }
   atomic_fetch_add_explicit(&_ebb_purged_total, released, memory_order_relaxed);
+  if (count != 0 && _ebb_verbose_on()) say_cache_unmapped(count, released, force);
   return released;
 }
 
@@ -193,6 +211,7 @@ void *_ebb_large_alloc(size_t size, size_t align, bool zero) {
   _ebb_segment_registry_add(seg);
   _ebb_inuse_add(total);
   _ebb_os_map_set(m + EBB_LARGE_HEADER_SIZE, EBB_MAP_LARGE);
+  if (block >= VERBOSE_LARGE_MIN && _ebb_verbose_on()) say_large("mapped", block, " (the large cache had none to reuse)");
   return m + EBB_LARGE_HEADER_SIZE;
 }
 
@@ -203,7 +222,9 @@ void _ebb_large_free(ebb_segment_t *seg) {
     _ebb_purge_notify();
     return;
   }
+  size_t bytes = large_block_bytes(seg);
   large_unmap(seg);
+  if (_ebb_verbose_on()) say_large("unmapped", bytes, " at once: it does not fit in the large cache (EBB_LARGE_CACHE)");
 }
 
 /* Resizes a large block's mapping to `total` bytes (header included): in

@@ -25,7 +25,7 @@ typedef struct option_desc_s {
 } option_desc_t;
 
 static const option_desc_t options[EBB_OPT_COUNT] = {
-  [EBB_OPT_VERBOSE] = {"VERBOSE", OPT_BOOL, 0, 0, 1, {0}, "explain decisions on stderr"},
+  [EBB_OPT_VERBOSE] = {"VERBOSE", OPT_BOOL, 0, 0, 1, {0}, "print the options at start, then one line per decision on stderr (at most 10 a second of each kind)"},
   [EBB_OPT_STATS] = {"STATS", OPT_BOOL, 0, 0, 1, {0}, "print statistics to stderr at exit"},
   [EBB_OPT_ON_ERROR] = {"ON_ERROR", OPT_CHOICE, 0, 0, 1, {"abort", "warn"},
                         "on heap misuse: abort, or warn and go on without freeing"},
@@ -35,7 +35,7 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * against 1.25 s, realloc 1.34 s against 0.59 s, Python 2.03 s against
    * 1.27 s. */
   [EBB_OPT_LARGE_THRESHOLD] = {"LARGE_THRESHOLD", OPT_SIZE, 512 * 1024, 4096, 512 * 1024, {0},
-                               "blocks above this size get their own mapping"},
+                               "blocks above this size get their own mapping (mallopt M_MMAP_THRESHOLD)"},
   /* 64 KiB (where the wide pages begin) by benchmark: in make bench,
    * realloc's peak RSS went from 1.18x mimalloc's to 0.69x (glibc: 0.61x)
    * and its time from 1.17x to 1.93x (glibc: 2.18x): a buffer grown by
@@ -63,7 +63,7 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * faulted it back (283k page faults against mimalloc's 84k; now 91k).
    * The purge delay still returns all of it within the delay. */
   [EBB_OPT_DIRTY_MAX] = {"DIRTY_MAX", OPT_SIZE, 1LL << 30, 0, 1LL << 40, {0},
-                         "free-but-resident bytes past which purging is immediate"},
+                         "free-but-resident bytes past which purging is immediate (mallopt M_TRIM_THRESHOLD)"},
   /* 100 by benchmark: at 25 a program whose live set shrinks and grows
    * again (bench waves) purged at once and faulted it all back (1.6x
    * mimalloc's time, 31k page faults against 20k). */
@@ -89,15 +89,23 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
 
 _Atomic(long long) _ebb_option_values[EBB_OPT_COUNT]; /* initialisation and mallopt store, any thread reads (relaxed) */
 
-static void apply(ebb_option_t opt, long long v) {
+/* Where each value came from, for ebb_options_print: the same writers and
+ * readers as the values (relaxed). */
+typedef enum { SRC_DEFAULT, SRC_ENVIRONMENT, SRC_MALLOPT } option_source_t;
+static const char *const source_names[] = {"default", "environment", "mallopt"};
+static _Atomic(unsigned char) option_source[EBB_OPT_COUNT];
+
+static void apply(ebb_option_t opt, long long v, option_source_t src) {
   atomic_store_explicit(&_ebb_option_values[opt], v, memory_order_relaxed);
+  atomic_store_explicit(&option_source[opt], (unsigned char)src, memory_order_relaxed);
   if (opt == EBB_OPT_LARGE_THRESHOLD) EBB_STORE(_ebb_large_threshold, (size_t)v);
   if (opt == EBB_OPT_REALLOC_MAP) EBB_STORE(_ebb_realloc_map, v == 0 ? SIZE_MAX : (size_t)v);
 }
 
+/* Tests and tools: a value in range, keeping the option's source. */
 bool _ebb_option_set(ebb_option_t opt, long long value) {
   if (value < options[opt].min || value > options[opt].max) return false;
-  apply(opt, value);
+  apply(opt, value, (option_source_t)atomic_load_explicit(&option_source[opt], memory_order_relaxed));
   return true;
 }
 
@@ -114,7 +122,7 @@ static int parse_uint(const char *s, long long *out, const char **end) {
   return 0;
 }
 
-/* "4096", "64k", "8M", "1g" (powers of 1024; an optional trailing b/B). */
+/* "4096", "64k", "8M", "1g", "1t" (powers of 1024; an optional trailing b/B). */
 int _ebb_options_parse_size(const char *text, long long *out) {
   long long v;
   const char *s;
@@ -124,6 +132,7 @@ int _ebb_options_parse_size(const char *text, long long *out) {
   case 'k': case 'K': shift = 10; s++; break;
   case 'm': case 'M': shift = 20; s++; break;
   case 'g': case 'G': shift = 30; s++; break;
+  case 't': case 'T': shift = 40; s++; break;
   default: break;
   }
   if (*s == 'b' || *s == 'B') s++;
@@ -132,13 +141,23 @@ int _ebb_options_parse_size(const char *text, long long *out) {
   return 0;
 }
 
+/* What a boolean accepts, true and false in pairs; the warning lists them. */
+static const char *const bool_words[][2] = {{"1", "0"}, {"yes", "no"}, {"on", "off"}, {"true", "false"}};
+#define BOOL_PAIRS (sizeof(bool_words) / sizeof(bool_words[0]))
+
 static int parse_bool(const char *s, long long *out) {
-  static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
-  for (int i = 0; i < 4; i++) {
-    if (strcasecmp(s, yes[i]) == 0) return (*out = 1), 0;
-    if (strcasecmp(s, no[i]) == 0) return (*out = 0), 0;
+  for (size_t i = 0; i < BOOL_PAIRS; i++) {
+    for (int no = 0; no < 2; no++) {
+      if (strcasecmp(s, bool_words[i][no]) == 0) return (*out = !no), 0;
+    }
   }
   return -1;
+}
+
+static int choice_count(const option_desc_t *d) {
+  int n = 0;
+  while (n < 3 && d->choices[n] != NULL) n++;
+  return n;
 }
 
 static int parse_value(const option_desc_t *d, const char *text, long long *out) {
@@ -148,7 +167,7 @@ static int parse_value(const option_desc_t *d, const char *text, long long *out)
   case OPT_SIZE: return _ebb_options_parse_size(text, out);
   case OPT_COUNT: return (parse_uint(text, out, &end) == 0 && *end == 0) ? 0 : -1;
   case OPT_CHOICE:
-    for (int i = 0; i < 3 && d->choices[i]; i++) {
+    for (int i = 0; i < choice_count(d); i++) {
       if (strcasecmp(text, d->choices[i]) == 0) return (*out = i), 0;
     }
     return -1;
@@ -156,24 +175,160 @@ static int parse_value(const option_desc_t *d, const char *text, long long *out)
   return -1;
 }
 
-static void warn_invalid(const option_desc_t *d, const char *text) {
+/* ---- values as users write them ------------------------------------------------- */
+/* An option's value as it would be typed: "1g", "dontneed", "100". */
+static const char *value_text(const option_desc_t *d, long long v, char buf[EBB_SIZE_TEXT]) {
   switch (d->kind) {
-  case OPT_BOOL:
-    _ebb_message("ebb: warning: EBB_%s=%s is invalid: expected 0 or 1; using %d\n", d->name, text, (int)d->def);
-    break;
-  case OPT_CHOICE:
-    _ebb_message("ebb: warning: EBB_%s=%s is invalid: expected %s or %s; using %s\n", d->name, text, d->choices[0],
-                 d->choices[1], d->choices[d->def]);
-    break;
-  default:
-    _ebb_message("ebb: warning: EBB_%s=%s is invalid: expected %s from %zu to %zu; using %zu\n", d->name, text,
-                 d->kind == OPT_SIZE ? "a size (k/m/g suffixes)" : "a number", (size_t)d->min, (size_t)d->max,
-                 (size_t)d->def);
+  case OPT_SIZE: return _ebb_size_option(buf, (unsigned long long)v);
+  case OPT_CHOICE: return v >= 0 && v < choice_count(d) ? d->choices[v] : "?";
+  default: _ebb_format(buf, EBB_SIZE_TEXT, "%zd", (ptrdiff_t)v); return buf;
   }
 }
 
-/* Reads every EBB_<NAME> variable; a bad value gets one warning line and
- * the default. */
+/* "a, b, c or d" into buf. */
+static void join_words(char *buf, size_t cap, const char *const *words, size_t n) {
+  size_t len = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+    len += _ebb_format(buf + (len < cap ? len : cap - 1), len < cap ? cap - len : 1, "%s%s", sep, words[i]);
+  }
+}
+
+/* What an option accepts, in the units its values are typed in. */
+static void accepted_text(const option_desc_t *d, char *buf, size_t cap) {
+  const char *words[2 * BOOL_PAIRS];
+  char lo[EBB_SIZE_TEXT], hi[EBB_SIZE_TEXT];
+  switch (d->kind) {
+  case OPT_BOOL:
+    for (size_t i = 0; i < 2 * BOOL_PAIRS; i++) words[i] = bool_words[i / 2][i % 2];
+    join_words(buf, cap, words, 2 * BOOL_PAIRS);
+    break;
+  case OPT_CHOICE: join_words(buf, cap, d->choices, (size_t)choice_count(d)); break;
+  case OPT_SIZE:
+    _ebb_format(buf, cap, "a size from %s to %s (k, m, g, t suffixes)", value_text(d, d->min, lo),
+                value_text(d, d->max, hi));
+    break;
+  case OPT_COUNT: _ebb_format(buf, cap, "a number from %zd to %zd", (ptrdiff_t)d->min, (ptrdiff_t)d->max); break;
+  }
+}
+
+/* The value exactly as typed, and what is accepted instead. */
+static void warn_invalid(const option_desc_t *d, const char *text) {
+  char accepted[160], def[EBB_SIZE_TEXT];
+  accepted_text(d, accepted, sizeof(accepted));
+  _ebb_message("ebb: warning: EBB_%s=%s is invalid: expected %s; using %s\n", d->name, text, accepted,
+               value_text(d, d->def, def));
+}
+
+/* ---- EBB_ variables that are not options ------------------------------------------ */
+/* Prefixes of variables that ebb's own tools read (bench/run.sh,
+ * bench/instr.sh, demo/run.sh, test/stress.c), which reach the library
+ * in the environment of the programs those tools run. */
+static const char *const tool_prefixes[] = {"BENCH_", "INSTR_", "DEMO_", "STRESS_"};
+/* Settings of the build (CMake -D), which the library cannot read at run time. */
+static const char *const build_settings[] = {"DEBUG", "SANITIZE", "WERROR"};
+
+static bool name_is(const char *name, size_t n, const char *word) { return strlen(word) == n && strncmp(name, word, n) == 0; }
+
+static bool name_in(const char *name, size_t n, const char *const *words, size_t count, bool prefix) {
+  for (size_t i = 0; i < count; i++) {
+    size_t w = strlen(words[i]);
+    if (prefix ? (n >= w && strncmp(name, words[i], w) == 0) : name_is(name, n, words[i])) return true;
+  }
+  return false;
+}
+
+/* Edit distance (insertions, deletions, substitutions), on the stack;
+ * names longer than 40 characters count as far from everything. */
+static size_t edit_distance(const char *a, size_t na, const char *b) {
+  size_t nb = strlen(b), row[41];
+  if (na > 40 || nb > 40) return SIZE_MAX;
+  for (size_t j = 0; j <= nb; j++) row[j] = j;
+  for (size_t i = 1; i <= na; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= nb; j++) {
+      size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up;
+      row[j] = best;
+    }
+  }
+  return row[nb];
+}
+
+/* The option `name` most likely means: one it is a prefix of, or that is
+ * a prefix of it (EBB_PURGE_DELAY, EBB_DIRTY_MAX_BYTES), else the nearest
+ * by edit distance if at most a third of the name is wrong. NULL if none. */
+static const char *closest_option(const char *name, size_t n) {
+  const char *best = NULL;
+  size_t best_d = n / 3 + 1;
+  for (int i = 0; i < EBB_OPT_COUNT; i++) {
+    const char *opt = options[i].name;
+    size_t m = strlen(opt);
+    if (n >= 3 && strncmp(name, opt, n < m ? n : m) == 0) return opt;
+    size_t d = edit_distance(name, n, opt);
+    if (d < best_d) {
+      best_d = d;
+      best = opt;
+    }
+  }
+  return best;
+}
+
+static bool is_option(const char *name, size_t n) {
+  for (int i = 0; i < EBB_OPT_COUNT; i++) {
+    if (name_is(name, n, options[i].name)) return true;
+  }
+  return false;
+}
+
+/* True if env[i] names the same variable as an earlier entry. */
+static bool seen_before(char **env, size_t i, const char *name, size_t n) {
+  for (size_t k = 0; k < i; k++) {
+    if (strncmp(env[k], "EBB_", 4) == 0 && strncmp(env[k] + 4, name, n) == 0 && env[k][4 + n] == '=') return true;
+  }
+  return false;
+}
+
+/* `name` is what follows EBB_, NUL-terminated. */
+static void warn_unknown(const char *name) {
+  size_t n = strlen(name);
+  const char *hint = closest_option(name, n);
+  if (name_in(name, n, build_settings, sizeof(build_settings) / sizeof(build_settings[0]), false))
+    _ebb_message("ebb: warning: EBB_%s is a build setting (cmake -DEBB_%s=...), not a run-time option\n", name, name);
+  else if (hint != NULL)
+    _ebb_message("ebb: warning: EBB_%s is not an ebb option (did you mean EBB_%s?)\n", name, hint);
+  else
+    _ebb_message("ebb: warning: EBB_%s is not an ebb option (EBB_VERBOSE=1 lists them)\n", name);
+}
+
+/* One warning for each EBB_ variable that is neither an option nor one of
+ * ebb's tools'. Reads environ in place: nothing is allocated (a name is
+ * copied to the stack, cut at 63 characters). */
+static void warn_unknown_variables(void) {
+  char **env = _ebb_prim_environ();
+  for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+    if (strncmp(env[i], "EBB_", 4) != 0) continue;
+    const char *name = env[i] + 4, *eq = strchr(name, '=');
+    size_t n = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    if (is_option(name, n) || name_in(name, n, tool_prefixes, sizeof(tool_prefixes) / sizeof(tool_prefixes[0]), true))
+      continue;
+    if (seen_before(env, i, name, n)) continue;
+    char copy[64];
+    size_t len = n < sizeof(copy) - 1 ? n : sizeof(copy) - 1;
+    memcpy(copy, name, len);
+    copy[len] = 0;
+    warn_unknown(copy);
+  }
+}
+
+/* ---- reading the environment ------------------------------------------------------- */
+/* Reads every EBB_<NAME> variable; a bad value (an empty one too) gets one
+ * warning line and the default. Then warns about EBB_ variables that are
+ * not options. */
 void _ebb_options_init(void) {
   for (int i = 0; i < EBB_OPT_COUNT; i++) {
     const option_desc_t *d = &options[i];
@@ -182,15 +337,35 @@ void _ebb_options_init(void) {
     memcpy(var, "EBB_", 4);
     memcpy(var + 4, d->name, n + 1);
     long long v = d->def;
+    option_source_t src = SRC_DEFAULT;
     const char *text = _ebb_prim_getenv(var);
-    if (text != NULL && *text != 0) {
-      if (parse_value(d, text, &v) != 0 || v < d->min || v > d->max) {
+    if (text != NULL) {
+      if (parse_value(d, text, &v) == 0 && v >= d->min && v <= d->max) {
+        src = SRC_ENVIRONMENT;
+      } else {
         warn_invalid(d, text);
         v = d->def;
       }
     }
-    apply((ebb_option_t)i, v);
+    apply((ebb_option_t)i, v, src);
   }
+  warn_unknown_variables();
+}
+
+/* ---- printing ---------------------------------------------------------------------- */
+void _ebb_options_print(void) {
+  _ebb_message("ebb: options (ebb %s)\n", ebb_version());
+  for (int i = 0; i < EBB_OPT_COUNT; i++) {
+    char buf[EBB_SIZE_TEXT];
+    unsigned src = atomic_load_explicit(&option_source[i], memory_order_relaxed);
+    _ebb_message("ebb:   EBB_%s = %s (%s)\n", options[i].name, value_text(&options[i], _ebb_option((ebb_option_t)i), buf),
+                 source_names[src]);
+  }
+}
+
+ebb_export void ebb_options_print(void) {
+  _ebb_init_process();
+  _ebb_options_print();
 }
 
 /* ---- mallopt ------------------------------------------------------------------- */
@@ -198,27 +373,37 @@ void _ebb_options_init(void) {
  * above the largest size class always have their own mapping);
  * M_TRIM_THRESHOLD sets the dirty budget (EBB_DIRTY_MAX). The other glibc
  * parameters describe glibc's arenas; they are accepted and ignored.
- * Unknown parameters return 0. */
+ * Unknown parameters return 0. EBB_VERBOSE=1 says what each call did. */
+static int mallopt_size(ebb_option_t opt, const char *param, int value) {
+  const option_desc_t *d = &options[opt];
+  char lo[EBB_SIZE_TEXT], hi[EBB_SIZE_TEXT], set[EBB_SIZE_TEXT];
+  if (value < 0) {
+    _ebb_verbose("ebb: mallopt(%s, %d) refused: expected a size from %s to %s; EBB_%s stays %s\n", param, value,
+                 value_text(d, d->min, lo), value_text(d, d->max, hi), d->name, value_text(d, _ebb_option(opt), set));
+    return 0;
+  }
+  long long v = value < d->min ? d->min : value > d->max ? d->max : value;
+  apply(opt, v, SRC_MALLOPT);
+  if (v != value)
+    _ebb_verbose("ebb: mallopt(%s, %d): EBB_%s = %s (clamped to %s..%s)\n", param, value, d->name, value_text(d, v, set),
+                 value_text(d, d->min, lo), value_text(d, d->max, hi));
+  else
+    _ebb_verbose("ebb: mallopt(%s, %d): EBB_%s = %s\n", param, value, d->name, value_text(d, v, set));
+  return 1;
+}
+
 ebb_export int ebb_mallopt(int param, int value) {
   _ebb_init_process();
   switch (param) {
-  case M_MMAP_THRESHOLD: {
-    const option_desc_t *d = &options[EBB_OPT_LARGE_THRESHOLD];
-    if (value < 0) return 0;
-    long long v = value < d->min ? d->min : value > d->max ? d->max : value;
-    apply(EBB_OPT_LARGE_THRESHOLD, v);
-    _ebb_verbose("ebb: mallopt: large threshold = %zu\n", (size_t)v);
-    return 1;
-  }
-  case M_TRIM_THRESHOLD:
-    if (value < 0) return 0;
-    apply(EBB_OPT_DIRTY_MAX, value);
-    _ebb_verbose("ebb: mallopt: dirty budget = %zu\n", (size_t)value);
-    return 1;
+  case M_MMAP_THRESHOLD: return mallopt_size(EBB_OPT_LARGE_THRESHOLD, "M_MMAP_THRESHOLD", value);
+  case M_TRIM_THRESHOLD: return mallopt_size(EBB_OPT_DIRTY_MAX, "M_TRIM_THRESHOLD", value);
   case M_TOP_PAD: case M_MMAP_MAX: case M_MXFAST: case M_CHECK_ACTION:
   case M_PERTURB: case M_ARENA_TEST: case M_ARENA_MAX:
+    _ebb_verbose("ebb: mallopt(%d, %d): a glibc arena parameter, accepted and ignored\n", param, value);
     return 1;
   default:
+    _ebb_verbose("ebb: mallopt(%d, %d) refused: not a parameter ebb knows (M_MMAP_THRESHOLD %d, M_TRIM_THRESHOLD %d)\n",
+                 param, value, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD);
     return 0;
   }
 }

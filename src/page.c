@@ -528,6 +528,24 @@ void _ebb_page_purge_done(ebb_page_t *page) {
   atomic_store_explicit(&page->claim, EBB_CLAIM_IDLE, memory_order_release);
 }
 
+/* EBB_VERBOSE=1: why a page was parked, and what it gives back when. */
+static ebb_noinline void say_parked(const ebb_page_t *page, size_t offered) {
+  char bs[EBB_SIZE_TEXT], psize[EBB_SIZE_TEXT], freeb[EBB_SIZE_TEXT];
+  uint32_t used = _ebb_page_used(page);
+  _ebb_size_human(bs, page->block_size);
+  _ebb_size_human(psize, _ebb_segment_page_size(_ebb_segment_of(page), page, NULL));
+  _ebb_size_human(freeb, offered);
+  if (used == 0)
+    _ebb_verbose_rated(EBB_V_PARK, "ebb: park: an empty %s page of %s blocks is offered for purging (in %zu ms)\n", psize,
+                       bs, (size_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS));
+  else
+    _ebb_verbose_rated(EBB_V_PARK,
+                       "ebb: park: a %s page of %s blocks is sparse (%u of %u in use): its %s free are offered for "
+                       "purging (in %zu ms)\n",
+                       psize, bs, (unsigned)used, (unsigned)page->capacity, freeb,
+                       (size_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS));
+}
+
 /* The owner stops allocating from `page` (empty, or sparse and not at the
  * head of its queue). */
 void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
@@ -540,6 +558,7 @@ void _ebb_page_park(ebb_heap_t *heap, ebb_page_t *page) {
   heap->parked[page->bin] = page;
   size_t offered = (size_t)(page->capacity - _ebb_page_used(page)) * page->block_size;
   _ebb_page_offer(page, offered > page->block_size ? offered : page->block_size);
+  if (_ebb_verbose_on()) say_parked(page, offered);
 }
 
 /* An empty head page stays where it is in its queue (so that allocating

@@ -43,6 +43,9 @@ uint64_t _ebb_prim_clock_ns(void);
 void _ebb_prim_write_stderr(const char *buf, size_t len);
 /* An environment variable, or NULL. Never allocates. */
 const char *_ebb_prim_getenv(const char *name);
+/* The environment ("NAME=value" strings, NULL-terminated), or NULL. Never
+ * allocates; valid until the program changes its environment. */
+char **_ebb_prim_environ(void);
 /* Terminate the process with SIGABRT. */
 _Noreturn void _ebb_prim_abort(void);
 /* Give the CPU to another thread (spin-wait back-off). */

@@ -98,9 +98,14 @@ _Atomic int _ebb_purge_thread;
 static bool thread_has(int bit, memory_order order) {
   return (atomic_load_explicit(&_ebb_purge_thread, order) & bit) != 0;
 }
-void _ebb_purge_urgent_set(void) {
-  if (!thread_has(EBB_PT_URGENT, memory_order_relaxed))
-    atomic_fetch_or_explicit(&_ebb_purge_thread, EBB_PT_URGENT, memory_order_relaxed);
+/* Why the next pass is urgent, for its verbose line: the last setter's
+ * reason (any thread stores, the pass reads; relaxed). */
+static _Atomic(int) urgent_why;
+
+bool _ebb_purge_urgent_set(ebb_urgent_t why) {
+  if (thread_has(EBB_PT_URGENT, memory_order_relaxed)) return false;
+  atomic_store_explicit(&urgent_why, (int)why, memory_order_relaxed);
+  return (atomic_fetch_or_explicit(&_ebb_purge_thread, EBB_PT_URGENT, memory_order_relaxed) & EBB_PT_URGENT) == 0;
 }
 static bool urgent_take(void) {
   if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) return false;
@@ -110,7 +115,26 @@ static _Atomic(uint64_t) next_entry_pass; /* EBB_PURGE_THREAD=0: clock of the ne
 
 static uint64_t delay_ms(void) { return (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS); }
 
+/* Why a pass runs: its verbose line says so. */
+typedef enum {
+  PASS_DEADLINE,    /* the purge thread or an allocator entry: offered memory whose delay passed */
+  PASS_URGENT,      /* the same, urgent: over the dirty budget or near the limit (urgent_why) */
+  PASS_COLLECT,     /* ebb_collect(false) */
+  PASS_COLLECT_ALL  /* ebb_collect(true), malloc_trim(0) */
+} pass_why_t;
+
 static void wake_thread(void);
+
+static ebb_noinline void say_limit_near(void) {
+  char inuse[EBB_SIZE_TEXT], dirty[EBB_SIZE_TEXT], ceiling[EBB_SIZE_TEXT];
+  _ebb_size_human(inuse, atomic_load_explicit(&_ebb_inuse_bytes, memory_order_relaxed));
+  _ebb_size_human(dirty, atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed));
+  _ebb_size_human(ceiling, atomic_load_explicit(&_ebb_limit_ceiling, memory_order_relaxed));
+  _ebb_verbose_rated(EBB_V_LIMIT,
+                     "ebb: limit: %s in use and %s free is past %s, the memory limit less EBB_LIMIT_MARGIN (%zu%%): "
+                     "free memory is purged at once\n",
+                     inuse, dirty, ceiling, (size_t)_ebb_option(EBB_OPT_LIMIT_MARGIN));
+}
 
 /* In-use memory grew into the limit's room while memory is dirty: the
  * pass purges everything now, not at the next budget check (a program
@@ -120,7 +144,7 @@ ebb_noinline void _ebb_purge_limit_near(void) {
   if (atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed) == 0 ||
       thread_has(EBB_PT_URGENT, memory_order_relaxed))
     return;
-  _ebb_purge_urgent_set();
+  if (_ebb_purge_urgent_set(EBB_URGENT_LIMIT) && _ebb_verbose_on()) say_limit_near();
   if ((atomic_load_explicit(&_ebb_purge_thread, memory_order_seq_cst) & (EBB_PT_RUNNING | EBB_PT_FAILED)) ==
       EBB_PT_RUNNING)
     wake_thread(); /* never starts one: a caller may hold a lock */
@@ -469,30 +493,77 @@ size_t _ebb_segment_purge_abandoned(void) {
 }
 
 /* ---- one pass -------------------------------------------------------------- */
+/* What one pass released, by where it came from (for EBB_VERBOSE=1). */
+typedef struct pass_parts_s {
+  size_t quiet, pages, segment_cache, large_cache, exited;
+} pass_parts_t;
+
+/* Why a pass ran now, in the user's terms. */
+static const char *pass_reason(pass_why_t why, uint64_t delay, char *buf, size_t cap) {
+  switch (why) {
+  case PASS_COLLECT_ALL: return "ebb_collect(true) or malloc_trim(0) asked for everything";
+  case PASS_COLLECT: return "ebb_collect(false) asked for what has waited the purge delay";
+  case PASS_URGENT:
+    return atomic_load_explicit(&urgent_why, memory_order_relaxed) == EBB_URGENT_LIMIT
+               ? "memory in use came near the limit (EBB_LIMIT_MARGIN)"
+               : "free memory exceeded the dirty budget (EBB_DIRTY_MAX, EBB_DIRTY_FRACTION)";
+  case PASS_DEADLINE: break;
+  }
+  if (delay == 0) return "EBB_PURGE_DELAY_MS=0: free memory goes back at once";
+  _ebb_format(buf, cap, "the purge delay (EBB_PURGE_DELAY_MS=%zu) passed", (size_t)delay);
+  return buf;
+}
+
+/* "offered pages 8 MiB, segment cache 4 MiB" for the parts that are not 0. */
+static void parts_text(const pass_parts_t *p, char *buf, size_t cap) {
+  const struct { const char *what; size_t bytes; } part[] = {
+    {"offered pages", p->pages},       {"quiet threads", p->quiet},  {"segment cache", p->segment_cache},
+    {"large cache", p->large_cache},   {"exited threads", p->exited},
+  };
+  size_t len = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++) {
+    if (part[i].bytes == 0) continue;
+    char size[EBB_SIZE_TEXT];
+    len += _ebb_format(buf + (len < cap ? len : cap - 1), len < cap ? cap - len : 1, "%s%s %s", len ? ", " : "",
+                       part[i].what, _ebb_size_human(size, part[i].bytes));
+  }
+}
+
+static ebb_noinline void say_pass(const pass_parts_t *p, size_t released, pass_why_t why, uint64_t delay) {
+  char total[EBB_SIZE_TEXT], parts[192], reason[64];
+  parts_text(p, parts, sizeof(parts));
+  _ebb_verbose_rated(EBB_V_PURGE, "ebb: purge: released %s (%s): %s\n", _ebb_size_human(total, released), parts,
+                     pass_reason(why, delay, reason, sizeof(reason)));
+}
+
 /* Purges every offered page whose delay has passed (all of them if force),
  * the caches, and segments of exited threads. Returns bytes released. */
-static size_t purge_run(bool force, bool explicit_call) {
+static size_t purge_run(bool force, pass_why_t why) {
   uint64_t now = _ebb_purge_clock_ms(), delay = delay_ms();
+  bool explicit_call = (why == PASS_COLLECT_ALL);
+  pass_parts_t p = {0};
   _ebb_budget_inuse_peak_age(now);
   atomic_store_explicit(&_ebb_budget_cached, _ebb_budget(), memory_order_relaxed);
   if (delay == 0) force = true;
   if (atomic_exchange_explicit(&remote_hint, 0, memory_order_seq_cst)) _ebb_segment_reoffer_remote();
   /* Quiet threads first: the pages their cleaning parks are offered now. */
-  size_t released = _ebb_seize_pass(now, delay, force);
-  released += _ebb_segment_purge_idle(now, delay, force);
+  p.quiet = _ebb_seize_pass(now, delay, force);
+  p.pages = _ebb_segment_purge_idle(now, delay, force);
   /* Over budget, everything dirty goes at once; cached segments are only
    * unmapped (not just purged) early when the program asked. */
   bool unmap = explicit_call || _ebb_limit_address_tight(); /* near RLIMIT_AS: purging keeps the mappings */
-  released += _ebb_segment_purge_cache(now, delay, unmap, force);
-  released += _ebb_large_purge_cache(now, delay, force || unmap);
+  p.segment_cache = _ebb_segment_purge_cache(now, delay, unmap, force);
+  p.large_cache = _ebb_large_purge_cache(now, delay, force || unmap);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
-    released += _ebb_segment_purge_abandoned();
+    p.exited = _ebb_segment_purge_abandoned();
   _ebb_os_retry_stranded(); /* address space only: nothing resident to count */
-  if (released > 0) _ebb_verbose("ebb: purge: released %zu KiB\n", released / 1024);
+  size_t released = p.quiet + p.pages + p.segment_cache + p.large_cache + p.exited;
+  if (released > 0 && _ebb_verbose_on()) say_pass(&p, released, why, delay);
   return released;
 }
 
-size_t _ebb_purge_run(bool force) { return purge_run(force, false); }
+size_t _ebb_purge_run(bool force) { return purge_run(force, force ? PASS_URGENT : PASS_DEADLINE); }
 
 /* ---- the background thread --------------------------------------------------- */
 /* Its lifetime. A library's helper thread must not change how long the
@@ -789,7 +860,7 @@ ebb_export size_t ebb_collect(bool force) {
   size_t released = 0;
   if (heap != &_ebb_heap_empty) released += _ebb_seize_clean_own(heap);
   pass_begin();
-  released += purge_run(force, force);
+  released += purge_run(force, force ? PASS_COLLECT_ALL : PASS_COLLECT);
   pass_end();
   if (heap != &_ebb_heap_empty && force) {
     /* Pages the pass emptied go back to their segments, and segments left
@@ -799,7 +870,7 @@ ebb_export size_t ebb_collect(bool force) {
     _ebb_page_reap(heap);
     _ebb_seize_leave(heap);
     pass_begin();
-    released += purge_run(true, true);
+    released += purge_run(true, PASS_COLLECT_ALL);
 #if EBB_DEBUG >= 3
     ebb_assert_expensive(dirty_balances());
 #endif
@@ -836,7 +907,11 @@ bool _ebb_purge_release_for_mapping(void) {
   size_t released = release_address_space();
   pass_end();
   if (released == 0) return false;
-  _ebb_verbose("ebb: a mapping was refused: released %zu KiB of kept address space\n", released / 1024);
+  if (_ebb_verbose_on()) {
+    char text[EBB_SIZE_TEXT];
+    _ebb_verbose_rated(EBB_V_PURGE, "ebb: purge: released %s of kept address space: the OS refused a mapping\n",
+                       _ebb_size_human(text, released));
+  }
   /* The purge thread may have failed to start for want of the address
    * space just given back: the next offer tries again. */
   atomic_store_explicit(&start_failed_at, 0, memory_order_relaxed);

@@ -194,8 +194,21 @@ static void cache_remove_locked(size_t i) {
 /* Purges cached segments after purge_delay (at once when over the dirty
  * budget), unmaps them after ten delays (at once with force). The first OS
  * page (registry links) stays until the unmap. */
+static ebb_noinline void say_cache_pass(size_t unmapped, size_t purged, bool force, bool urgent) {
+  char text[EBB_SIZE_TEXT];
+  if (unmapped != 0)
+    _ebb_verbose_rated(EBB_V_SEGMENT, "ebb: segment cache: unmapped %zu free segments (%s): %s\n", unmapped,
+                       _ebb_size_human(text, unmapped * EBB_SEGMENT_SIZE),
+                       force ? "asked for (ebb_collect(true), malloc_trim, or near RLIMIT_AS/RLIMIT_DATA)"
+                             : "free for ten purge delays (at least 200 ms)");
+  if (purged != 0)
+    _ebb_verbose_rated(EBB_V_SEGMENT, "ebb: segment cache: purged %zu cached segments (%s): %s\n", purged,
+                       _ebb_size_human(text, purged * EBB_SEGMENT_SIZE),
+                       urgent ? "purging at once (over the dirty budget, or asked for)" : "cached for the purge delay");
+}
+
 size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool urgent) {
-  size_t released = 0;
+  size_t released = 0, unmapped = 0, purged = 0;
   uint64_t unmap_after = delay * 10 < 200 ? 200 : delay * 10;
   _ebb_lock();
   for (size_t i = 0; i < cache_count;) {
@@ -208,6 +221,7 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
       _ebb_secure_segment_unmapped(seg);
       _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
       released += EBB_SEGMENT_SIZE;
+      unmapped++;
       continue;
     }
     if (!seg->cache_purged && (urgent || age >= delay)) {
@@ -215,10 +229,12 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
       EBB_STORE(seg->cache_purged, true);
       _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
       released += EBB_SEGMENT_SIZE - EBB_OS_PAGE;
+      purged++;
     }
     i++;
   }
   _ebb_unlock();
+  if ((unmapped | purged) != 0 && _ebb_verbose_on()) say_cache_pass(unmapped, purged, force, urgent);
   return released;
 }
 
@@ -226,12 +242,26 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
 size_t _ebb_segment_cache_count(void) { return __atomic_load_n(&cache_count, __ATOMIC_RELAXED); }
 
 /* ---- getting and releasing whole segments --------------------------------- */
+static ebb_noinline void say_mapped(ebb_page_kind_t kind) {
+  char page[EBB_SIZE_TEXT];
+  _ebb_verbose_rated(EBB_V_SEGMENT, "ebb: segment: mapped a fresh 4 MiB segment for %s pages (the segment cache is empty)\n",
+                     _ebb_size_human(page, (size_t)1 << kind_shift(kind)));
+}
+
+static ebb_noinline void say_cache_full(void) {
+  _ebb_verbose_rated(EBB_V_SEGMENT,
+                     "ebb: segment: unmapped a free 4 MiB segment at once: the segment cache is full "
+                     "(EBB_SEGMENT_CACHE=%zu)\n",
+                     (size_t)_ebb_option(EBB_OPT_SEGMENT_CACHE));
+}
+
 static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   ebb_segment_t *seg = cache_pop();
   bool fresh = (seg == NULL);
   if (fresh) {
     seg = _ebb_purge_map_aligned(EBB_SEGMENT_SIZE, EBB_SEGMENT_SIZE, 0);
     if (seg == NULL) return NULL;
+    if (_ebb_verbose_on()) say_mapped(kind);
   }
   bool dirty = segment_init(seg, kind, fresh);
   if (fresh) _ebb_segment_registry_add(seg);
@@ -265,6 +295,7 @@ static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
   _ebb_segment_registry_remove(seg);
   _ebb_secure_segment_unmapped(seg);
   _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
+  if (_ebb_verbose_on()) say_cache_full();
 }
 
 /* ---- pages ------------------------------------------------------------------ */

@@ -217,6 +217,8 @@ static size_t reach(ebb_heap_t *heap, uint64_t now, uint64_t delay, bool force) 
   if (!blocked || !blocked_throughout(heap, &before, tid)) {
     atomic_store_explicit(&heap->active_at, now, memory_order_relaxed);
     atomic_store_explicit(&heap->asked_running, 1, memory_order_relaxed);
+    _ebb_verbose_rated(EBB_V_QUIET, "ebb: quiet thread: thread %u is asked to clean its pages at its next allocator call\n",
+                       (unsigned)tid);
     return 0;
   }
   if (atomic_load_explicit(&heap->in_slow, memory_order_relaxed) != 0) return 0; /* blocked inside ebb */
@@ -228,7 +230,11 @@ static size_t reach(ebb_heap_t *heap, uint64_t now, uint64_t delay, bool force) 
   size_t released = clean(heap);
   _ebb_seizing = false;
   atomic_store_explicit(&heap->seize, EBB_SEIZE_NONE, memory_order_release);
-  _ebb_verbose("ebb: purge: reached the pages of quiet thread %u: %zu KiB\n", (unsigned)tid, released / 1024);
+  if (released != 0 && _ebb_verbose_on()) {
+    char text[EBB_SIZE_TEXT];
+    _ebb_verbose_rated(EBB_V_QUIET, "ebb: quiet thread: thread %u is blocked in the kernel: its pages were cleaned (%s)\n",
+                       (unsigned)tid, _ebb_size_human(text, released));
+  }
   return released;
 }
 

@@ -6,8 +6,11 @@
 # A bad value must give exactly one stderr line
 #   ebb: warning: EBB_<NAME>=<value> is invalid: expected ...; using ...
 # and the program must go on (exit 0) with the default. Good values give no
-# warning. EBB_STATS=1 prints the statistics at exit, EBB_VERBOSE=1 says
-# "ebb: initialised", and a value that changes behaviour is seen to.
+# warning. An EBB_ variable that is not an option gets one warning naming
+# the closest option. EBB_STATS=1 prints the statistics at exit,
+# EBB_VERBOSE=1 prints the options and a line for each kind of decision
+# (rate-limited), ebb_options_print names each value's source, and a value
+# that changes behaviour is seen to.
 # Prints one line per failure and a summary; exits 0 only if all passed.
 set -uo pipefail
 
@@ -48,6 +51,20 @@ run() {
 }
 
 warnings() { grep -c '^ebb: warning: ' "$err"; }
+
+# run_mode MODE VAR=value...: runs `probe MODE` with those variables.
+run_mode() {
+  local mode=$1
+  shift
+  checked=$((checked + 1))
+  env "$@" "$probe" "$mode" >"$out" 2>"$err"
+  status=$?
+  [[ $status -eq 0 ]] || { fail "$mode $* -> exit $status; stderr: $(head -c 500 "$err")"; return 1; }
+}
+
+# The options ebb has: the lines ebb_options_print prints.
+option_count=$("$probe" print 2>&1 >/dev/null | grep -c '^ebb:   EBB_')
+((option_count >= 14)) || { echo "FAIL: ebb_options_print listed $option_count options"; exit 1; }
 
 # bad VAR=value: exactly one warning line, naming the variable and value.
 bad() {
@@ -102,6 +119,44 @@ bad 'EBB_REALLOC_MAP=-1'
 bad 'EBB_REALLOC_MAP=1025g'
 bad 'EBB_STATS=2'
 bad 'EBB_VERBOSE=yes please'
+bad 'EBB_PURGE_DELAY_MS=' # empty: invalid like any other value
+bad 'EBB_DIRTY_MAX='
+bad 'EBB_MADVISE='
+
+# expect_line VAR=value... -- LINE: stderr is exactly that one line.
+expect_line() {
+  local assigns=()
+  while [[ $1 != -- ]]; do assigns+=("$1"); shift; done
+  local want=$2
+  run "${assigns[@]}" || return
+  [[ $(cat "$err") == "$want" ]] || fail "${assigns[*]} -> expected: $want; got: $(cat "$err")"
+}
+
+# ---- what is accepted, in the units typed -------------------------------------
+expect_line 'EBB_DIRTY_MAX=2t' -- \
+  'ebb: warning: EBB_DIRTY_MAX=2t is invalid: expected a size from 0 to 1t (k, m, g, t suffixes); using 1g'
+expect_line 'EBB_LARGE_THRESHOLD=1g' -- \
+  'ebb: warning: EBB_LARGE_THRESHOLD=1g is invalid: expected a size from 4k to 512k (k, m, g, t suffixes); using 512k'
+expect_line 'EBB_PURGE_THREAD=maybe' -- \
+  'ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 1, 0, yes, no, on, off, true or false; using 1'
+expect_line 'EBB_MADVISE=sometimes' -- \
+  'ebb: warning: EBB_MADVISE=sometimes is invalid: expected dontneed or free; using dontneed'
+expect_line 'EBB_PURGE_DELAY_MS=' -- \
+  'ebb: warning: EBB_PURGE_DELAY_MS= is invalid: expected a number from 0 to 60000; using 100'
+
+# ---- EBB_ variables that are not options -----------------------------------------
+expect_line 'EBB_PURGE_DELAY=5' -- \
+  'ebb: warning: EBB_PURGE_DELAY is not an ebb option (did you mean EBB_PURGE_DELAY_MS?)'
+expect_line 'EBB_DIRTYMAX=1g' -- 'ebb: warning: EBB_DIRTYMAX is not an ebb option (did you mean EBB_DIRTY_MAX?)'
+expect_line 'EBB_SECURE_MODE=1' -- 'ebb: warning: EBB_SECURE_MODE is not an ebb option (did you mean EBB_SECURE?)'
+expect_line 'EBB_VERBSOE=1' -- 'ebb: warning: EBB_VERBSOE is not an ebb option (did you mean EBB_VERBOSE?)'
+expect_line 'EBB_UNKNOWN_THING=1' -- 'ebb: warning: EBB_UNKNOWN_THING is not an ebb option (EBB_VERBOSE=1 lists them)'
+expect_line 'EBB_DEBUG=3' -- 'ebb: warning: EBB_DEBUG is a build setting (cmake -DEBB_DEBUG=...), not a run-time option'
+expect_line 'EBB_PURGE_DELAY=5' 'EBB_PURGE_DELAY=6' -- \
+  'ebb: warning: EBB_PURGE_DELAY is not an ebb option (did you mean EBB_PURGE_DELAY_MS?)' # once per variable
+# The variables ebb's own tools read are not options, and not mistakes.
+good 'EBB_STRESS_SCALE=0.1' 'EBB_STRESS_KEEP_CHILD=1' 'EBB_BENCH_KEEP=/tmp/x' 'EBB_INSTR_N1=5' 'EBB_INSTR_ONLY=ebb' \
+  'EBB_DEMO_IDLE_MS=2000' 'EBB_DEMO_ALLOCATORS=ebb glibc'
 
 # Every variable bad at once: one line each.
 all_bad=('EBB_PURGE_DELAY_MS=abc' 'EBB_DIRTY_MAX=12q' 'EBB_MADVISE=sometimes' 'EBB_PURGE_THREAD=maybe'
@@ -148,8 +203,8 @@ good 'EBB_SECURE=1'
 good 'EBB_SECURE=0'
 good 'EBB_STATS=0'
 good 'EBB_VERBOSE=0'
-good 'EBB_VERBOSE=' # empty: unset
-good 'EBB_UNKNOWN_THING=1' # not an option: ignored
+good 'EBB_DIRTY_MAX=1t'
+good 'EBB_PURGE_THREAD=yes' 'EBB_SECURE=false' 'EBB_STATS=off'
 
 # ---- options that show ---------------------------------------------------------
 if run 'EBB_STATS=1'; then
@@ -161,6 +216,56 @@ fi
 if run 'EBB_VERBOSE=yes'; then
   grep -q '^ebb: initialised' "$err" || fail "EBB_VERBOSE=yes did not print 'ebb: initialised'"
 fi
+# ---- the options in effect and their sources ------------------------------------
+if run_mode print 'EBB_DIRTY_MAX=1024m' 'EBB_MADVISE=free' 'EBB_PURGE_DELAY_MS=abc'; then
+  n=$(grep -c '^ebb:   EBB_[A-Z_]* = [^ ]* (\(default\|environment\|mallopt\))$' "$err")
+  [[ $n -eq $option_count ]] || fail "ebb_options_print: $n option lines, expected $option_count: $(cat "$err")"
+  for want in 'EBB_DIRTY_MAX = 1g (environment)' 'EBB_MADVISE = free (environment)' \
+    'EBB_PURGE_DELAY_MS = 100 (default)' 'EBB_LARGE_THRESHOLD = 512k (default)' 'EBB_ON_ERROR = abort (default)'; do
+    grep -qxF "ebb:   $want" "$err" || fail "ebb_options_print: no line '$want': $(cat "$err")"
+  done
+fi
+if run_mode mallopt 'EBB_DIRTY_MAX=64m'; then
+  for want in 'EBB_DIRTY_MAX = 8m (mallopt)' 'EBB_LARGE_THRESHOLD = 64k (mallopt)' 'EBB_LARGE_CACHE = 256m (default)'; do
+    grep -qxF "ebb:   $want" "$err" || fail "after mallopt: no line '$want': $(cat "$err")"
+  done
+fi
+if run_mode mallopt 'EBB_VERBOSE=1'; then
+  grep -qxF 'ebb: mallopt(M_TRIM_THRESHOLD, 8388608): EBB_DIRTY_MAX = 8m' "$err" ||
+    fail "EBB_VERBOSE=1: mallopt(M_TRIM_THRESHOLD) not explained: $(grep mallopt "$err")"
+fi
+
+# ---- EBB_VERBOSE=1 explains each decision, and never floods ------------------------
+if run 'EBB_VERBOSE=1'; then
+  n=$(grep -c '^ebb:   EBB_[A-Z_]* = ' "$err")
+  [[ $n -eq $option_count ]] || fail "EBB_VERBOSE=1: $n option lines at start, expected $option_count"
+fi
+if run_mode workload 'EBB_VERBOSE=1'; then
+  for kind in 'park: a 64 KiB page of 256 B blocks is sparse (1 of 256 in use): its 63.7 KiB free are offered' \
+    'purge: released .* (offered pages .*): the purge delay (EBB_PURGE_DELAY_MS=100) passed' \
+    'purge: released .*ebb_collect(true) or malloc_trim(0) asked for everything' \
+    'purge: released .*: free memory exceeded the dirty budget' \
+    'budget: .* of free memory is over the dirty budget of 1 MiB (EBB_DIRTY_MAX=1m): purging at once' \
+    'segment: mapped a fresh 4 MiB segment for 64 KiB pages' \
+    'segment cache: unmapped [0-9]* free segments' \
+    'large: mapped a 20 MiB block' 'large: unmapped a 300 MiB block at once' \
+    'large cache: unmapped 1 freed blocks (20 MiB): cached for the purge delay' \
+    'quiet thread: thread [0-9]* is blocked in the kernel: its pages were cleaned' \
+    'verbose: [0-9]* more park lines left out (at most 10 a second)'; do
+    grep -q "^ebb: $kind" "$err" || fail "EBB_VERBOSE=1 workload: no line 'ebb: $kind'"
+  done
+  # The flood parks thousands of pages within a few seconds.
+  parks=$(grep -c '^ebb: park: ' "$err")
+  ((parks <= 60)) || fail "EBB_VERBOSE=1 workload: $parks park lines: not rate-limited"
+  left=$(sed -n 's/^ebb: verbose: \([0-9]*\) more park lines left out.*/\1/p' "$err" | awk '{s += $1} END {print s + 0}')
+  ((left >= 1000)) || fail "EBB_VERBOSE=1 workload: only $left park lines left out, expected a flood of 1000 or more"
+  lines=$(wc -l <"$err")
+  ((lines <= 300)) || fail "EBB_VERBOSE=1 workload: $lines lines on stderr"
+fi
+if run_mode workload; then
+  [[ ! -s $err ]] || fail "workload without EBB_VERBOSE: stderr not empty: $(head -3 "$err")"
+fi
+
 # The probe holds a 100 KiB block from malloc and an 80 KiB one grown by
 # realloc: by default only the grown one has its own mapping.
 if run; then

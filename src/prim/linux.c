@@ -109,6 +109,9 @@ void _ebb_prim_write_stderr(const char *buf, size_t len) {
  * before any constructor (and so before any allocation) runs. */
 const char *_ebb_prim_getenv(const char *name) { return getenv(name); }
 
+/* The same array getenv reads; NULL if the program cleared it. */
+char **_ebb_prim_environ(void) { return environ; }
+
 _Noreturn void _ebb_prim_abort(void) {
   abort();
 }

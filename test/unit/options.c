@@ -24,7 +24,8 @@ static void test_parse_size_valid(void) {
     {"0", 0},          {"4096", 4096},          {"64k", 64 << 10},        {"64K", 64 << 10},
     {"8m", 8 << 20},   {"8M", 8 << 20},         {"1g", 1LL << 30},        {"1G", 1LL << 30},
     {"16kb", 16 << 10}, {"16KB", 16 << 10},     {"2mB", 2 << 20},         {"12b", 12},
-    {"1024g", 1LL << 40}, {"007", 7},
+    {"1024g", 1LL << 40}, {"007", 7},       {"1t", 1LL << 40},        {"1T", 1LL << 40},
+    {"2tb", 2LL << 40},
   };
   for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
     long long v = -12345;
@@ -35,7 +36,7 @@ static void test_parse_size_valid(void) {
 
 static void test_parse_size_invalid(void) {
   static const char *bad[] = {
-    "", "k", "12q", "-1", "1.5m", "99999999999999999999", " 64k", "64k ", "64 k", "1kk", "1t", "0x10", "+5", "b",
+    "", "k", "12q", "-1", "1.5m", "99999999999999999999", " 64k", "64k ", "64 k", "1kk", "1p", "0x10", "+5", "b",
     "64kbb",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -148,9 +149,11 @@ static void test_options_init(void) {
                 0,
             "%s", err);
   CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
-  setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: as if unset, no warning */
+  setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: invalid like any other bad value */
   init_captured(err, sizeof(err));
-  CHECK_MSG(err[0] == 0, "%s", err);
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE= is invalid: expected a number from 0 to 64; using 16\n") == 0,
+            "%s", err);
+  CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
   unsetenv("EBB_SEGMENT_CACHE");
 
   setenv("EBB_LIMIT_MARGIN", "101", 1);
@@ -167,7 +170,8 @@ static void test_options_init(void) {
 
   setenv("EBB_PURGE_THREAD", "maybe", 1);
   init_captured(err, sizeof(err));
-  CHECK_MSG(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 0 or 1; using 1\n") == 0, "%s", err);
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 1, 0, yes, no, on, off, true or "
+                      "false; using 1\n") == 0, "%s", err);
   unsetenv("EBB_PURGE_THREAD");
   setenv("EBB_MADVISE", "sometimes", 1);
   init_captured(err, sizeof(err));
@@ -182,6 +186,68 @@ static void test_options_init(void) {
   CHECK(_ebb_large_threshold == 512 * 1024);
   unsetenv("EBB_LARGE_THRESHOLD");
   init_captured(err, sizeof(err)); /* back to the defaults */
+}
+
+/* An EBB_ variable that is no option: one line naming the closest one;
+ * none for the variables of ebb's tools. */
+static void test_unknown_variables(void) {
+  char err[1024];
+  setenv("EBB_PURGE_DELAY", "5", 1);
+  setenv("EBB_LARGE_TRESHOLD", "1m", 1);
+  setenv("EBB_STRESS_SCALE", "0.5", 1);
+  init_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb: warning: EBB_PURGE_DELAY is not an ebb option (did you mean EBB_PURGE_DELAY_MS?)\n"),
+            "%s", err);
+  CHECK_MSG(strstr(err, "ebb: warning: EBB_LARGE_TRESHOLD is not an ebb option (did you mean EBB_LARGE_THRESHOLD?)\n"),
+            "%s", err);
+  CHECK_MSG(strstr(err, "STRESS") == NULL, "%s", err);
+  unsetenv("EBB_PURGE_DELAY");
+  unsetenv("EBB_LARGE_TRESHOLD");
+  unsetenv("EBB_STRESS_SCALE");
+  /* Out of range: the range in the units the option is typed in. */
+  setenv("EBB_DIRTY_MAX", "2t", 1);
+  init_captured(err, sizeof(err));
+  CHECK_MSG(strcmp(err, "ebb: warning: EBB_DIRTY_MAX=2t is invalid: expected a size from 0 to 1t (k, m, g, t "
+                        "suffixes); using 1g\n") == 0,
+            "%s", err);
+  unsetenv("EBB_DIRTY_MAX");
+  init_captured(err, sizeof(err));
+  CHECK_MSG(err[0] == 0, "%s", err);
+}
+
+/* Runs _ebb_options_print with stderr captured. */
+static void print_captured(char *buf, size_t cap) {
+  fflush(stderr);
+  FILE *tmp = tmpfile();
+  int saved = dup(2);
+  dup2(fileno(tmp), 2);
+  _ebb_options_print();
+  dup2(saved, 2);
+  close(saved);
+  rewind(tmp);
+  size_t n = fread(buf, 1, cap - 1, tmp);
+  buf[n] = 0;
+  fclose(tmp);
+}
+
+static void test_options_print(void) {
+  static char err[4096];
+  setenv("EBB_LARGE_CACHE", "1024m", 1);
+  init_captured(err, sizeof(err));
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_LARGE_CACHE = 1g (environment)\n") != NULL, "%s", err);
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 1g (default)\n") != NULL, "%s", err);
+  CHECK(ebb_mallopt(M_TRIM_THRESHOLD, 3 << 20) == 1);
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 3m (mallopt)\n") != NULL, "%s", err);
+  CHECK(ebb_mallopt(M_TRIM_THRESHOLD, -1) == 0); /* refused: the source stays */
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 3m (mallopt)\n") != NULL, "%s", err);
+  unsetenv("EBB_LARGE_CACHE");
+  init_captured(err, sizeof(err)); /* back to the defaults, and their source */
+  print_captured(err, sizeof(err));
+  CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 1g (default)\n") != NULL, "%s", err);
+  CHECK_MSG(strstr(err, "(environment)") == NULL && strstr(err, "(mallopt)") == NULL, "%s", err);
 }
 
 /* ---- mallopt --------------------------------------------------------------------- */
@@ -207,5 +273,7 @@ int main(void) {
   test_option_ranges();
   test_options_init();
   test_mallopt();
+  test_unknown_variables();
+  test_options_print();
   return check_summary("unit_options");
 }
