@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test/unit/msg.c - messages: sizes in the units users type and read, the
  * verbose rate limit, and the verbose line of a decision no other test can
  * cause here (a memory limit near: test/cgroup.sh needs a cgroup).
