@@ -47,8 +47,12 @@ check-release: release
 check-debug: debug
 	cd build-debug && ctest --output-on-failure -j $(JOBS)
 
-demo: release
-	./demo/run.sh build
+# The build's output goes to build/demo-build.log, shown only if it fails.
+demo:
+	@mkdir -p build; echo "Building ebb (log: build/demo-build.log) ..."
+	@$(MAKE) --no-print-directory release >build/demo-build.log 2>&1 || \
+	  { cat build/demo-build.log; echo "make demo: the build failed; its log is above and in build/demo-build.log" >&2; exit 1; }
+	@./demo/run.sh build
 
 install: release
 	$(CMAKE) --install build
@@ -74,7 +78,7 @@ lint:
 # UBSan: EBB_DEBUG=1 keeps the cheap assertions on as well. All tests but
 # `options`, whose probe counts its large blocks (gcc's libubsan loads
 # libstdc++, whose exception pool is one more, 71 KiB, malloc at start),
-# `demo_bar`, a timed demonstration that runs alone for 90 s and goes
+# the `demo_*` tests, timed demonstrations that run alone and go
 # through no code the other tests do not, and - to keep CI well inside its
 # time - `real_programs` and the map-count limit cases (minutes of
 # python/git/gcc runs and of mapping churn, the same code paths as the
@@ -82,7 +86,7 @@ lint:
 check-ubsan:
 	$(CMAKE) -S . -B build-ubsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBB_DEBUG=1 -DEBB_SANITIZE=undefined >/dev/null
 	$(CMAKE) --build build-ubsan -j $(JOBS)
-	cd build-ubsan && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -E '^(options|demo_bar|real_programs|limits_map_count_.*)$$'
+	cd build-ubsan && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -E '^(options|demo_.*|real_programs|limits_map_count_.*)$$'
 
 asan-build:
 	CC=$(CLANG) $(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBB_DEBUG=2 -DEBB_SANITIZE=address >/dev/null
