@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* demo/deadline.c - how long freed memory stays resident: the figure behind
  * "on a deadline" in the README.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/demo_deadline.sh - "on a deadline", as the README puts it in time.
 #
 # Usage: demo_deadline.sh <demo_deadline binary>   (run with LD_PRELOAD=libebb.so)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test/demo_output.sh - what `make demo` shows: demo/run.sh on three rows,
 # ebb against glibc, each row in a process of its own.
 #
