@@ -81,7 +81,9 @@ void _ebb_init_process(void) {
 __attribute__((constructor)) static void ebb_constructor(void) { _ebb_init_process(); }
 
 __attribute__((destructor)) static void ebb_destructor(void) {
-  if (_ebb_is_initialized() && _ebb_option(EBB_OPT_STATS)) ebb_stats_print();
+  if (!_ebb_is_initialized()) return;
+  if (_ebb_option_path(EBB_OPT_STATS_FILE) != NULL) _ebb_stats_print_to_file(_ebb_option_path(EBB_OPT_STATS_FILE));
+  else if (_ebb_option(EBB_OPT_STATS)) ebb_stats_print();
 }
 
 ebb_export const char *ebb_version(void) { return "0.1.0"; }

@@ -13,7 +13,9 @@
 #include "internal.h"
 #include "prim.h"
 
-typedef enum { OPT_BOOL, OPT_SIZE, OPT_COUNT, OPT_CHOICE } opt_kind_t;
+/* OPT_PATH: any non-empty text; the value is the address of the
+ * environment's string (_ebb_option_path). */
+typedef enum { OPT_BOOL, OPT_SIZE, OPT_COUNT, OPT_CHOICE, OPT_PATH } opt_kind_t;
 
 typedef struct option_desc_s {
   const char *name;       /* EBB_<name> */
@@ -26,6 +28,8 @@ typedef struct option_desc_s {
 static const option_desc_t options[EBB_OPT_COUNT] = {
   [EBB_OPT_VERBOSE] = {"VERBOSE", OPT_BOOL, 0, 0, 1, {0}, "explain decisions on stderr"},
   [EBB_OPT_STATS] = {"STATS", OPT_BOOL, 0, 0, 1, {0}, "print statistics to stderr at exit"},
+  [EBB_OPT_STATS_FILE] = {"STATS_FILE", OPT_PATH, 0, 0, LLONG_MAX, {0},
+                          "append the statistics at exit to this file instead (%p: the process id)"},
   [EBB_OPT_ON_ERROR] = {"ON_ERROR", OPT_CHOICE, 0, 0, 1, {"abort", "warn"},
                         "on heap misuse: abort, or warn and go on without freeing"},
   /* 512 KiB by benchmark. 128 KiB lowered bench realloc's peak RSS (1.4x
@@ -146,6 +150,7 @@ static int parse_value(const option_desc_t *d, const char *text, long long *out)
   case OPT_BOOL: return parse_bool(text, out);
   case OPT_SIZE: return _ebb_options_parse_size(text, out);
   case OPT_COUNT: return (parse_uint(text, out, &end) == 0 && *end == 0) ? 0 : -1;
+  case OPT_PATH: return (*out = (long long)(intptr_t)text), 0;
   case OPT_CHOICE:
     for (int i = 0; i < 3 && d->choices[i]; i++) {
       if (strcasecmp(text, d->choices[i]) == 0) return (*out = i), 0;

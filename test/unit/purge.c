@@ -46,7 +46,7 @@ static void park_pages(void) {
  * (which the hot park does not count; purge.c). */
 static size_t dirty(void) {
   ebb_stats_t st;
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   return (size_t)st.dirty;
 }
 
@@ -140,7 +140,7 @@ static void test_segment_cache(void) {
   CHECK_MSG(count > before, "segment cache %zu -> %zu after the thread exited", (size_t)before, (size_t)count);
   /* The statistics report the cached, unpurged segment as segment_cache. */
   ebb_stats_t st;
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   CHECK_MSG(st.segment_cache >= 4 * MiB - 16 * KiB, "segment_cache %zu KiB with %zu segments cached",
             (size_t)(st.segment_cache / KiB), (size_t)count);
 
@@ -151,7 +151,7 @@ static void test_segment_cache(void) {
   CHECK_MSG(r >= 4 * MiB - 4 * KiB, "cache purged %zu KiB at the delay", (size_t)(r / KiB));
   /* ... and the resident estimate drops by as much. */
   ebb_stats_t after;
-  ebb_stats_get(&after);
+  ebb_stats_get(&after, sizeof after);
   CHECK_MSG(after.resident + 4 * MiB - 16 * KiB <= st.resident,
             "resident estimate %zu KiB -> %zu KiB after purging a cached segment", (size_t)(st.resident / KiB),
             (size_t)(after.resident / KiB));
@@ -172,14 +172,14 @@ static void test_large_cache(void) {
   ebb_free(p);
   uint64_t t1 = _ebb_purge_clock_ms();
   ebb_stats_t st;
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   CHECK_MSG(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", (size_t)(st.large_cache / KiB));
   uint64_t d = 10000;
   size_t r = _ebb_large_purge_cache(t1, d, false);
   CHECK_MSG(r == 0, "large cache released %zu KiB before the delay", (size_t)(r / KiB));
   r = _ebb_large_purge_cache(t0 + d + (t1 - t0), d, false);
   CHECK_MSG(r >= 8 * MiB, "large cache released %zu KiB at the delay", (size_t)(r / KiB));
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   CHECK_MSG(st.large_cache == 0, "large_cache %zu KiB after the delay", (size_t)(st.large_cache / KiB));
 }
 
@@ -192,18 +192,18 @@ static void test_large_cache_any_size(void) {
   uint8_t *p = ebb_malloc(8 * MiB);
   memset(p, 1, 8 * MiB);
   ebb_free(p);
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   CHECK_MSG(st.large_cache >= 8 * MiB, "large_cache %zu KiB after freeing 8 MiB", (size_t)(st.large_cache / KiB));
   uint8_t *q = ebb_calloc(1, 12 * MiB); /* the 8 MiB block, grown: zeroed all the same */
   size_t nonzero = 0;
   for (size_t i = 0; i < 12 * MiB; i += 512) nonzero += q[i] != 0;
   CHECK_MSG(nonzero == 0, "calloc(12 MiB) from the cache: %zu nonzero samples", (size_t)nonzero);
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   CHECK_MSG(st.large_cache == 0, "large_cache %zu KiB: the 8 MiB block was not reused for 12 MiB",
             (size_t)(st.large_cache / KiB));
   ebb_free(q);
   uint8_t *r = ebb_malloc(2 * MiB); /* the 12 MiB block, cut down */
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   CHECK_MSG(st.large_cache == 0 && ebb_malloc_usable_size(r) < 3 * MiB, "large_cache %zu KiB, usable %zu KiB",
             (size_t)(st.large_cache / KiB), (size_t)(ebb_malloc_usable_size(r) / KiB));
   ebb_free(r);
