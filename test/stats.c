@@ -67,7 +67,7 @@ static void check_now(const char *workload, const char *when) {
 static void check_collect(const char *workload) {
   char why[512];
   check_context("%s, collect", workload);
-  CHECK_MSG(stats_check_collect(&api, why, sizeof why) == 0, "%s", why);
+  CHECK_MSG(stats_check_collect(&api, true, why, sizeof why) == 0, "%s", why);
 }
 
 /* Frees blocks [from, n) of an array. */
