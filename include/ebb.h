@@ -67,8 +67,8 @@ EBB_API bool ebb_owns(const void *p);
 
 /* Returns memory to the OS now: this thread's empty pages, and every page,
  * cached segment and cached large block that has waited purge_delay (all
- * of them with force). Returns the bytes released. malloc_trim(0) is
- * ebb_collect(true). */
+ * of them with force). Returns the resident bytes the call gave back
+ * (counted in purged_total as well). malloc_trim(0) is ebb_collect(true). */
 EBB_API size_t ebb_collect(bool force);
 
 /* Statistics, computed at the time of the call from every thread's pages.
@@ -114,7 +114,7 @@ EBB_API size_t ebb_collect(bool force);
   X(unmapped_total, "of purged_total, resident bytes given back by unmapping (cached segments, large blocks, shrunk large blocks)")
 
 typedef struct ebb_stats_s {
-  uint32_t version; /* EBB_STATS_VERSION of the library that filled it */
+  uint32_t version; /* EBB_STATS_VERSION of the library that filled it (1 from the one-argument entry) */
   uint32_t size;    /* bytes of the struct the library filled (at most the caller's size) */
 #define EBB_STATS_MEMBER(name, help) uint64_t name;
   EBB_STATS_FIELDS(EBB_STATS_MEMBER)
