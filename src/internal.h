@@ -148,6 +148,14 @@ static inline void _ebb_page_set_park_at(ebb_page_t *page, uint32_t park_at) {
   page->park_at = park_at;
 }
 
+/* A cached mapping's resident bytes (segment->cache_resident_pages). */
+static inline size_t _ebb_cache_resident(const ebb_segment_t *seg) {
+  return (size_t)EBB_LOAD(seg->cache_resident_pages) * EBB_OS_PAGE;
+}
+static inline void _ebb_cache_resident_set(ebb_segment_t *seg, size_t bytes) {
+  EBB_STORE(seg->cache_resident_pages, (uint32_t)(bytes / EBB_OS_PAGE));
+}
+
 /* Position of a page descriptor in its segment. */
 static inline size_t _ebb_page_index(const ebb_segment_t *seg, const ebb_page_t *page) {
   return (size_t)(page - seg->pages);

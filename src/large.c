@@ -94,7 +94,7 @@ static bool large_cache_put(ebb_segment_t *seg) {
   size_t size = seg->size; /* once the lock is released the block may be gone */
   bool kept = false;
   if (size > limit) return false;
-  EBB_STORE(seg->cache_resident, _ebb_prim_resident(seg, size)); /* for statistics; nothing touches it while cached */
+  _ebb_cache_resident_set(seg, _ebb_prim_resident(seg, size)); /* for statistics; nothing touches it while cached */
   EBB_STORE(seg->cached_since, _ebb_purge_clock_ms());
   _ebb_lock(); /* the dirty count moves with the cache, under the lock */
   if (large_cache_bytes + size <= limit) {

@@ -157,8 +157,8 @@ static void owned_remove(ebb_heap_t *heap, ebb_segment_t *seg) {
  * would give back: its resident bytes past the first OS page (which keeps
  * the registry links until the unmap). */
 static size_t cache_dirty(const ebb_segment_t *seg) {
-  if (seg->cache_purged || seg->cache_resident <= EBB_OS_PAGE) return 0;
-  return seg->cache_resident - EBB_OS_PAGE;
+  if (seg->cache_purged || _ebb_cache_resident(seg) <= EBB_OS_PAGE) return 0;
+  return _ebb_cache_resident(seg) - EBB_OS_PAGE;
 }
 
 static ebb_segment_t *cache_pop(void) {
@@ -181,7 +181,7 @@ static bool cache_push(ebb_segment_t *seg) {
   EBB_STORE(seg->cached_since, _ebb_purge_clock_ms());
   EBB_STORE(seg->cache_purged, clean);
   size_t limit = (size_t)_ebb_option(EBB_OPT_SEGMENT_CACHE);
-  if (limit > 0) EBB_STORE(seg->cache_resident, _ebb_prim_resident(seg, EBB_SEGMENT_SIZE));
+  if (limit > 0) _ebb_cache_resident_set(seg, _ebb_prim_resident(seg, EBB_SEGMENT_SIZE));
   _ebb_lock();
   if (cache_count < limit && cache_count < sizeof(cache) / sizeof(cache[0])) {
     cache[cache_count] = seg;
@@ -229,7 +229,7 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
       if (_ebb_prim_decommit((uint8_t *)seg + EBB_OS_PAGE, EBB_SEGMENT_SIZE - EBB_OS_PAGE, false) != 0)
         gone = 0; /* refused: zeroed by hand, still resident */
       EBB_STORE(seg->cache_purged, true);
-      EBB_STORE(seg->cache_resident, seg->cache_resident - gone);
+      _ebb_cache_resident_set(seg, _ebb_cache_resident(seg) - gone);
       _ebb_budget_released(gone, EBB_RELEASE_PURGE);
       released += gone;
     }
@@ -500,7 +500,7 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
 /* A cached segment: its resident bytes as the kernel counted them, the
  * header's touched part (up to 3 OS pages) as metadata. */
 static void cached_segment_stats(const ebb_segment_t *seg, ebb_stats_t *st) {
-  size_t resident = EBB_LOAD(seg->cache_resident), header = EBB_OS_PAGE * 3;
+  size_t resident = _ebb_cache_resident(seg), header = EBB_OS_PAGE * 3;
   if (header > resident) header = resident;
   st->metadata += header;
   st->segment_cache += resident - header;
@@ -531,7 +531,7 @@ void _ebb_segment_stats(ebb_stats_t *st) {
       size_t bytes = size - EBB_LARGE_HEADER_SIZE;
       st->metadata += EBB_LARGE_HEADER_SIZE;
       if (EBB_LOAD(seg->cached_since) != 0) {
-        size_t resident = EBB_LOAD(seg->cache_resident); /* the header page is resident: metadata */
+        size_t resident = _ebb_cache_resident(seg); /* the header page is resident: metadata */
         st->large_cache += resident > EBB_LARGE_HEADER_SIZE ? resident - EBB_LARGE_HEADER_SIZE : 0;
       } else {
         st->live += bytes;
