@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,30 +68,40 @@ EBB_API bool ebb_owns(const void *p);
 
 /* Returns memory to the OS now: this thread's empty pages, and every page,
  * cached segment and cached large block that has waited purge_delay (all
- * of them with force). Returns the bytes released. malloc_trim(0) is
- * ebb_collect(true). */
+ * of them with force). Returns the resident bytes the call gave back
+ * (counted in purged_total as well). malloc_trim(0) is ebb_collect(true). */
 EBB_API size_t ebb_collect(bool force);
 
 /* Statistics, computed at the time of the call from every thread's pages.
  * They add up: live + free_in_pages + segment_cache + large_cache +
- * metadata = resident (ebb's estimate of its resident memory), and
- * resident + purged_or_untouched = mapped. The struct is versioned: ebb
- * fills version and size, and new fields are only ever appended. Figures
- * are bytes unless named _count. One X-macro list makes the struct, the
- * text and the JSON. */
-#define EBB_STATS_VERSION 1
+ * metadata = resident (ebb's estimate of its resident memory, which the
+ * kernel's RSS of ebb's mappings confirms: live blocks count whole,
+ * touched or not), free_in_live_pages + free_in_empty_pages =
+ * free_in_pages, and resident + purged_or_untouched = mapped. Every byte
+ * that stops being resident is counted once in purged_total: a purge
+ * counts the bytes that were resident in the range it gives back, an unmap
+ * the resident bytes of the mapping (with EBB_MADVISE=free, bytes the
+ * kernel had not taken yet when their range is unmapped count again).
+ * Figures are bytes unless named _count or _calls. One X-macro list makes
+ * the struct, the text and the JSON.
+ *
+ * The struct is versioned and only ever grows at its end: a program built
+ * against an older header reads the fields it knows at the offsets it
+ * knows. Version 1 ended at madvise_calls (160 bytes); version 2 appended
+ * free_in_live_pages, free_in_empty_pages and unmapped_total. */
+#define EBB_STATS_VERSION 2
 #define EBB_STATS_FIELDS(X)                                                                   \
   X(live, "bytes in live blocks, rounded to their size class (large included); blocks freed by another thread, or into a parked page, count until their page collects them") \
   X(large_live, "of which live large blocks (their own mappings)")                           \
-  X(free_in_pages, "resident bytes in pages that no live block uses")                        \
+  X(free_in_pages, "resident bytes of pages not in live blocks: free_in_live_pages + free_in_empty_pages") \
   X(segment_cache, "resident bytes of free segments kept for reuse")                         \
-  X(large_cache, "bytes of freed large blocks kept for reuse")                               \
+  X(large_cache, "resident bytes of freed large blocks kept for reuse")                      \
   X(metadata, "segment and large-block headers, thread heaps")                               \
   X(resident, "live + free_in_pages + segment_cache + large_cache + metadata")              \
   X(mapped, "address space held from the OS")                                                \
   X(purged_or_untouched, "mapped but not resident: purged, or never touched")                \
   X(dirty, "bytes waiting for their purge delay (free, resident)")                           \
-  X(purged_total, "bytes given back to the OS since start")                                  \
+  X(purged_total, "resident bytes given back to the OS since start (purges and unmaps, each byte once)") \
   X(purged_lazy_total, "of which with MADV_FREE (RSS shows them until the kernel takes them)") \
   X(segments_count, "segments mapped")                                                        \
   X(abandoned_count, "segments of exited threads not yet reclaimed")                          \
@@ -98,24 +109,43 @@ EBB_API size_t ebb_collect(bool force);
   X(large_count, "live large blocks")                                                         \
   X(mmap_calls, "mmap system calls so far")                                                   \
   X(munmap_calls, "munmap system calls so far")                                               \
-  X(madvise_calls, "madvise system calls so far")
+  X(madvise_calls, "madvise system calls so far")                                             \
+  X(free_in_live_pages, "of free_in_pages, in pages that hold live blocks: their free blocks and not yet carved dirty tails") \
+  X(free_in_empty_pages, "of free_in_pages, in pages with no live block (waiting for their purge delay)") \
+  X(unmapped_total, "of purged_total, resident bytes given back by unmapping (cached segments, large blocks, shrunk large blocks)")
 
 typedef struct ebb_stats_s {
-  uint32_t version; /* EBB_STATS_VERSION of the library that filled it */
-  uint32_t size;    /* sizeof(ebb_stats_t) of that library */
+  uint32_t version; /* EBB_STATS_VERSION of the library that filled it (1 from the one-argument entry) */
+  uint32_t size;    /* bytes of the struct the library filled (at most the caller's size) */
 #define EBB_STATS_MEMBER(name, help) uint64_t name;
   EBB_STATS_FIELDS(EBB_STATS_MEMBER)
 #undef EBB_STATS_MEMBER
 } ebb_stats_t;
 
-/* Fills *out; returns false (errno = EINVAL) when out is NULL. */
+/* Fills the first `size` bytes of *out (size: the caller's sizeof, so a
+ * program built against an older header gets only the fields it knows),
+ * whole fields only, and sets out->size to the bytes filled. Returns false
+ * with errno = EINVAL when out is NULL or size cannot hold version and
+ * size. Call it as ebb_stats_get(&st, sizeof st). */
+EBB_API bool ebb_stats_get_sized(ebb_stats_t *out, size_t size);
+/* The one-argument form of ebb 0.1 headers, kept for programs built
+ * against them: it fills the version-1 fields only (160 bytes), forever.
+ * New code calls the two-argument form, which the macro below maps to
+ * ebb_stats_get_sized. */
 EBB_API bool ebb_stats_get(ebb_stats_t *out);
+#define ebb_stats_get(out, size) ebb_stats_get_sized((out), (size))
 /* Prints the statistics as text to stderr. */
 EBB_API void ebb_stats_print(void);
 /* Writes the statistics as one JSON object (with a trailing newline) into
  * buf, NUL-terminated. Returns the length it needs without the NUL (as
  * snprintf does): if that is >= size the text was cut. */
 EBB_API size_t ebb_stats_json(char *buf, size_t size);
+/* glibc's malloc_info (also exported under that name): ebb's figures as
+ * XML on fp, in glibc's shape (<malloc version="1">, one <heap> for the
+ * process with the size classes in use, then the process totals). options
+ * must be 0 (else -1, errno = EINVAL); -1 with errno also when fp is NULL
+ * or writing fails. Allocates nothing from the heap it describes. */
+EBB_API int ebb_malloc_info(int options, FILE *fp);
 
 /* ---- options --------------------------------------------------------- */
 /* Prints every option in effect to stderr, one line each:

@@ -16,10 +16,28 @@
  * before it sleeps sees an offer; fetch_sub relaxed); EBB_DEBUG=3 checks it
  * against what is offered at ebb_collect(true) (purge.c). */
 _Atomic(size_t) _ebb_dirty_bytes;
-_Atomic(size_t) _ebb_purged_total;  /* bytes released by purges since start (passes add, relaxed) */
+/* Resident bytes given back since start, each once (_ebb_budget_released
+ * adds, any thread, relaxed; statistics read them). */
+_Atomic(size_t) _ebb_purged_total;
+_Atomic(size_t) _ebb_lazy_total;     /* of which with MADV_FREE (RSS shows them until the kernel takes them) */
+_Atomic(size_t) _ebb_unmapped_total; /* of which by unmapping */
+/* What this thread gave back: ebb_collect returns how much it grew during
+ * the call, which counts every release the call caused on this thread
+ * (its passes, the segments its reap unmapped) and no other thread's. */
+static __thread size_t released_here;
 _Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget's base (any thread, relaxed) */
 
 uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
+
+void _ebb_budget_released(size_t bytes, ebb_release_t how) {
+  if (bytes == 0) return;
+  released_here += bytes;
+  atomic_fetch_add_explicit(&_ebb_purged_total, bytes, memory_order_relaxed);
+  if (how == EBB_RELEASE_LAZY) atomic_fetch_add_explicit(&_ebb_lazy_total, bytes, memory_order_relaxed);
+  if (how == EBB_RELEASE_UNMAP) atomic_fetch_add_explicit(&_ebb_unmapped_total, bytes, memory_order_relaxed);
+}
+
+size_t _ebb_budget_released_here(void) { return released_here; }
 
 /* ---- the dirty budget ---------------------------------------------------- */
 /* Recomputed by every pass (and at the first offer): the offer path only

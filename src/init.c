@@ -83,7 +83,8 @@ __attribute__((constructor)) static void ebb_constructor(void) { _ebb_init_proce
 
 __attribute__((destructor)) static void ebb_destructor(void) {
   if (!_ebb_is_initialized()) return;
-  if (_ebb_option(EBB_OPT_STATS)) ebb_stats_print();
+  if (_ebb_option_path(EBB_OPT_STATS_FILE) != NULL) _ebb_stats_print_to_file(_ebb_option_path(EBB_OPT_STATS_FILE));
+  else if (_ebb_option(EBB_OPT_STATS)) ebb_stats_print();
   if (_ebb_verbose_on()) _ebb_verbose_flush();
 }
 

@@ -149,6 +149,14 @@ static inline void _ebb_page_set_park_at(ebb_page_t *page, uint32_t park_at) {
   page->park_at = park_at;
 }
 
+/* A cached mapping's resident bytes (segment->cache_resident_pages). */
+static inline size_t _ebb_cache_resident(const ebb_segment_t *seg) {
+  return (size_t)EBB_LOAD(seg->cache_resident_pages) * EBB_OS_PAGE;
+}
+static inline void _ebb_cache_resident_set(ebb_segment_t *seg, size_t bytes) {
+  EBB_STORE(seg->cache_resident_pages, (uint32_t)(bytes / EBB_OS_PAGE));
+}
+
 /* Position of a page descriptor in its segment. */
 static inline size_t _ebb_page_index(const ebb_segment_t *seg, const ebb_page_t *page) {
   return (size_t)(page - seg->pages);
@@ -298,6 +306,7 @@ void _ebb_error_double_free(const void *p);
 typedef enum ebb_option_e {
   EBB_OPT_VERBOSE,
   EBB_OPT_STATS,
+  EBB_OPT_STATS_FILE,    /* OPT_PATH: read it with _ebb_option_path */
   EBB_OPT_ON_ERROR,      /* 0 = abort, 1 = warn */
   EBB_OPT_LARGE_THRESHOLD,
   EBB_OPT_REALLOC_MAP,   /* 0 = never */
@@ -319,6 +328,9 @@ static inline long long _ebb_option(ebb_option_t opt) {
 }
 bool _ebb_option_set(ebb_option_t opt, long long value); /* false if out of range */
 void _ebb_options_print(void); /* every option, its value and where it came from (ebb_options_print) */
+/* A path option's text, or NULL when unset. The environment's strings of
+ * the process's start live as long as the process. */
+static inline const char *_ebb_option_path(ebb_option_t opt) { return (const char *)(intptr_t)_ebb_option(opt); }
 /* Parsing, exposed for unit tests: 0 on success, else -1. */
 int _ebb_options_parse_size(const char *text, long long *out);
 
@@ -348,13 +360,15 @@ const char *_ebb_size_human(char buf[EBB_SIZE_TEXT], unsigned long long bytes);
 
 /* ---- os.c: aligned segments and large mappings ------------------------- */
 void *_ebb_os_map_aligned(size_t size, size_t align, size_t offset);
-void _ebb_os_unmap(void *p, size_t size);     /* a mapping from _ebb_os_map_aligned */
+size_t _ebb_os_unmap(void *p, size_t size);   /* a mapping from _ebb_os_map_aligned; returns the resident bytes it held */
 void _ebb_os_release(void *p, size_t size);   /* any mapping; never fails (may strand it) */
 size_t _ebb_os_retry_stranded(void);          /* purge passes: unmap what could not be */
 size_t _ebb_os_stranded_bytes(void);          /* mapped, decommitted, waiting for an unmap */
 void _ebb_os_fork_child(void);
 void _ebb_os_map_set(const void *slot_start, uint8_t kind);
 extern _Atomic(size_t) _ebb_os_mapped;
+extern _Atomic(size_t) _ebb_os_mapped_peak;
+void _ebb_os_mapped_add(size_t bytes); /* counts a mapping's growth, and the peak */
 
 /* ---- segment.c -------------------------------------------------------- */
 ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind);
@@ -369,6 +383,12 @@ extern ebb_segment_t *_ebb_segment_abandoned; /* exited threads' segments, via n
 extern size_t _ebb_segment_abandoned_count;   /* global lock */
 void _ebb_segment_abandoned_push(ebb_segment_t *seg);
 void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
+/* Blocks of one size class, over every page in use (malloc_info). */
+typedef struct ebb_bin_stats_s {
+  uint64_t free_blocks; /* on free lists or carved and free, not purged */
+  uint64_t live_blocks;
+} ebb_bin_stats_t;
+void _ebb_segment_bin_stats(ebb_bin_stats_t bins[EBB_BIN_MAX + 1]); /* caller holds the global lock */
 size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool urgent);
 size_t _ebb_segment_cache_count(void);
 void _ebb_segment_orphan_others(uintptr_t self); /* fork child, global lock held */
@@ -437,6 +457,12 @@ static inline void _ebb_page_take_back(ebb_page_t *page) {
 /* ---- budget.c: the dirty budget and the purge clock ---------------------- */
 extern _Atomic(size_t) _ebb_dirty_bytes;
 extern _Atomic(size_t) _ebb_purged_total;
+extern _Atomic(size_t) _ebb_lazy_total;
+extern _Atomic(size_t) _ebb_unmapped_total;
+/* How resident bytes went back to the OS. */
+typedef enum ebb_release_e { EBB_RELEASE_PURGE, EBB_RELEASE_LAZY, EBB_RELEASE_UNMAP } ebb_release_t;
+void _ebb_budget_released(size_t bytes, ebb_release_t how); /* counts them once in the totals */
+size_t _ebb_budget_released_here(void);                     /* this thread's releases so far */
 extern _Atomic(size_t) _ebb_inuse_bytes;
 extern _Atomic(size_t) _ebb_budget_cached; /* _ebb_budget() as of the last pass or offer past it */
 uint64_t _ebb_purge_clock_ms(void);
@@ -499,13 +525,12 @@ void *_ebb_purge_map_aligned(size_t size, size_t align, size_t offset);
 typedef struct ebb_purge_batch_s {
   uint8_t *start; /* a run of memory to purge with one call */
   size_t len;
-  size_t released; /* bytes purged by the flushes so far */
+  size_t released; /* resident bytes the flushes so far gave back */
 } ebb_purge_batch_t;
 void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *batch);
 void _ebb_purge_batch_flush(ebb_purge_batch_t *batch);
 size_t _ebb_purge_owned_pages(ebb_heap_t *heap); /* the caller holds the heap */
 bool _ebb_purge_zeroes(void);           /* purged memory reads as zero */
-extern _Atomic(size_t) _ebb_lazy_total;
 void _ebb_purge_fork_prepare(void);
 void _ebb_purge_fork_parent(void);
 void _ebb_purge_fork_child(void);
@@ -574,9 +599,15 @@ void _ebb_free_slow(void *p);
 void *_ebb_large_alloc(size_t size, size_t align, bool zero);
 void _ebb_large_free(ebb_segment_t *seg);
 bool _ebb_large_is_cached(const void *p); /* p is a freed large block waiting in the cache */
+size_t _ebb_large_cache_count(void);      /* blocks in the large cache (takes the global lock) */
 void *_ebb_large_realloc(ebb_segment_t *seg, size_t size); /* stays large; NULL only when a grow fails */
 size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
 ebb_segment_t *_ebb_large_segment_of(const void *p);
+
+/* ---- stats.c ---------------------------------------------------------- */
+/* EBB_STATS_FILE at exit: appends the text of ebb_stats_print to `path`
+ * (%p: the process id), or says on stderr why it cannot. Never allocates. */
+void _ebb_stats_print_to_file(const char *path);
 
 /* ---- init.c ----------------------------------------------------------- */
 void _ebb_fork_prepare(void);

@@ -31,7 +31,7 @@ static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - E
 
 static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total);
 static bool large_cache_put(ebb_segment_t *seg);
-static void large_unmap(ebb_segment_t *seg);
+static size_t large_unmap(ebb_segment_t *seg);
 
 /* A cached block for `size` bytes, aligned: the smallest one that holds
  * it, or failing that (alignment up to the segment size) the biggest one
@@ -95,6 +95,7 @@ static bool large_cache_put(ebb_segment_t *seg) {
   size_t size = seg->size; /* once the lock is released the block may be gone */
   bool kept = false;
   if (size > limit) return false;
+  _ebb_cache_resident_set(seg, _ebb_prim_resident(seg, size)); /* for statistics; nothing touches it while cached */
   EBB_STORE(seg->cached_since, _ebb_purge_clock_ms());
   _ebb_lock(); /* the dirty count moves with the cache, under the lock */
   if (large_cache_bytes + size <= limit) {
@@ -108,6 +109,14 @@ static bool large_cache_put(ebb_segment_t *seg) {
   return kept;
 }
 
+size_t _ebb_large_cache_count(void) {
+  size_t n = 0;
+  _ebb_lock();
+  for (const ebb_segment_t *seg = large_cache; seg != NULL; seg = seg->next) n++;
+  _ebb_unlock();
+  return n;
+}
+
 bool _ebb_large_is_cached(const void *p) {
   bool found = false;
   _ebb_lock();
@@ -116,9 +125,12 @@ bool _ebb_large_is_cached(const void *p) {
   return found;
 }
 
-static void large_unmap(ebb_segment_t *seg) {
+/* Returns (and counts) the resident bytes the mapping held. */
+static size_t large_unmap(ebb_segment_t *seg) {
   _ebb_segment_registry_remove(seg);
-  _ebb_os_unmap(seg, seg->size);
+  size_t resident = _ebb_os_unmap(seg, seg->size);
+  _ebb_budget_released(resident, EBB_RELEASE_UNMAP);
+  return resident;
 }
 
 /* EBB_VERBOSE=1 tells of mappings of large blocks from this size on (each
@@ -130,10 +142,10 @@ static ebb_noinline void say_large(const char *what, size_t bytes, const char *w
   _ebb_verbose_rated(EBB_V_LARGE, "ebb: large: %s a %s block%s\n", what, _ebb_size_human(text, bytes), why);
 }
 
-static ebb_noinline void say_cache_unmapped(size_t count, size_t bytes, bool force) {
-  char text[EBB_SIZE_TEXT];
-  _ebb_verbose_rated(EBB_V_LARGE, "ebb: large cache: unmapped %zu freed blocks (%s): %s\n", count,
-                     _ebb_size_human(text, bytes),
+static ebb_noinline void say_cache_unmapped(size_t count, size_t bytes, size_t resident, bool force) {
+  char text[EBB_SIZE_TEXT], res[EBB_SIZE_TEXT];
+  _ebb_verbose_rated(EBB_V_LARGE, "ebb: large cache: unmapped %zu freed blocks (%s, of which %s resident): %s\n", count,
+                     _ebb_size_human(text, bytes), _ebb_size_human(res, resident),
                      force ? "purging at once (over the dirty budget, or asked for)" : "cached for the purge delay");
 }
 
@@ -154,16 +166,15 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
     }
   }
   _ebb_unlock();
-  size_t released = 0, count = 0;
+  size_t released = 0, count = 0, bytes = 0;
   while (gone != NULL) {
     ebb_segment_t *seg = gone;
     gone = seg->next;
-    released += seg->size;
+    bytes += seg->size;
+    released += large_unmap(seg);
     count++;
-    large_unmap(seg);
   }
-  atomic_fetch_add_explicit(&_ebb_purged_total, released, memory_order_relaxed);
-  if (count != 0 && _ebb_verbose_on()) say_cache_unmapped(count, released, force);
+  if (count != 0 && _ebb_verbose_on()) say_cache_unmapped(count, bytes, released, force);
   return released;
 }
 
@@ -235,8 +246,11 @@ void _ebb_large_free(ebb_segment_t *seg) {
 static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   size_t old_total = seg->size;
   int saved_errno = errno; /* a failed in-place try must not show after a move that works */
+  /* A shrink gives back the tail's resident bytes, counted once it is done. */
+  size_t tail = total < old_total ? _ebb_prim_resident((uint8_t *)seg + total, old_total - total) : 0;
   if (_ebb_prim_remap(seg, old_total, total, NULL, false) != NULL) {
-    if (total > old_total) atomic_fetch_add_explicit(&_ebb_os_mapped, total - old_total, memory_order_relaxed);
+    _ebb_budget_released(tail, EBB_RELEASE_UNMAP);
+    if (total > old_total) _ebb_os_mapped_add(total - old_total);
     else atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total - total, memory_order_relaxed);
     EBB_STORE(seg->size, total);
     return seg;
@@ -252,12 +266,13 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   if (moved == NULL) {
     _ebb_segment_registry_add(seg);
     if (live) _ebb_os_map_set(old_block, EBB_MAP_LARGE);
-    _ebb_os_unmap(dst, total);
+    _ebb_budget_released(_ebb_os_unmap(dst, total), EBB_RELEASE_UNMAP); /* untouched: nothing, as a rule */
     return NULL;
   }
   /* The old range is gone (mremap unmapped it); dst's placeholder pages
    * were replaced. */
   atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
+  _ebb_budget_released(tail, EBB_RELEASE_UNMAP);
   EBB_STORE(moved->size, total);
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);

@@ -14,7 +14,9 @@
 #include "internal.h"
 #include "prim.h"
 
-typedef enum { OPT_BOOL, OPT_SIZE, OPT_COUNT, OPT_CHOICE } opt_kind_t;
+/* OPT_PATH: any non-empty text; the value is the address of the
+ * environment's string (_ebb_option_path). */
+typedef enum { OPT_BOOL, OPT_SIZE, OPT_COUNT, OPT_CHOICE, OPT_PATH } opt_kind_t;
 
 typedef struct option_desc_s {
   const char *name;       /* EBB_<name> */
@@ -27,6 +29,8 @@ typedef struct option_desc_s {
 static const option_desc_t options[EBB_OPT_COUNT] = {
   [EBB_OPT_VERBOSE] = {"VERBOSE", OPT_BOOL, 0, 0, 1, {0}, "print the options at start, then one line per decision on stderr (at most 10 a second of each kind)"},
   [EBB_OPT_STATS] = {"STATS", OPT_BOOL, 0, 0, 1, {0}, "print statistics to stderr at exit"},
+  [EBB_OPT_STATS_FILE] = {"STATS_FILE", OPT_PATH, 0, 0, LLONG_MAX, {0},
+                          "append the statistics at exit to this file instead (%p: the process id)"},
   [EBB_OPT_ON_ERROR] = {"ON_ERROR", OPT_CHOICE, 0, 0, 1, {"abort", "warn"},
                         "on heap misuse: abort, or warn and go on without freeing"},
   /* 512 KiB by benchmark. 128 KiB lowered bench realloc's peak RSS (1.4x
@@ -166,6 +170,7 @@ static int parse_value(const option_desc_t *d, const char *text, long long *out)
   case OPT_BOOL: return parse_bool(text, out);
   case OPT_SIZE: return _ebb_options_parse_size(text, out);
   case OPT_COUNT: return (parse_uint(text, out, &end) == 0 && *end == 0) ? 0 : -1;
+  case OPT_PATH: return text[0] != 0 ? ((*out = (long long)(intptr_t)text), 0) : -1;
   case OPT_CHOICE:
     for (int i = 0; i < choice_count(d); i++) {
       if (strcasecmp(text, d->choices[i]) == 0) return (*out = i), 0;
@@ -181,6 +186,7 @@ static const char *value_text(const option_desc_t *d, long long v, char buf[EBB_
   switch (d->kind) {
   case OPT_SIZE: return _ebb_size_option(buf, (unsigned long long)v);
   case OPT_CHOICE: return v >= 0 && v < choice_count(d) ? d->choices[v] : "?";
+  case OPT_PATH: return v != 0 ? (const char *)(intptr_t)v : "(none)";
   default: _ebb_format(buf, EBB_SIZE_TEXT, "%zd", (ptrdiff_t)v); return buf;
   }
 }
@@ -210,6 +216,7 @@ static void accepted_text(const option_desc_t *d, char *buf, size_t cap) {
                 value_text(d, d->max, hi));
     break;
   case OPT_COUNT: _ebb_format(buf, cap, "a number from %zd to %zd", (ptrdiff_t)d->min, (ptrdiff_t)d->max); break;
+  case OPT_PATH: _ebb_format(buf, cap, "a file path (%%p: the process id)"); break;
   }
 }
 

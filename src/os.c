@@ -18,6 +18,7 @@
 
 _Atomic(uint8_t) _ebb_segment_map[EBB_MAP_SLOTS]; /* untouched pages cost no memory; store release, load relaxed (above) */
 _Atomic(size_t) _ebb_os_mapped; /* bytes currently mapped by this module (any thread that maps or unmaps; relaxed) */
+_Atomic(size_t) _ebb_os_mapped_peak; /* the highest _ebb_os_mapped so far (_ebb_os_mapped_add; relaxed) */
 
 void _ebb_os_map_set(const void *slot_start, uint8_t kind) {
   uintptr_t slot = (uintptr_t)slot_start >> EBB_SEGMENT_SHIFT;
@@ -144,11 +145,22 @@ void *_ebb_os_map_aligned(size_t size, size_t align, size_t offset) {
     errno = ENOMEM;
     return NULL;
   }
-  atomic_fetch_add_explicit(&_ebb_os_mapped, size, memory_order_relaxed);
+  _ebb_os_mapped_add(size);
   return p;
 }
 
-void _ebb_os_unmap(void *p, size_t size) {
+/* The peak is a racy max (relaxed): malloc_info's "max", an estimate. */
+void _ebb_os_mapped_add(size_t bytes) {
+  size_t now = atomic_fetch_add_explicit(&_ebb_os_mapped, bytes, memory_order_relaxed) + bytes;
+  if (now > atomic_load_explicit(&_ebb_os_mapped_peak, memory_order_relaxed))
+    atomic_store_explicit(&_ebb_os_mapped_peak, now, memory_order_relaxed);
+}
+
+/* The resident bytes are read before the unmap: after it there is
+ * nothing to ask. The caller counts them (_ebb_budget_released). */
+size_t _ebb_os_unmap(void *p, size_t size) {
+  size_t resident = _ebb_prim_resident(p, size);
   _ebb_os_release(p, size);
   atomic_fetch_sub_explicit(&_ebb_os_mapped, size, memory_order_relaxed);
+  return resident;
 }

@@ -37,6 +37,19 @@ void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to,
  * show the difference until then; the range may or may not read as zero.
  * 0 or errno. */
 int _ebb_prim_decommit(void *p, size_t size, bool lazy);
+/* Bytes of [p, p+size) the kernel holds resident (mincore; p OS-page
+ * aligned, size rounded up to OS pages): what a purge or unmap of the
+ * range gives back. size if the kernel cannot say (never expected: the
+ * range is ebb's own mapping). */
+size_t _ebb_prim_resident(const void *p, size_t size);
+/* Opens `path` to append to it, created (0644) if missing: a file
+ * descriptor, or -1 with errno. */
+int _ebb_prim_open_append(const char *path);
+/* Writes all of buf to fd (retrying short writes); 0 or an errno value. */
+int _ebb_prim_write_fd(int fd, const char *buf, size_t len);
+void _ebb_prim_close(int fd);
+/* The process id. */
+uint32_t _ebb_prim_pid(void);
 /* Monotonic clock in nanoseconds. */
 uint64_t _ebb_prim_clock_ns(void);
 /* Write all of buf to stderr, ignoring errors (used on fatal paths). */

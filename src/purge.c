@@ -154,8 +154,6 @@ ebb_noinline void _ebb_purge_limit_near(void) {
 static size_t os_round_up(size_t x) { return (x + EBB_OS_PAGE - 1) & ~(size_t)(EBB_OS_PAGE - 1); }
 
 
-_Atomic(size_t) _ebb_lazy_total; /* of _ebb_purged_total, with MADV_FREE (RSS hides them); passes add, statistics read (relaxed) */
-
 /* With EBB_MADVISE=free, purged memory may keep its old contents. */
 bool _ebb_purge_zeroes(void) { return _ebb_option(EBB_OPT_MADVISE) == 0; }
 
@@ -163,13 +161,17 @@ bool _ebb_purge_zeroes(void) { return _ebb_option(EBB_OPT_MADVISE) == 0; }
  * for 64 KiB, 9 ms for 256 MiB), so a pass merges adjacent ranges and
  * purges each run with one call. The caller flushes before it lets go of
  * the pages in the batch. */
+/* What counts as released is what was resident in the run (a page that
+ * was never touched, or a block's OS page already purged, gives nothing
+ * back), read from the kernel just before: the holder keeps every block of
+ * the run from use until the flush. */
 static void batch_flush_now(ebb_purge_batch_t *b) {
   if (b->len == 0) return;
   bool lazy = !_ebb_purge_zeroes();
+  size_t resident = _ebb_prim_resident(b->start, b->len);
   if (_ebb_prim_decommit(b->start, b->len, lazy) == 0) {
-    b->released += b->len;
-    atomic_fetch_add_explicit(&_ebb_purged_total, b->len, memory_order_relaxed);
-    if (lazy) atomic_fetch_add_explicit(&_ebb_lazy_total, b->len, memory_order_relaxed);
+    b->released += resident;
+    _ebb_budget_released(resident, lazy ? EBB_RELEASE_LAZY : EBB_RELEASE_PURGE);
   }
   b->len = 0;
 }
@@ -853,14 +855,16 @@ static bool dirty_balances(void) {
 
 /* Purges everything purgeable now (all offered pages with force, else the
  * expired ones) after giving back this thread's own empty pages. Returns
- * the bytes released. */
+ * the resident bytes given back: what this thread released during the
+ * call (_ebb_budget_released counts each byte once, as it stops being
+ * resident), the segments its reap unmapped at once included. */
 ebb_export size_t ebb_collect(bool force) {
   _ebb_init_process();
   ebb_heap_t *heap = _ebb_tls_heap;
-  size_t released = 0;
-  if (heap != &_ebb_heap_empty) released += _ebb_seize_clean_own(heap);
+  size_t before = _ebb_budget_released_here();
+  if (heap != &_ebb_heap_empty) _ebb_seize_clean_own(heap);
   pass_begin();
-  released += purge_run(force, force ? PASS_COLLECT_ALL : PASS_COLLECT);
+  purge_run(force, force ? PASS_COLLECT_ALL : PASS_COLLECT);
   pass_end();
   if (heap != &_ebb_heap_empty && force) {
     /* Pages the pass emptied go back to their segments, and segments left
@@ -870,13 +874,13 @@ ebb_export size_t ebb_collect(bool force) {
     _ebb_page_reap(heap);
     _ebb_seize_leave(heap);
     pass_begin();
-    released += purge_run(true, PASS_COLLECT_ALL);
+    purge_run(true, PASS_COLLECT_ALL);
 #if EBB_DEBUG >= 3
     ebb_assert_expensive(dirty_balances());
 #endif
     pass_end();
   }
-  return released;
+  return _ebb_budget_released_here() - before;
 }
 
 /* ---- when the OS refuses a mapping ---------------------------------------------------

@@ -154,14 +154,21 @@ static void owned_remove(ebb_heap_t *heap, ebb_segment_t *seg) {
 /* ---- the segment cache ------------------------------------------------------ */
 /* Dirty bytes of cached segments are counted under the lock, together
  * with the cache itself, so the count never runs ahead of what a pass can
- * see (or behind it). */
+ * see (or behind it). A cached segment's dirty bytes are what its purge
+ * would give back: its resident bytes past the first OS page (which keeps
+ * the registry links until the unmap). */
+static size_t cache_dirty(const ebb_segment_t *seg) {
+  if (seg->cache_purged || _ebb_cache_resident(seg) <= EBB_OS_PAGE) return 0;
+  return _ebb_cache_resident(seg) - EBB_OS_PAGE;
+}
+
 static ebb_segment_t *cache_pop(void) {
   ebb_segment_t *seg = NULL;
   _ebb_lock();
   if (cache_count > 0) {
     EBB_STORE(cache_count, cache_count - 1);
     seg = cache[cache_count];
-    if (!seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
+    _ebb_purge_dirty_sub(cache_dirty(seg));
   }
   _ebb_unlock();
   return seg;
@@ -174,12 +181,13 @@ static bool cache_push(ebb_segment_t *seg) {
   for (uint32_t i = 0; i < seg->page_count && clean; i++) clean = seg->pages[i].is_fresh;
   EBB_STORE(seg->cached_since, _ebb_purge_clock_ms());
   EBB_STORE(seg->cache_purged, clean);
-  _ebb_lock();
   size_t limit = (size_t)_ebb_option(EBB_OPT_SEGMENT_CACHE);
+  if (limit > 0) _ebb_cache_resident_set(seg, _ebb_prim_resident(seg, EBB_SEGMENT_SIZE));
+  _ebb_lock();
   if (cache_count < limit && cache_count < sizeof(cache) / sizeof(cache[0])) {
     cache[cache_count] = seg;
     EBB_STORE(cache_count, cache_count + 1); /* read without the lock (_ebb_segment_cache_count) */
-    if (!clean) _ebb_purge_dirty_add(EBB_SEGMENT_SIZE);
+    _ebb_purge_dirty_add(cache_dirty(seg));
     kept = true;
   }
   _ebb_unlock();
@@ -189,6 +197,13 @@ static bool cache_push(ebb_segment_t *seg) {
 static void cache_remove_locked(size_t i) {
   memmove(&cache[i], &cache[i + 1], (cache_count - i - 1) * sizeof(cache[0]));
   EBB_STORE(cache_count, cache_count - 1);
+}
+
+/* Unmaps a whole segment; returns (and counts) the resident bytes it held. */
+static size_t unmap_counted(ebb_segment_t *seg) {
+  size_t resident = _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
+  _ebb_budget_released(resident, EBB_RELEASE_UNMAP);
+  return resident;
 }
 
 /* Purges cached segments after purge_delay (at once when over the dirty
@@ -217,18 +232,21 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
     if (force || age >= unmap_after) {
       cache_remove_locked(i);
       registry_remove_locked(seg);
-      if (!seg->cache_purged) _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
+      _ebb_purge_dirty_sub(cache_dirty(seg));
       _ebb_secure_segment_unmapped(seg);
-      _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
-      released += EBB_SEGMENT_SIZE;
+      released += unmap_counted(seg);
       unmapped++;
       continue;
     }
     if (!seg->cache_purged && (urgent || age >= delay)) {
-      _ebb_prim_decommit((uint8_t *)seg + EBB_OS_PAGE, EBB_SEGMENT_SIZE - EBB_OS_PAGE, false);
+      size_t gone = cache_dirty(seg);
+      _ebb_purge_dirty_sub(gone);
+      if (_ebb_prim_decommit((uint8_t *)seg + EBB_OS_PAGE, EBB_SEGMENT_SIZE - EBB_OS_PAGE, false) != 0)
+        gone = 0; /* refused: zeroed by hand, still resident */
       EBB_STORE(seg->cache_purged, true);
-      _ebb_purge_dirty_sub(EBB_SEGMENT_SIZE);
-      released += EBB_SEGMENT_SIZE - EBB_OS_PAGE;
+      _ebb_cache_resident_set(seg, _ebb_cache_resident(seg) - gone);
+      _ebb_budget_released(gone, EBB_RELEASE_PURGE);
+      released += gone;
       purged++;
     }
     i++;
@@ -294,7 +312,7 @@ static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
   }
   _ebb_segment_registry_remove(seg);
   _ebb_secure_segment_unmapped(seg);
-  _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
+  unmap_counted(seg);
   if (_ebb_verbose_on()) say_cache_full();
 }
 
@@ -471,7 +489,7 @@ void _ebb_segment_clear_tags_locked(uintptr_t thread_id) {
  * not yet purged. */
 size_t _ebb_segment_dirty_locked(void) {
   size_t dirty = 0;
-  for (size_t i = 0; i < cache_count; i++) dirty += cache[i]->cache_purged ? 0 : EBB_SEGMENT_SIZE;
+  for (size_t i = 0; i < cache_count; i++) dirty += cache_dirty(cache[i]);
   for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
     if (seg->kind == EBB_PAGE_LARGE) continue;
     for (uint32_t i = 0; i < seg->page_count; i++) {
@@ -487,10 +505,12 @@ size_t _ebb_segment_dirty_locked(void) {
 /* Another thread may own the page: its counters are read racily, which is
  * good enough for a snapshot and cannot fault (the segment is mapped while
  * it is in the registry and we hold the lock). */
+/* Free bytes go to free_in_live_pages or free_in_empty_pages by whether
+ * the page holds a live block; ebb_stats_get adds them up. */
 static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_stats_t *st) {
   size_t psize = _ebb_segment_page_size(seg, page, NULL);
   if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED)) {
-    if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) st->free_in_pages += psize;
+    if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) st->free_in_empty_pages += psize;
     return;
   }
   uint64_t used = _ebb_page_used(page);
@@ -499,13 +519,40 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
   uint64_t bsize = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
   if (used > cap) used = cap;
   if (purged > cap - used) purged = cap - used;
+  uint64_t *free_bytes = used != 0 ? &st->free_in_live_pages : &st->free_in_empty_pages;
   st->live += used * bsize;
-  st->free_in_pages += (cap - used - purged) * bsize;
+  *free_bytes += (cap - used - purged) * bsize;
   if (atomic_load_explicit(&page->claim, memory_order_relaxed) == EBB_CLAIM_IDLE &&
       __atomic_load_n(&page->offered, __ATOMIC_RELAXED) == 0)
     st->dirty += cap * bsize; /* parked in place: not in _ebb_dirty_bytes */
   if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED) && cap * bsize < psize)
-    st->free_in_pages += psize - cap * bsize; /* dirty, not yet carved again */
+    *free_bytes += psize - cap * bsize; /* dirty, not yet carved again */
+}
+
+/* A cached segment: its resident bytes as the kernel counted them, the
+ * header's touched part (up to 3 OS pages) as metadata. */
+static void cached_segment_stats(const ebb_segment_t *seg, ebb_stats_t *st) {
+  size_t resident = _ebb_cache_resident(seg), header = EBB_OS_PAGE * 3;
+  if (header > resident) header = resident;
+  st->metadata += header;
+  st->segment_cache += resident - header;
+}
+
+void _ebb_segment_bin_stats(ebb_bin_stats_t bins[EBB_BIN_MAX + 1]) {
+  for (const ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
+    if (EBB_LOAD(seg->kind) == EBB_PAGE_LARGE || EBB_LOAD(seg->used_pages) == 0) continue;
+    for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++) {
+      const ebb_page_t *page = &seg->pages[i];
+      unsigned bin = __atomic_load_n(&page->bin, __ATOMIC_RELAXED);
+      if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED) || bin == 0 || bin > EBB_BIN_MAX) continue;
+      uint64_t used = _ebb_page_used(page), cap = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+      uint64_t purged = __atomic_load_n(&page->purged_blocks, __ATOMIC_RELAXED);
+      if (used > cap) used = cap;
+      if (purged > cap - used) purged = cap - used;
+      bins[bin].live_blocks += used;
+      bins[bin].free_blocks += cap - used - purged;
+    }
+  }
 }
 
 void _ebb_segment_stats(ebb_stats_t *st) {
@@ -516,7 +563,8 @@ void _ebb_segment_stats(ebb_stats_t *st) {
       size_t bytes = size - EBB_LARGE_HEADER_SIZE;
       st->metadata += EBB_LARGE_HEADER_SIZE;
       if (EBB_LOAD(seg->cached_since) != 0) {
-        st->large_cache += bytes;
+        size_t resident = _ebb_cache_resident(seg); /* the header page is resident: metadata */
+        st->large_cache += resident > EBB_LARGE_HEADER_SIZE ? resident - EBB_LARGE_HEADER_SIZE : 0;
       } else {
         st->live += bytes;
         st->large_live += bytes;
@@ -525,13 +573,13 @@ void _ebb_segment_stats(ebb_stats_t *st) {
       continue;
     }
     st->segments_count++;
-    st->metadata += EBB_OS_PAGE * 3; /* the header's touched part */
     bool cached = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == 0 && EBB_LOAD(seg->heap) == NULL &&
                   EBB_LOAD(seg->used_pages) == 0;
     if (cached) {
-      if (!EBB_LOAD(seg->cache_purged)) st->segment_cache += EBB_SEGMENT_SIZE - EBB_OS_PAGE * 3;
+      cached_segment_stats(seg, st);
       continue;
     }
+    st->metadata += EBB_OS_PAGE * 3; /* the header's touched part */
     for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++) page_stats(seg, &seg->pages[i], st);
   }
   st->abandoned_count = _ebb_segment_abandoned_count;

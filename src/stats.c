@@ -6,6 +6,7 @@
  * by walking every segment under the global lock (page counters of other
  * threads are read racily: a snapshot, exact when the program is quiet). */
 #include <errno.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <string.h>
 
@@ -18,11 +19,12 @@ extern _Atomic(uint64_t) _ebb_prim_munmap_calls;
 /* ---- ebb_stats ------------------------------------------------------------- */
 extern _Atomic(uint64_t) _ebb_prim_madvise_calls;
 
-ebb_export bool ebb_stats_get(ebb_stats_t *out) {
-  if (out == NULL) {
-    errno = EINVAL;
-    return false;
-  }
+/* The version-1 struct ended at madvise_calls: programs built against
+ * that header pass a struct of this size to the one-argument entry. */
+#define EBB_STATS_V1_SIZE offsetof(ebb_stats_t, free_in_live_pages)
+static_assert(EBB_STATS_V1_SIZE == 160, "version-1 fields keep their offsets");
+
+static void stats_fill(ebb_stats_t *out) {
   memset(out, 0, sizeof(*out));
   out->version = EBB_STATS_VERSION;
   out->size = sizeof(*out);
@@ -31,34 +33,120 @@ ebb_export bool ebb_stats_get(ebb_stats_t *out) {
   _ebb_heap_stats(out);
   _ebb_unlock();
   out->mapped += _ebb_os_stranded_bytes(); /* decommitted: mapped, never resident */
+  out->free_in_pages = out->free_in_live_pages + out->free_in_empty_pages;
   out->resident = out->live + out->free_in_pages + out->segment_cache + out->large_cache + out->metadata;
   out->purged_or_untouched = out->mapped > out->resident ? out->mapped - out->resident : 0;
   out->dirty += atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed); /* + pages parked in place */
   out->purged_total = atomic_load_explicit(&_ebb_purged_total, memory_order_relaxed);
   out->purged_lazy_total = atomic_load_explicit(&_ebb_lazy_total, memory_order_relaxed);
+  out->unmapped_total = atomic_load_explicit(&_ebb_unmapped_total, memory_order_relaxed);
   out->mmap_calls = atomic_load_explicit(&_ebb_prim_mmap_calls, memory_order_relaxed);
   out->munmap_calls = atomic_load_explicit(&_ebb_prim_munmap_calls, memory_order_relaxed);
   out->madvise_calls = atomic_load_explicit(&_ebb_prim_madvise_calls, memory_order_relaxed);
+}
+
+/* Copies the whole fields that fit in `size` bytes of the caller's struct:
+ * a program built against an older header knows a prefix of the fields
+ * and gave room for that prefix only. */
+static bool stats_copy(ebb_stats_t *out, size_t size, uint32_t version) {
+  if (out == NULL || size < offsetof(ebb_stats_t, live)) {
+    errno = EINVAL;
+    return false;
+  }
+  ebb_stats_t full;
+  stats_fill(&full);
+  size_t filled = size >= sizeof(full) ? sizeof(full)
+                                       : offsetof(ebb_stats_t, live) +
+                                             (size - offsetof(ebb_stats_t, live)) / sizeof(uint64_t) * sizeof(uint64_t);
+  full.version = version;
+  full.size = (uint32_t)filled;
+  memcpy(out, &full, filled);
   return true;
 }
+
+ebb_export bool ebb_stats_get_sized(ebb_stats_t *out, size_t size) {
+  return stats_copy(out, size, EBB_STATS_VERSION);
+}
+
+/* The entry that binaries built against the one-argument header call. It
+ * cannot know the caller's size, so it fills the version-1 struct, and
+ * says so (version 1), for ever. A new symbol for the sized call, rather
+ * than ELF symbol versioning: the library is built without a version
+ * script, also as a static library and by plain CMake, and the name keeps
+ * the two forms apart for dlsym users too. Parenthesised: the header's
+ * macro maps the two-argument calls to ebb_stats_get_sized. */
+ebb_export bool(ebb_stats_get)(ebb_stats_t *out) { return stats_copy(out, EBB_STATS_V1_SIZE, 1); }
 
 static bool is_count(const char *name) {
   size_t n = strlen(name);
   return (n > 6 && strcmp(name + (n - 6), "_count") == 0) || (n > 6 && strcmp(name + (n - 6), "_calls") == 0);
 }
 
-static void print_field(const char *name, uint64_t v, const char *help) {
-  if (is_count(name)) _ebb_message("ebb:   %s %zu  (%s)\n", name, (size_t)v, help);
-  else _ebb_message("ebb:   %s %zu KiB  (%s)\n", name, (size_t)(v / 1024), help);
+/* Text lines go out with one write each, formatted on the stack: the
+ * exit-time print runs while the program's heap is being torn down. */
+static void print_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void print_line(int fd, const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = _ebb_vformat(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  _ebb_prim_write_fd(fd, line, n < sizeof(line) ? n : sizeof(line) - 1);
 }
 
-ebb_export void ebb_stats_print(void) {
+static void print_field(int fd, const char *name, uint64_t v, const char *help) {
+  if (is_count(name)) print_line(fd, "ebb:   %s %zu  (%s)\n", name, (size_t)v, help);
+  else print_line(fd, "ebb:   %s %zu KiB  (%s)\n", name, (size_t)(v / 1024), help);
+}
+
+static void print_stats(int fd) {
   ebb_stats_t st;
-  ebb_stats_get(&st);
-  _ebb_message("ebb: statistics (ebb %s)\n", ebb_version());
-#define EBB_PRINT_FIELD(name, help) print_field(#name, st.name, help);
+  ebb_stats_get(&st, sizeof st);
+  print_line(fd, "ebb: statistics (ebb %s, pid %u)\n", ebb_version(), (unsigned)_ebb_prim_pid());
+#define EBB_PRINT_FIELD(name, help) print_field(fd, #name, st.name, help);
   EBB_STATS_FIELDS(EBB_PRINT_FIELD)
 #undef EBB_PRINT_FIELD
+}
+
+ebb_export void ebb_stats_print(void) { print_stats(2); }
+
+/* "%p" becomes the process id, "%%" a "%"; false if the result does not
+ * fit. */
+static bool expand_path(const char *path, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *s = path; *s != 0; s++) {
+    char num[16];
+    const char *piece = num;
+    if (s[0] == '%' && s[1] == 'p') {
+      _ebb_format(num, sizeof(num), "%u", (unsigned)_ebb_prim_pid());
+      s++;
+    } else {
+      num[0] = *s;
+      num[1] = 0;
+      if (s[0] == '%' && s[1] == '%') s++;
+    }
+    size_t len = strlen(piece);
+    if (n + len >= cap) return false;
+    memcpy(out + n, piece, len);
+    n += len;
+  }
+  out[n] = 0;
+  return true;
+}
+
+void _ebb_stats_print_to_file(const char *path) {
+  char name[4096];
+  if (!expand_path(path, name, sizeof(name))) {
+    _ebb_message("ebb: error: EBB_STATS_FILE is too long (at most %zu bytes)\n", sizeof(name) - 1);
+    return;
+  }
+  int fd = _ebb_prim_open_append(name);
+  if (fd < 0) {
+    _ebb_message("ebb: error: EBB_STATS_FILE: cannot open %s (errno %d)\n", name, errno);
+    return;
+  }
+  print_stats(fd);
+  _ebb_prim_close(fd);
 }
 
 /* Appends to a caller's buffer, counting what does not fit. */
@@ -81,7 +169,7 @@ static void json_field(sink_t *k, const char *name, uint64_t v) {
 
 ebb_export size_t ebb_stats_json(char *buf, size_t size) {
   ebb_stats_t st;
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   sink_t k = {buf, size, 0};
   sink_put(&k, "{");
   json_field(&k, "version", st.version);
@@ -96,7 +184,7 @@ ebb_export size_t ebb_stats_json(char *buf, size_t size) {
 /* ---- glibc views --------------------------------------------------------------- */
 ebb_export struct mallinfo2 ebb_mallinfo2(void) {
   ebb_stats_t st;
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   struct mallinfo2 mi;
   memset(&mi, 0, sizeof(mi));
   mi.arena = st.mapped - st.large_live;     /* non-mmapped space: segments */
@@ -130,3 +218,89 @@ EBB_STD(mallinfo, ebb_mallinfo);
 
 ebb_export void ebb_malloc_stats(void) { ebb_stats_print(); }
 EBB_STD(malloc_stats, ebb_malloc_stats);
+
+/* ---- malloc_info ---------------------------------------------------------------- */
+/* glibc's XML shape with ebb's figures. One <heap nr="0"> for the process:
+ * ebb's pages move between thread heaps (a thread's exit abandons them,
+ * another adopts them) and only a heap's owner may walk its queues, so the
+ * size classes are read from the segments, as the statistics are. In each
+ * <size>, count and total are the free blocks of the class (glibc's free
+ * chunks), in pages in use. Figures are gathered under the global lock,
+ * into the stack; the lines are written after it is released (fwrite may
+ * allocate the stream's buffer, from any thread), one formatted line at a
+ * time. */
+typedef struct info_out_s {
+  FILE *fp;
+  bool failed;
+} info_out_t;
+
+static void info_line(info_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void info_line(info_out_t *o, const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = _ebb_vformat(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  if (n >= sizeof(line)) n = sizeof(line) - 1;
+  if (!o->failed && fwrite(line, 1, n, o->fp) != n) o->failed = true;
+}
+
+/* The free blocks of every class in use, as <size> lines; returns their count. */
+static uint64_t info_sizes(info_out_t *o, const ebb_bin_stats_t *bins) {
+  uint64_t count = 0;
+  info_line(o, "<sizes>\n");
+  for (unsigned bin = 1; bin <= EBB_BIN_MAX; bin++) {
+    if (bins[bin].free_blocks + bins[bin].live_blocks == 0) continue;
+    size_t from = bin == 1 ? 1 : _ebb_bin_size(bin - 1) + 1, to = _ebb_bin_size(bin);
+    info_line(o, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n", from, to,
+              (size_t)(bins[bin].free_blocks * to), (size_t)bins[bin].free_blocks);
+    count += bins[bin].free_blocks;
+  }
+  info_line(o, "</sizes>\n");
+  return count;
+}
+
+/* The totals glibc prints for a heap and again for the process. */
+static void info_totals(info_out_t *o, const ebb_stats_t *st, uint64_t free_count, bool process) {
+  info_line(o, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+  info_line(o, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", (size_t)free_count,
+            (size_t)(st->free_in_pages + st->segment_cache + st->large_cache));
+  if (process) info_line(o, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", (size_t)st->large_count,
+                         (size_t)st->large_live);
+  info_line(o, "<system type=\"current\" size=\"%zu\"/>\n", (size_t)st->mapped);
+  info_line(o, "<system type=\"max\" size=\"%zu\"/>\n",
+            (size_t)atomic_load_explicit(&_ebb_os_mapped_peak, memory_order_relaxed));
+  info_line(o, "<aspace type=\"total\" size=\"%zu\"/>\n", (size_t)st->mapped);
+  info_line(o, "<aspace type=\"mprotect\" size=\"%zu\"/>\n", (size_t)st->mapped);
+}
+
+/* "rest" counts the free blocks of the classes, the cached segments and
+ * the cached large blocks; its size is every free resident byte
+ * (free_in_pages + segment_cache + large_cache). */
+ebb_export int ebb_malloc_info(int options, FILE *fp) {
+  if (options != 0 || fp == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  _ebb_init_process();
+  ebb_bin_stats_t bins[EBB_BIN_MAX + 1];
+  memset(bins, 0, sizeof(bins));
+  _ebb_lock();
+  _ebb_segment_bin_stats(bins);
+  _ebb_unlock();
+  ebb_stats_t st;
+  ebb_stats_get(&st, sizeof st);
+  info_out_t o = {fp, false};
+  info_line(&o, "<malloc version=\"1\">\n<heap nr=\"0\">\n");
+  uint64_t free_count = info_sizes(&o, bins) + _ebb_segment_cache_count() + _ebb_large_cache_count();
+  info_totals(&o, &st, free_count, false);
+  info_line(&o, "</heap>\n");
+  info_totals(&o, &st, free_count, true);
+  info_line(&o, "</malloc>\n");
+  if (o.failed) {
+    if (errno == 0) errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+EBB_STD(malloc_info, ebb_malloc_info);

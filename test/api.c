@@ -12,7 +12,9 @@
  * Single-threaded, fixed seeds. Prints one line per failed CHECK and a
  * summary line; exits 1 if anything failed.
  */
+#include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -840,7 +842,7 @@ static void test_owns_foreign(void) {
 static ebb_stats_t stats_now(void) {
   ebb_stats_t s;
   memset(&s, 0xFF, sizeof s); /* so that unfilled fields show */
-  CHECK(ebb_stats_get(&s));
+  CHECK(ebb_stats_get(&s, sizeof s));
   return s;
 }
 
@@ -853,8 +855,66 @@ static void test_stats_header(void) {
   CHECK(s.large_live <= s.live);
   CHECK(s.heaps_count >= 1 && s.segments_count >= 1);
   errno = 0;
-  CHECK(!ebb_stats_get(NULL));
+  CHECK(!ebb_stats_get(NULL, sizeof(ebb_stats_t)));
   CHECK(errno == EINVAL);
+  ebb_stats_t tiny;
+  errno = 0;
+  CHECK(!ebb_stats_get(&tiny, 7)); /* not even version and size */
+  CHECK(errno == EINVAL);
+}
+
+/* A struct of `n` stats fields between two canaries on the stack, as a
+ * program built against an older, smaller header has it. */
+#define STATS_CANARY 0xA5A5A5A5A5A5A5A5ull
+typedef struct stats_frame_s {
+  volatile uint64_t before[4];
+  struct {
+    uint32_t version, size;
+    uint64_t field[19]; /* room for the version-1 fields; fewer of them used */
+  } st;
+  volatile uint64_t after[4];
+} stats_frame_t;
+
+static void frame_arm(stats_frame_t *f) {
+  memset(f, 0x5A, sizeof *f);
+  for (int i = 0; i < 4; i++) f->before[i] = f->after[i] = STATS_CANARY;
+}
+
+/* The canaries hold, and nothing of the struct past `filled` was written. */
+static bool frame_intact(const stats_frame_t *f, size_t filled) {
+  bool ok = true;
+  for (int i = 0; i < 4; i++) ok &= f->before[i] == STATS_CANARY && f->after[i] == STATS_CANARY;
+  const unsigned char *rest = (const unsigned char *)&f->st;
+  for (size_t i = filled; i < sizeof f->st; i++) ok &= rest[i] == 0x5A;
+  return ok;
+}
+
+/* The caller's size bounds what is written, whole fields only; the
+ * one-argument entry (binaries built against the version-1 header) fills
+ * exactly the version-1 struct. */
+static void test_stats_sizes(void) {
+  stats_frame_t f;
+  size_t ten = 8 + 10 * sizeof(uint64_t);
+  frame_arm(&f);
+  CHECK(ebb_stats_get((ebb_stats_t *)&f.st, ten));
+  CHECK_EQ(f.st.size, ten);
+  CHECK_EQ(f.st.version, EBB_STATS_VERSION);
+  CHECK(frame_intact(&f, ten));
+  frame_arm(&f);
+  CHECK(ebb_stats_get((ebb_stats_t *)&f.st, ten + 5)); /* a partial field is not written */
+  CHECK_EQ(f.st.size, ten);
+  CHECK(frame_intact(&f, ten));
+  frame_arm(&f);
+  CHECK((ebb_stats_get)((ebb_stats_t *)&f.st));
+  CHECK_EQ(f.st.size, sizeof f.st);
+  CHECK_EQ(f.st.version, 1);
+  CHECK(frame_intact(&f, sizeof f.st));
+  static_assert(offsetof(ebb_stats_t, free_in_live_pages) == sizeof f.st, "old offsets unchanged");
+  ebb_stats_t big[2];
+  memset(big, 0x5A, sizeof big);
+  CHECK(ebb_stats_get(&big[0], sizeof big)); /* a newer, bigger struct: ours is filled */
+  CHECK_EQ(big[0].size, sizeof(ebb_stats_t));
+  CHECK(((unsigned char *)&big[1])[0] == 0x5A);
 }
 
 #define MB_OF(x) ((double)(x) / (double)MiB)
@@ -1040,6 +1100,7 @@ static void run_ebb_suite(void) {
   RUN_EBB(test_owns_live_blocks);
   RUN_EBB(test_owns_foreign);
   RUN_EBB(test_stats_header);
+  RUN_EBB(test_stats_sizes);
   RUN_EBB(test_stats_live);
   RUN_EBB(test_stats_large);
   RUN_EBB(test_stats_print);

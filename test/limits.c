@@ -331,7 +331,7 @@ static size_t count_mib_blocks(void) {
 static size_t idle_mapped_mib(void) {
   ebb_stats_t st;
   for (int i = 0; i < 30; i++) {
-    ebb_stats_get(&st);
+    ebb_stats_get(&st, sizeof st);
     if (st.mapped <= 16 * MiB) break;
     usleep(100 * 1000);
   }

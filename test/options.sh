@@ -143,6 +143,8 @@ expect_line 'EBB_MADVISE=sometimes' -- \
   'ebb: warning: EBB_MADVISE=sometimes is invalid: expected dontneed or free; using dontneed'
 expect_line 'EBB_PURGE_DELAY_MS=' -- \
   'ebb: warning: EBB_PURGE_DELAY_MS= is invalid: expected a number from 0 to 60000; using 100'
+expect_line 'EBB_STATS_FILE=' -- \
+  'ebb: warning: EBB_STATS_FILE= is invalid: expected a file path (%p: the process id); using (none)'
 
 # ---- EBB_ variables that are not options -----------------------------------------
 expect_line 'EBB_PURGE_DELAY=5' -- \
@@ -225,6 +227,17 @@ if run_mode print 'EBB_DIRTY_MAX=1024m' 'EBB_MADVISE=free' 'EBB_PURGE_DELAY_MS=a
     grep -qxF "ebb:   $want" "$err" || fail "ebb_options_print: no line '$want': $(cat "$err")"
   done
 fi
+# A path option: printed as typed, and written to at exit (%p: the pid).
+stats_dir=$(mktemp -d)
+trap 'rm -f "$out" "$err"; rm -rf "$stats_dir"' EXIT
+if run_mode print "EBB_STATS_FILE=$stats_dir/stats-%p.txt"; then
+  grep -qxF "ebb:   EBB_STATS_FILE = $stats_dir/stats-%p.txt (environment)" "$err" ||
+    fail "ebb_options_print: no EBB_STATS_FILE line: $(grep STATS_FILE "$err")"
+  compgen -G "$stats_dir/stats-[0-9]*.txt" >/dev/null || fail "EBB_STATS_FILE: no $stats_dir/stats-<pid>.txt written"
+fi
+if run_mode print; then
+  grep -qxF 'ebb:   EBB_STATS_FILE = (none) (default)' "$err" || fail "ebb_options_print: EBB_STATS_FILE unset: $(grep STATS_FILE "$err")"
+fi
 if run_mode mallopt 'EBB_DIRTY_MAX=64m'; then
   for want in 'EBB_DIRTY_MAX = 8m (mallopt)' 'EBB_LARGE_THRESHOLD = 64k (mallopt)' 'EBB_LARGE_CACHE = 256m (default)'; do
     grep -qxF "ebb:   $want" "$err" || fail "after mallopt: no line '$want': $(cat "$err")"
@@ -249,7 +262,7 @@ if run_mode workload 'EBB_VERBOSE=1'; then
     'segment: mapped a fresh 4 MiB segment for 64 KiB pages' \
     'segment cache: unmapped [0-9]* free segments' \
     'large: mapped a 20 MiB block' 'large: unmapped a 300 MiB block at once' \
-    'large cache: unmapped 1 freed blocks (20 MiB): cached for the purge delay' \
+    'large cache: unmapped 1 freed blocks (20 MiB, of which 8 KiB resident): cached for the purge delay' \
     'quiet thread: thread [0-9]* is blocked in the kernel: its pages were cleaned' \
     'verbose: [0-9]* more park lines left out (at most 10 a second)'; do
     grep -q "^ebb: $kind" "$err" || fail "EBB_VERBOSE=1 workload: no line 'ebb: $kind'"

@@ -139,7 +139,7 @@ static long wait_rss_at_most(size_t limit, unsigned timeout_ms) {
 
 static ebb_stats_t stats(void) {
   ebb_stats_t st;
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   return st;
 }
 

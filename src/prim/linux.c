@@ -87,6 +87,47 @@ int _ebb_prim_decommit(void *p, size_t size, bool lazy) {
   return 0;
 }
 
+size_t _ebb_prim_resident(const void *p, size_t size) {
+  unsigned char vec[1024]; /* one byte per OS page: 4 MiB per call */
+  size_t pages = (size + EBB_OS_PAGE - 1) / EBB_OS_PAGE, resident = 0;
+  const uint8_t *at = p;
+  int saved = errno;
+  while (pages > 0) {
+    size_t n = pages < sizeof(vec) ? pages : sizeof(vec);
+    if (mincore((void *)at, n * EBB_OS_PAGE, vec) != 0) {
+      resident += n * EBB_OS_PAGE;
+    } else {
+      for (size_t i = 0; i < n; i++) resident += (vec[i] & 1) ? EBB_OS_PAGE : 0;
+    }
+    at += n * EBB_OS_PAGE;
+    pages -= n;
+  }
+  errno = saved;
+  return resident;
+}
+
+int _ebb_prim_open_append(const char *path) {
+  int fd;
+  do fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int _ebb_prim_write_fd(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+void _ebb_prim_close(int fd) { close(fd); }
+
+uint32_t _ebb_prim_pid(void) { return (uint32_t)getpid(); }
+
 uint64_t _ebb_prim_clock_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -94,15 +135,9 @@ uint64_t _ebb_prim_clock_ns(void) {
 }
 
 void _ebb_prim_write_stderr(const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(STDERR_FILENO, buf, len);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      return;
-    }
-    buf += n;
-    len -= (size_t)n;
-  }
+  int saved = errno;
+  _ebb_prim_write_fd(STDERR_FILENO, buf, len);
+  errno = saved;
 }
 
 /* getenv does not allocate; it only reads environ, which the loader has set

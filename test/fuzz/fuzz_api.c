@@ -272,7 +272,7 @@ static void op_control(unsigned how) {
   case 4: ebb_mallopt(M_TRIM_THRESHOLD, budgets[(how >> 3) % 4]); break;
   case 5: {
     ebb_stats_t st;
-    if (!ebb_stats_get(&st) || st.live < live_bytes) {
+    if (!ebb_stats_get(&st, sizeof st) || st.live < live_bytes) {
       slot_t none = {NULL, live_bytes, 0};
       fail("statistics count fewer live bytes than are live", &none, st.live);
     }

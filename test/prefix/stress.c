@@ -219,7 +219,7 @@ static void *meddler(void *arg) {
     case 4: ebb_mallopt(M_TRIM_THRESHOLD, budgets[next_rand(&rng) % 4]); break;
     case 5: {
       ebb_stats_t st;
-      if (!ebb_stats_get(&st) || st.version != EBB_STATS_VERSION) {
+      if (!ebb_stats_get(&st, sizeof st) || st.version != EBB_STATS_VERSION) {
         fprintf(stderr, "stress_prefix: ebb_stats_get failed\n");
         abort();
       }
@@ -279,7 +279,7 @@ int main(int argc, char **argv) {
   ebb_mallopt(M_MMAP_THRESHOLD, 512 * 1024);
   ebb_collect(true);
   ebb_stats_t st;
-  ebb_stats_get(&st);
+  ebb_stats_get(&st, sizeof st);
   printf("stress_prefix: %lu workers, %lu steps, %lu cross-thread frees, %lu meddler calls; "
          "live at the end %llu B, resident %llu B\n",
          (unsigned long)started, atomic_load(&total_steps), atomic_load(&remote_frees),
