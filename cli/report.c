@@ -37,7 +37,9 @@ size_t run_curves(const run_result_t *r, curve_t *out, size_t cap) {
   } all[] = {{"RSS", CURVE_RSS, true},          {"live", CURVE_LIVE, false},
              {"live + metadata", CURVE_LIVE_META, false}, {"free in pages + caches", CURVE_FREE, false},
              {"dirty", CURVE_DIRTY, false},     {"LazyFree", CURVE_LAZYFREE, false},
-             {"AnonHugePages", CURVE_ANON_HUGE, false}, {"cgroup usage", CURVE_CGROUP, false}};
+             {"AnonHugePages", CURVE_ANON_HUGE, false}};
+  /* The cgroup's usage is left out: it counts every process of the cgroup,
+   * often far above this one (the JSON and CSV have it). */
   size_t n = 0;
   for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && n < cap; i++)
     if (all[i].always || curve_has_data(&r->series, all[i].field))
@@ -188,8 +190,8 @@ static void json_sample(FILE *f, const sample_t *x) {
 void write_json(FILE *f, const run_result_t *r, const summary_t *m, double interval_ms) {
   char verdict[256];
   verdict_line(m, interval_ms, verdict, sizeof(verdict));
-  fprintf(f, "{\"pid\": %d, \"interval_ms\": %.0f, \"wall_ms\": %.1f, \"exit_code\": %d, \"verdict\": ", (int)r->pid,
-          interval_ms, r->wall_ms, exit_code_of(r->status));
+  fprintf(f, "{\"pid\": %d, \"interval_ms\": %.0f, \"start_monotonic_ms\": %.3f, \"wall_ms\": %.1f, "
+             "\"exit_code\": %d, \"verdict\": ", (int)r->pid, interval_ms, r->start_ms, r->wall_ms, exit_code_of(r->status));
   json_string(f, verdict);
   fprintf(f, ",\n \"summary\": {\"peak_rss\": %llu, \"final_rss\": %llu, \"peak_live\": %llu, "
              "\"free_resident_peak\": %llu, \"free_resident_longest_ms\": %.0f, \"purged_total\": %llu, "

@@ -120,6 +120,7 @@ bool run_program(const run_opts_t *o, run_result_t *r) {
   sigaction(SIGINT, &ignore, &old_int);
   sigaction(SIGQUIT, &ignore, &old_quit);
   double t0 = now_ms();
+  r->start_ms = t0;
   r->pid = fork();
   if (r->pid < 0) {
     cli_error("fork: %s", strerror(errno));

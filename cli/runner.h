@@ -22,6 +22,7 @@ typedef struct {
   pid_t pid;                /* the program's (the same across exec) */
   int status;               /* waitpid's status */
   double wall_ms;           /* fork to exit */
+  double start_ms;          /* CLOCK_MONOTONIC at fork: samples' t_ms count from it */
   int exec_errno;           /* nonzero: the program could not be started */
   pid_t children[RUN_MAX_CHILDREN]; /* forked children seen, not followed */
   size_t children_n;

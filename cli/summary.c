@@ -66,11 +66,24 @@ static void summarize_ebb(const series_t *s, summary_t *m) {
   }
 }
 
+/* RSS outside ebb's heap before the drop seen at sample i: the largest
+ * rss - resident of the OUTSIDE_SAMPLES before it. The snapshot lags the
+ * kernel by up to one publication (a munmap already in RSS, not yet in the
+ * statistics), which only makes the difference smaller. */
+#define OUTSIDE_SAMPLES 5
+static uint64_t outside_heap(const series_t *s, size_t i) {
+  uint64_t outside = 0;
+  for (size_t k = i; k-- > 0 && k + OUTSIDE_SAMPLES >= i && s->v[k].has_snapshot;) {
+    const sample_t *x = &s->v[k];
+    if (x->rss > x->st.resident && x->rss - x->st.resident > outside) outside = x->rss - x->st.resident;
+  }
+  return outside;
+}
+
 /* After the drop seen at sample i: the first later sample where RSS is
  * within the tolerance of the target; -1 if none. */
 static long settle_index(const series_t *s, size_t i, uint64_t *gap_at_end) {
-  const sample_t *before = &s->v[i - 1];
-  uint64_t outside = before->rss > before->st.resident ? before->rss - before->st.resident : 0;
+  uint64_t outside = outside_heap(s, i);
   size_t j = i;
   for (; j < s->n && s->v[j].has_snapshot; j++) {
     uint64_t target = needed(&s->v[j]) + outside;
@@ -93,10 +106,10 @@ static void summarize_drops(const series_t *s, summary_t *m) {
       if (gap > m->worst_unsettled_gap) m->worst_unsettled_gap = gap;
       continue;
     }
-    double lag = s->v[j].t_ms - b->t_ms;
+    double lag = s->v[j].t_ms - a->t_ms; /* from the last sample before the drop: an upper bound */
     if (lag >= m->worst_lag_ms) {
       m->worst_lag_ms = lag;
-      m->worst_drop_t_ms = b->t_ms;
+      m->worst_drop_t_ms = a->t_ms;
     }
   }
 }
@@ -120,8 +133,8 @@ void verdict_line(const summary_t *m, double interval_ms, char *buf, size_t cap)
                        "metadata when the program ended", m->drops_unsettled, m->drops,
              fmt_bytes(b, sizeof(b), m->worst_unsettled_gap));
   } else {
-    snprintf(buf, cap, "RSS followed live within %.0f ms (the slowest of %zu drops, at %.2f s; sampled every "
-                       "%.0f ms)", m->worst_lag_ms, m->drops, m->worst_drop_t_ms / 1e3, interval_ms);
+    snprintf(buf, cap, "RSS followed live within %.0f ms (the slowest of %zu drop%s, at %.2f s; sampled every "
+                       "%.0f ms)", m->worst_lag_ms, m->drops, m->drops == 1 ? "" : "s", m->worst_drop_t_ms / 1e3, interval_ms);
   }
 }
 
@@ -164,7 +177,10 @@ size_t summary_rows(const summary_t *m, const run_result_t *r, summary_row_t *ro
              fmt_bytes(b, sizeof(b), m->anon_huge_peak));
     add_row(rows, &n, cap, "kernel", v);
   }
-  if (m->cgroup_peak) add_row(rows, &n, cap, "cgroup usage peak", fmt_bytes(a, sizeof(a), m->cgroup_peak));
+  if (m->cgroup_peak) {
+    snprintf(v, sizeof(v), "%s (the whole cgroup: every process in it)", fmt_bytes(a, sizeof(a), m->cgroup_peak));
+    add_row(rows, &n, cap, "cgroup peak", v);
+  }
   if (m->has_snapshot) ebb_rows(m, rows, &n, cap);
   if (r->images_n > 1) {
     snprintf(v, sizeof(v), "%s, then %s (exec: the same pid, followed)", r->images[0], r->images[r->images_n - 1]);
