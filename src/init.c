@@ -59,6 +59,7 @@ void _ebb_fork_child(void) {
   pthread_mutex_init(&_ebb_global_lock, NULL);
   _ebb_os_fork_child();
   _ebb_purge_fork_child();
+  _ebb_snapshot_fork_child();
 }
 
 void _ebb_init_process(void) {
@@ -73,19 +74,26 @@ void _ebb_init_process(void) {
   _ebb_page_init_tables();
   _ebb_heap_init_empty();
   _ebb_seize_init();
+  _ebb_snapshot_init();
   pthread_atfork(_ebb_fork_prepare, _ebb_fork_parent, _ebb_fork_child);
   atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
   _ebb_verbose("ebb: initialised (ebb %s)\n", ebb_version());
   if (_ebb_verbose_on()) _ebb_options_print();
 }
 
-__attribute__((constructor)) static void ebb_constructor(void) { _ebb_init_process(); }
+/* The purge thread publishes the snapshot: started here, once the C
+ * library can make threads, rather than by the first offer of memory. */
+__attribute__((constructor)) static void ebb_constructor(void) {
+  _ebb_init_process();
+  if (_ebb_snapshot_on()) _ebb_purge_notify();
+}
 
 __attribute__((destructor)) static void ebb_destructor(void) {
   if (!_ebb_is_initialized()) return;
   if (_ebb_option_path(EBB_OPT_STATS_FILE) != NULL) _ebb_stats_print_to_file(_ebb_option_path(EBB_OPT_STATS_FILE));
   else if (_ebb_option(EBB_OPT_STATS)) ebb_stats_print();
   if (_ebb_verbose_on()) _ebb_verbose_flush();
+  _ebb_snapshot_exit();
 }
 
 ebb_export const char *ebb_version(void) { return "0.1.0"; }

@@ -319,6 +319,8 @@ typedef enum ebb_option_e {
   EBB_OPT_MADVISE,       /* 0 = dontneed, 1 = free */
   EBB_OPT_LIMIT_MARGIN,  /* percent of a memory limit kept free of ebb's dirty memory */
   EBB_OPT_SECURE,        /* every free and allocation checked against a bitmap (secure.c) */
+  EBB_OPT_SNAPSHOT,      /* publish the statistics in /dev/shm/ebb-<pid> (snapshot.c) */
+  EBB_OPT_SNAPSHOT_MS,   /* how often */
   EBB_OPT_COUNT
 } ebb_option_t;
 void _ebb_options_init(void);
@@ -565,6 +567,15 @@ static inline void _ebb_seize_leave(ebb_heap_t *heap) {
   atomic_store_explicit(&heap->in_slow, atomic_load_explicit(&heap->in_slow, memory_order_relaxed) - 1,
                         memory_order_relaxed);
 }
+/* ---- snapshot.c: the statistics published for other processes ------------ */
+/* EBB_SNAPSHOT=1 (include/ebb_snapshot.h). The purge thread publishes;
+ * nothing on an allocation path looks at it. */
+bool _ebb_snapshot_on(void);
+void _ebb_snapshot_init(void);       /* at initialisation: creates the object */
+uint64_t _ebb_snapshot_due_in(void); /* purge thread: ms until the next publication (publishes when due) */
+void _ebb_snapshot_exit(void);       /* at exit: the last publication, then the object's name goes */
+void _ebb_snapshot_fork_child(void); /* the child publishes under its own pid */
+
 /* ---- limit.c: the memory limit the process lives under -------------------- */
 /* What ebb's in-use + dirty memory may reach before a limit is near
  * (SIZE_MAX: no limit). Hidden: read when a page is taken into use. */

@@ -89,6 +89,13 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * 3.7 times the instructions; make bench-instr measures both). */
   [EBB_OPT_SECURE] = {"SECURE", OPT_BOOL, 0, 0, 1, {0},
                       "check every free and allocation against a bitmap of live blocks (slower)"},
+  /* Off unless a tool asks (the ebb command sets it for the programs it
+   * runs): publishing costs the purge thread a statistics walk per
+   * interval and keeps it awake. 50 ms: ebb run's default sampling. */
+  [EBB_OPT_SNAPSHOT] = {"SNAPSHOT", OPT_BOOL, 0, 0, 1, {0},
+                        "publish the statistics in /dev/shm/ebb-<pid> for the ebb command (ebb top, ebb run)"},
+  [EBB_OPT_SNAPSHOT_MS] = {"SNAPSHOT_MS", OPT_COUNT, 50, 1, 60000, {0},
+                           "how often the published statistics are refreshed, in ms"},
 };
 
 _Atomic(long long) _ebb_option_values[EBB_OPT_COUNT]; /* initialisation and mallopt store, any thread reads (relaxed) */

@@ -48,6 +48,12 @@ int _ebb_prim_open_append(const char *path);
 /* Writes all of buf to fd (retrying short writes); 0 or an errno value. */
 int _ebb_prim_write_fd(int fd, const char *buf, size_t len);
 void _ebb_prim_close(int fd);
+/* Creates (or truncates) the shared-memory object /dev/shm/<name>, mode
+ * 0600, of `size` bytes, and maps it shared and writable: its address, or
+ * NULL with errno. Removes it by name; unmaps it. */
+void *_ebb_prim_shm_create(const char *name, size_t size);
+void _ebb_prim_shm_remove(const char *name);
+void _ebb_prim_shm_unmap(void *p, size_t size);
 /* The process id. */
 uint32_t _ebb_prim_pid(void);
 /* Monotonic clock in nanoseconds. */

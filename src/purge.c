@@ -688,22 +688,32 @@ static bool wait_idle(void) {
   return false;
 }
 
-/* True if the thread should leave (idle for IDLE_EXIT_MS). */
-static bool wait_for_work(void) {
+static uint64_t min_ms(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* True if the thread should leave (idle for IDLE_EXIT_MS). A published
+ * snapshot (snapshot_ms: the next publication is due in that many ms;
+ * UINT64_MAX when off) keeps the thread: it never leaves idle, and wakes
+ * for each publication. */
+static bool wait_for_work(uint64_t snapshot_ms) {
   bool leave = false;
   pthread_mutex_lock(&wake_lock);
   if (watch_until != 0) {
-    struct timespec ts = deadline_in(WATCH_POLL_MS);
+    struct timespec ts = deadline_in(min_ms(WATCH_POLL_MS, snapshot_ms));
     if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) pthread_cond_timedwait(&wake_cond, &wake_lock, &ts);
-  } else if (nothing_to_do()) {
+  } else if (nothing_to_do() && snapshot_ms == UINT64_MAX) {
     leave = wait_idle();
   } else if (!thread_has(EBB_PT_URGENT, memory_order_relaxed)) {
-    struct timespec ts = deadline_in(delay_ms() / 2 + 1);
+    struct timespec ts = deadline_in(min_ms(nothing_to_do() ? UINT64_MAX : delay_ms() / 2 + 1, snapshot_ms));
     pthread_cond_timedwait(&wake_cond, &wake_lock, &ts);
   }
   pthread_mutex_unlock(&wake_lock);
   return leave;
 }
+
+/* The thread that stays for the snapshot must still not outlive the
+ * program's threads (see "Its lifetime" above): while it publishes, it
+ * looks at every wake-up whether it is alone. */
+static bool alone_with_snapshot(void) { return _ebb_snapshot_on() && other_live_threads() == 0; }
 
 static void *purge_thread(void *arg) {
   (void)arg;
@@ -713,14 +723,15 @@ static void *purge_thread(void *arg) {
     bool force = urgent_take();
     _ebb_purge_run(force);
     pass_end();
-    if (alone_now()) {
+    uint64_t snapshot_ms = _ebb_snapshot_due_in();
+    if (alone_now() || alone_with_snapshot()) {
       /* RUNNING stays set: frees from atexit handlers run on this thread
        * must not start another one. */
       _ebb_verbose("ebb: purge thread: the program's last thread exited; so does this one\n");
       pthread_sigmask(SIG_SETMASK, &program_mask, NULL);
       return NULL; /* glibc: the last thread leaving calls exit(0) */
     }
-    if (wait_for_work()) return NULL;
+    if (wait_for_work(snapshot_ms)) return NULL;
   }
 }
 

@@ -113,6 +113,47 @@ int _ebb_prim_open_append(const char *path) {
   return fd;
 }
 
+/* /dev/shm is where glibc's shm_open puts its objects; opening the path
+ * ourselves needs no librt and no allocation. O_NOFOLLOW: a link planted
+ * under the name is refused, not followed. */
+static void shm_path(char *path, size_t cap, const char *name) {
+  static const char dir[] = "/dev/shm/";
+  size_t n = strlen(name);
+  if (sizeof(dir) + n > cap) n = cap - sizeof(dir);
+  memcpy(path, dir, sizeof(dir) - 1);
+  memcpy(path + sizeof(dir) - 1, name, n);
+  path[sizeof(dir) - 1 + n] = 0;
+}
+
+void *_ebb_prim_shm_create(const char *name, size_t size) {
+  char path[128];
+  shm_path(path, sizeof(path), name);
+  int fd;
+  do fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return NULL;
+  void *p = MAP_FAILED;
+  if (ftruncate(fd, (off_t)size) == 0) p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int e = errno;
+  close(fd);
+  if (p == MAP_FAILED) {
+    unlink(path);
+    errno = e;
+    return NULL;
+  }
+  return p;
+}
+
+void _ebb_prim_shm_remove(const char *name) {
+  char path[128];
+  shm_path(path, sizeof(path), name);
+  int saved = errno;
+  unlink(path);
+  errno = saved;
+}
+
+void _ebb_prim_shm_unmap(void *p, size_t size) { munmap(p, size); }
+
 int _ebb_prim_write_fd(int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, buf, len);
