@@ -150,7 +150,7 @@ void chart_svg(FILE *f, const curve_t *curves, size_t n, const char *title) {
   svg_escape(f, title);
   fputs("</text>\n", f);
   svg_axes(f, t_max, v_max, x0, y0, w, h);
-  for (size_t k = 0; k < n; k++) {
+  for (size_t k = n; k-- > 0;) { /* the first curves (RSS, live) drawn last, on top */
     fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", COLOR(k));
     for (size_t i = 0; i < curves[k].series->n; i++) {
       const sample_t *x = &curves[k].series->v[i];

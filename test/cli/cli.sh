@@ -82,7 +82,7 @@ j = json.load(open(w + "/run.json"))
 s = j["samples"]
 assert len(s) >= 10, len(s)
 assert max(x["rss"] for x in s) > 32 << 20, "RSS never above 32 MiB"
-assert any(x["ebb"] and x["ebb"]["live"] == 32 << 20 for x in s), "no sample with live = 32 MiB"
+assert any(x["ebb"] and 32 << 20 <= x["ebb"]["live"] < 33 << 20 for x in s), "no sample with 32 MiB live"
 assert j["summary"]["drops"] >= 1 and j["exit_code"] == 0
 rows = list(csv.DictReader(open(w + "/run.csv")))
 assert len(rows) >= 10 and "live" in rows[0] and "rss" in rows[0]

@@ -2,9 +2,10 @@
 /* test/cli/fake_publisher.c - writes /dev/shm/ebb-<pid> exactly as
  * include/ebb_snapshot.h lays it out, so that the ebb command's readers
  * are tested against the header itself, whatever the library publishes.
- *   fake_publisher workload   32 MiB touched (live), 400 ms, unmapped
+ *   fake_publisher workload   malloc 32 MiB, touched (live), 400 ms, free
  *                             (live 0, purged 32 MiB), 400 ms, exit;
  *                             publishes only if no library does already
+ *                             (under ebb run, libebb publishes)
  *   fake_publisher serve MS   publishes fixed figures for MS ms, then exits
  *   fake_publisher stale      leaves an object for a pid that has exited,
  *                             prints that pid
@@ -80,12 +81,13 @@ static int workload(void) {
   snprintf(path, sizeof(path), "/dev/shm/ebb-%d", (int)getpid());
   ebb_snapshot_t *s = access(path, F_OK) == 0 ? NULL : create(getpid()); /* a library publishes: leave it */
   size_t bytes = 32 * MiB;
-  char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return 1;
+  char *p = malloc(bytes);
+  if (p == NULL) return 1;
   memset(p, 1, bytes);
+  __asm__ volatile("" : : "r"(p) : "memory"); /* the compiler may not drop the writes with the block */
   if (s) publish(s, bytes, 0);
   usleep(400 * 1000);
-  munmap(p, bytes);
+  free(p);
   if (s) publish(s, 0, bytes);
   usleep(400 * 1000);
   if (s) remove_object();
