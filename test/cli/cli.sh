@@ -8,7 +8,7 @@
 # them out (stats, top, the stale case, and ebb run when the library does
 # not publish); static_prog cannot be given ebb by LD_PRELOAD.
 set -uo pipefail
-ebb=$1 fake=$2 static_prog=$3 build=$4
+ebb=$1 fake=$2 static_prog=$3 build=$(cd "$4" && pwd)
 py=/usr/bin/python3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -156,6 +156,17 @@ expect 0 'glibc: from the heap' "$ebb" explain 80k
 expect 0 'glibc: mmap \(above 32 MiB' "$ebb" explain 64m
 expect 0 'large block of 80\.0 KiB .*EBB_LARGE_THRESHOLD = 64\.0 KiB' env EBB_LARGE_THRESHOLD=64k "$ebb" explain 80k
 expect 0 'EBB_PURGE_DELAY_MS = 7 ms' env EBB_PURGE_DELAY_MS=7 "$ebb" explain 100
+
+# The libraries are found next to the command or in its ../lib; without
+# them, one line and status 1.
+mkdir -p "$work/alone" "$work/inst/bin" "$work/inst/lib"
+cp "$ebb" "$work/alone/ebb"
+expect 1 '^ebb: error: run: libebb.so not found next to this command or in its ../lib' "$work/alone/ebb" run -- true
+expect 1 '^ebb: error: explain: libebb-prefix.so not found' "$work/alone/ebb" explain 1k
+cp "$ebb" "$work/inst/bin/ebb"
+ln -s "$build/libebb.so" "$build/libebb-prefix.so" "$work/inst/lib/"
+expect 0 'peak live' "$work/inst/bin/ebb" run -- "$fake" workload
+expect 0 'size class 1\.00 KiB' "$work/inst/bin/ebb" explain 1k
 
 # ebb compare: allocators not found are named, the table has one row each.
 expect 2 '^ebb: error: compare: no program given' "$ebb" compare
