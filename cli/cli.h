@@ -33,7 +33,7 @@ typedef struct {
   uint64_t lazyfree;  /* LazyFree: MADV_FREE pages the kernel has not taken yet */
   uint64_t anon_huge; /* AnonHugePages */
   uint64_t cgroup;    /* memory.current (v2) or memory.usage_in_bytes (v1); 0: no cgroup file */
-  uint64_t cpu_ticks; /* utime + stime, clock ticks */
+  uint64_t cpu_ns;    /* CPU time of all its threads (/proc/PID/task/TID/schedstat), ns */
   bool has_snapshot;  /* st below holds the program's statistics */
   uint64_t purge_delay_ms; /* from the snapshot header */
   ebb_stats_t st;     /* the published statistics; fields past st.size are zero */

@@ -3,8 +3,9 @@
  * interleaved repetitions, medians side by side, and the RSS curves
  * overlaid. "RSS after idle" is the same measure for every allocator: the
  * RSS at the end of the last stretch of 500 ms or more in which the
- * program used under 10% of one CPU (from /proc/PID/stat), i.e. slept
- * rather than allocated; "-" when the program never idled so long. */
+ * program used under 10% of one CPU, i.e. slept
+ * rather than allocated (CPU time from /proc/PID/task/TID/schedstat);
+ * "-" when the program never idled so long. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -61,17 +62,20 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* RSS at the end of the last idle stretch, or -1 if there is none. */
+/* RSS at the end of the last idle stretch: a run of consecutive sample
+ * periods, IDLE_MS long at least, each with under 10% of one CPU used by
+ * the program's threads; -1 if there is none. */
 static double idle_rss(const series_t *s) {
-  long ticks = sysconf(_SC_CLK_TCK);
   double last = -1;
-  size_t a = 0;
-  for (size_t b = 0; b < s->n; b++) {
-    while (a + 1 < b && s->v[b].t_ms - s->v[a + 1].t_ms >= IDLE_MS) a++;
-    double span = s->v[b].t_ms - s->v[a].t_ms;
-    if (span < IDLE_MS) continue;
-    double cpu_ms = (double)(s->v[b].cpu_ticks - s->v[a].cpu_ticks) * 1e3 / (double)ticks;
-    if (cpu_ms < 0.1 * span) last = (double)s->v[b].rss;
+  size_t start = 0; /* the first sample of the current quiet run */
+  for (size_t b = 1; b < s->n; b++) {
+    double period_ms = s->v[b].t_ms - s->v[b - 1].t_ms;
+    double cpu_ms = (double)(s->v[b].cpu_ns - s->v[b - 1].cpu_ns) / 1e6;
+    if (cpu_ms >= 0.1 * period_ms) {
+      start = b;
+      continue;
+    }
+    if (s->v[b].t_ms - s->v[start].t_ms >= IDLE_MS) last = (double)s->v[b].rss;
   }
   return last;
 }

@@ -179,9 +179,9 @@ static void json_string(FILE *f, const char *s) {
 
 static void json_sample(FILE *f, const sample_t *x) {
   fprintf(f, "{\"t_ms\": %.1f, \"rss\": %llu, \"anonymous\": %llu, \"lazyfree\": %llu, \"anon_huge_pages\": %llu, "
-             "\"cgroup\": %llu, \"cpu_ticks\": %llu, \"ebb\": ", x->t_ms, (unsigned long long)x->rss,
+             "\"cgroup\": %llu, \"cpu_ns\": %llu, \"ebb\": ", x->t_ms, (unsigned long long)x->rss,
           (unsigned long long)x->anon, (unsigned long long)x->lazyfree, (unsigned long long)x->anon_huge,
-          (unsigned long long)x->cgroup, (unsigned long long)x->cpu_ticks);
+          (unsigned long long)x->cgroup, (unsigned long long)x->cpu_ns);
   if (x->has_snapshot) stats_print_json(f, &x->st);
   else fputs("null", f);
   fputc('}', f);
@@ -209,14 +209,14 @@ void write_json(FILE *f, const run_result_t *r, const summary_t *m, double inter
 }
 
 void write_csv(FILE *f, const series_t *s) {
-  fputs("t_ms,rss,anonymous,lazyfree,anon_huge_pages,cgroup,cpu_ticks,has_snapshot", f);
+  fputs("t_ms,rss,anonymous,lazyfree,anon_huge_pages,cgroup,cpu_ns,has_snapshot", f);
   for (size_t k = 0; k < stat_field_count; k++) fprintf(f, ",%s", stat_fields[k].name);
   fputc('\n', f);
   for (size_t i = 0; i < s->n; i++) {
     const sample_t *x = &s->v[i];
     fprintf(f, "%.1f,%llu,%llu,%llu,%llu,%llu,%llu,%d", x->t_ms, (unsigned long long)x->rss,
             (unsigned long long)x->anon, (unsigned long long)x->lazyfree, (unsigned long long)x->anon_huge,
-            (unsigned long long)x->cgroup, (unsigned long long)x->cpu_ticks, x->has_snapshot);
+            (unsigned long long)x->cgroup, (unsigned long long)x->cpu_ns, x->has_snapshot);
     for (size_t k = 0; k < stat_field_count; k++) {
       if (x->has_snapshot && stat_field_present(&x->st, k))
         fprintf(f, ",%llu", (unsigned long long)stat_field_value(&x->st, k));

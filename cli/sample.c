@@ -46,21 +46,23 @@ static bool read_rollup(pid_t pid, sample_t *x) {
   return any;
 }
 
-/* utime + stime of pid (fields 14 and 15 of /proc/<pid>/stat). */
-static uint64_t read_cpu_ticks(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "re");
-  if (f == NULL) return 0;
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  const char *p = strrchr(buf, ')');
-  for (int field = 2; field < 14 && p != NULL; field++) p = strchr(p + 1, ' ');
-  if (p == NULL) return 0;
-  char *end;
-  uint64_t utime = strtoull(p + 1, &end, 10);
-  return utime + strtoull(end, NULL, 10);
+/* CPU time of all of pid's threads, in ns: the first field of each
+ * /proc/<pid>/task/<tid>/schedstat (finer than stat's clock ticks). */
+static uint64_t read_cpu_ns(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (d == NULL) return 0;
+  uint64_t total = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char file[PATH_MAX];
+    snprintf(file, sizeof(file), "%s/%s/schedstat", path, e->d_name);
+    total += read_u64_file(file);
+  }
+  closedir(d);
+  return total;
 }
 
 void cgroup_file_of(pid_t pid, char *buf, size_t cap) {
@@ -89,7 +91,7 @@ void cgroup_file_of(pid_t pid, char *buf, size_t cap) {
 
 bool sample_kernel(pid_t pid, sample_t *x) {
   if (!read_rollup(pid, x)) return false;
-  x->cpu_ticks = read_cpu_ticks(pid);
+  x->cpu_ns = read_cpu_ns(pid);
   return true;
 }
 
