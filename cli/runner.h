@@ -47,6 +47,7 @@ typedef struct {
   bool has_snapshot;             /* at least one sample had ebb's statistics */
   uint64_t free_resident_peak;   /* peak of resident - live - metadata (free pages and caches) */
   double free_resident_longest_ms; /* longest stretch in which it stayed above the tolerance */
+  uint64_t free_resident_held;   /* at the end of that stretch */
   uint64_t dirty_peak;
   uint64_t purged_total, unmapped_total, purged_lazy_total;
   uint64_t mmap_calls, munmap_calls, madvise_calls;

@@ -46,22 +46,33 @@ static bool read_rollup(pid_t pid, sample_t *x) {
   return any;
 }
 
-/* CPU time of all of pid's threads, in ns: the first field of each
- * /proc/<pid>/task/<tid>/schedstat (finer than stat's clock ticks). */
-static uint64_t read_cpu_ns(pid_t pid) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-  DIR *d = opendir(path);
-  if (d == NULL) return 0;
-  uint64_t total = 0;
+/* Calls fn on /proc/<pid>/task/<tid>/<name> of each of pid's threads;
+ * stops when fn returns false. */
+static void for_each_task_file(pid_t pid, const char *name, bool (*fn)(const char *path, void *ctx), void *ctx) {
+  char dir[64];
+  snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+  DIR *d = opendir(dir);
+  if (d == NULL) return;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     if (e->d_name[0] == '.') continue;
-    char file[PATH_MAX];
-    snprintf(file, sizeof(file), "%s/%s/schedstat", path, e->d_name);
-    total += read_u64_file(file);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s/%s", dir, e->d_name, name);
+    if (!fn(path, ctx)) break;
   }
   closedir(d);
+}
+
+static bool add_cpu_ns(const char *path, void *total) {
+  *(uint64_t *)total += read_u64_file(path);
+  return true;
+}
+
+/* CPU time of all of pid's threads, in ns: the first field of each
+ * thread's schedstat (finer than /proc/<pid>/stat's clock ticks). */
+static uint64_t read_cpu_ns(pid_t pid) {
+  uint64_t total = 0;
+  for_each_task_file(pid, "schedstat", add_cpu_ns, &total);
   return total;
 }
 
@@ -127,25 +138,25 @@ void sample_take_snapshot(sample_t *x, const ebb_snapshot_t *snap) {
   x->has_snapshot = true;
 }
 
+typedef struct {
+  pid_t *out;
+  size_t n, cap; /* n <= cap */
+} pid_list_t;
+
+static bool add_children(const char *path, void *ctx) {
+  pid_list_t *l = ctx;
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return true;
+  int child;
+  while (l->n < l->cap && fscanf(f, "%d", &child) == 1) l->out[l->n++] = child;
+  fclose(f);
+  return l->n < l->cap;
+}
+
 size_t children_of(pid_t pid, pid_t *out, size_t cap) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-  DIR *d = opendir(path);
-  if (d == NULL) return 0;
-  size_t n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL && n < cap) {
-    if (e->d_name[0] == '.') continue;
-    char file[PATH_MAX];
-    snprintf(file, sizeof(file), "%s/%s/children", path, e->d_name);
-    FILE *f = fopen(file, "re");
-    if (f == NULL) continue;
-    int child;
-    while (n < cap && fscanf(f, "%d", &child) == 1) out[n++] = child;
-    fclose(f);
-  }
-  closedir(d);
-  return n;
+  pid_list_t l = {out, 0, cap};
+  for_each_task_file(pid, "children", add_children, &l);
+  return l.n;
 }
 
 void comm_of(pid_t pid, char *buf, size_t cap) {

@@ -4,7 +4,8 @@
  * the kernel's RSS took to come within the tolerance (1 MiB or 5%,
  * whichever is larger) of what ebb still needs - live + metadata - plus
  * the part of RSS outside ebb's heap (code, stacks, other mappings), taken
- * as it was just before the drop. */
+ * as it was just before the drop. Free memory that ebb keeps resident far
+ * longer than its purge delay makes the verdict say so instead. */
 #include "runner.h"
 
 #define MiB (1024ull * 1024)
@@ -54,8 +55,10 @@ static void summarize_ebb(const series_t *s, summary_t *m) {
     bool above = fr > follow_tolerance(needed(x));
     if (above && above_since < 0) above_since = x->t_ms;
     if (!above) above_since = -1;
-    if (above_since >= 0 && x->t_ms - above_since > m->free_resident_longest_ms)
+    if (above_since >= 0 && x->t_ms - above_since >= m->free_resident_longest_ms) {
       m->free_resident_longest_ms = x->t_ms - above_since;
+      m->free_resident_held = fr;
+    }
     m->purged_total = x->st.purged_total;
     m->unmapped_total = x->st.unmapped_total;
     m->purged_lazy_total = x->st.purged_lazy_total;
@@ -121,11 +124,23 @@ void summarize(const series_t *s, summary_t *out) {
   summarize_drops(s, out);
 }
 
+/* Longer than this, free memory held resident is not the purge delay at
+ * work: five delays (a page may wait up to two, the sampling adds one), and
+ * at least 500 ms. */
+static double held_too_long_ms(const summary_t *m) {
+  double five = 5.0 * (double)m->purge_delay_ms;
+  return five > 500 ? five : 500;
+}
+
 void verdict_line(const summary_t *m, double interval_ms, char *buf, size_t cap) {
   char b[32];
   if (!m->has_snapshot) {
     snprintf(buf, cap, "no ebb snapshot: the program does not use ebb (another allocator, a static "
                        "malloc), so only the kernel's figures are shown");
+  } else if (m->free_resident_longest_ms > held_too_long_ms(m)) {
+    snprintf(buf, cap, "RSS kept free memory: ebb held more than 1 MiB or 5%% of live free but resident for %.0f ms "
+                       "(the purge delay is %llu ms), still %s at its end", m->free_resident_longest_ms,
+             (unsigned long long)m->purge_delay_ms, fmt_bytes(b, sizeof(b), m->free_resident_held));
   } else if (m->drops == 0) {
     snprintf(buf, cap, "live memory never fell by more than 1 MiB or 5%%: nothing to give back");
   } else if (m->drops_unsettled > 0) {

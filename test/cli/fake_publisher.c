@@ -6,6 +6,9 @@
  *                             (live 0, purged 32 MiB), 400 ms, exit;
  *                             publishes only if no library does already
  *                             (under ebb run, libebb publishes)
+ *   fake_publisher sparse     25 MiB of 128-byte blocks, all freed but one
+ *                             in 32 (one per 4 KiB), 1 s idle: memory
+ *                             no allocator can give back, free but resident
  *   fake_publisher serve MS   publishes fixed figures for MS ms, then exits
  *   fake_publisher stale      leaves an object for a pid that has exited,
  *                             prints that pid
@@ -94,6 +97,21 @@ static int workload(void) {
   return 0;
 }
 
+static int sparse(void) {
+  enum { COUNT = 200000, KEEP_EVERY = 32 };
+  char **blocks = malloc(COUNT * sizeof(*blocks));
+  if (blocks == NULL) return 1;
+  for (int i = 0; i < COUNT; i++)
+    if ((blocks[i] = malloc(128)) == NULL) return 1;
+    else memset(blocks[i], 1, 128);
+  for (int i = 0; i < COUNT; i++)
+    if (i % KEEP_EVERY != 0) free(blocks[i]);
+  usleep(1000 * 1000);
+  for (int i = 0; i < COUNT; i += KEEP_EVERY) free(blocks[i]);
+  free(blocks);
+  return 0;
+}
+
 static int stale(void) {
   pid_t child = fork();
   if (child == 0) {
@@ -109,6 +127,7 @@ static int stale(void) {
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "workload") == 0) return workload();
   if (argc >= 2 && strcmp(argv[1], "stale") == 0) return stale();
+  if (argc >= 2 && strcmp(argv[1], "sparse") == 0) return sparse();
   if (argc >= 3 && strcmp(argv[1], "serve") == 0) {
     ebb_snapshot_t *s = create(getpid());
     int ms = atoi(argv[2]);
@@ -119,6 +138,6 @@ int main(int argc, char **argv) {
     remove_object();
     return 0;
   }
-  fprintf(stderr, "usage: fake_publisher workload | serve MS | stale\n");
+  fprintf(stderr, "usage: fake_publisher workload | sparse | serve MS | stale\n");
   return 2;
 }

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 # test/cli/seed.py - the seed experiment, run under `ebb run`: NumPy arrays
 # of 80 KB and of 800 KB, deleted, then one idle second. At four points it
-# holds still for 300 ms and prints, in the middle of that pause, its own
-# VmRSS (/proc/self/status) with the CLOCK_MONOTONIC time, for seed.sh to
-# compare with ebb run's series.
+# waits 400 ms (past ebb's purge delay: RSS then holds still), prints its
+# own VmRSS (/proc/self/status) with the CLOCK_MONOTONIC time, for seed.sh
+# to compare with ebb run's series, and waits 150 ms more.
 import time
 import numpy as np
 
@@ -17,7 +17,7 @@ def vmrss():
 
 
 def point(name):
-    time.sleep(0.15)
+    time.sleep(0.4)  # past ebb's purge delay (100 ms) and its purge: RSS holds still
     print(f"point {name} {time.monotonic() * 1e3:.1f} {vmrss()}", flush=True)
     time.sleep(0.15)
 

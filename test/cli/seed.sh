@@ -3,8 +3,8 @@
 # test/cli/seed.sh - `ebb run` on the seed experiment (seed.py, NumPy under
 # /usr/bin/python3): the RSS series agrees within 5% with the VmRSS the
 # program reads itself at four points, taken at the sample nearest in time
-# (each point sits in the middle of a 300 ms pause, so the samples around
-# it see the same memory). Skipped (77) without NumPy.
+# (each point comes 400 ms into a pause of 550 ms, so the samples around it
+# see the same memory). Skipped (77) without NumPy.
 #
 # Usage: seed.sh <ebb>
 set -uo pipefail
