@@ -153,6 +153,30 @@ EBB_API int ebb_malloc_info(int options, FILE *fp);
  * (sizes with k/m/g/t) and the source one of default, environment or
  * mallopt. EBB_VERBOSE=1 prints the same at start. */
 EBB_API void ebb_options_print(void);
+/* The value in effect of option `name` ("PURGE_DELAY_MS" or
+ * "EBB_PURGE_DELAY_MS"): sizes in bytes, switches 0/1, choices their index
+ * (EBB_MADVISE: 0 dontneed, 1 free), a path 1 when set and 0 when not.
+ * False with errno = EINVAL for a name that is not an option. */
+EBB_API bool ebb_option_get(const char *name, long long *value);
+
+/* ---- how a size is served -------------------------------------------- */
+/* What ebb does with a request of `request` bytes, for this build and the
+ * options in effect: ebb_size_info(size, &info, sizeof info) fills what
+ * the caller's size holds (as ebb_stats_get) and sets info.size. */
+typedef struct ebb_size_info_s {
+  uint32_t size;            /* bytes filled */
+  uint32_t reserved;
+  uint64_t request;         /* the size asked about */
+  uint64_t block;           /* bytes handed out: its size class; large: whole 4 KiB pages */
+  uint64_t page;            /* bytes of the page its blocks are carved from; large: its own mapping */
+  uint64_t blocks_per_page; /* at most (a segment's first page gives up its header); 1 for large */
+  uint64_t large_threshold; /* EBB_LARGE_THRESHOLD in effect: above it, a block gets its own mapping */
+  uint64_t purge_delay_ms;  /* freed, its memory goes back to the OS this long after (EBB_PURGE_DELAY_MS) */
+  const char *tier;         /* "small" (64 KiB pages), "medium" (512 KiB), "wide" (4 MiB), or "large" */
+} ebb_size_info_t;
+/* False with errno = EINVAL when out is NULL or size cannot hold `size`,
+ * ENOMEM when the request is above PTRDIFF_MAX. */
+EBB_API bool ebb_size_info(size_t request, ebb_size_info_t *out, size_t size);
 
 #ifdef __cplusplus
 }

@@ -304,3 +304,48 @@ ebb_export int ebb_malloc_info(int options, FILE *fp) {
   return 0;
 }
 EBB_STD(malloc_info, ebb_malloc_info);
+
+/* ---- how a size is served (ebb_size_info) ----------------------------------- */
+static const char *tier_of_block(size_t block) {
+  return block <= EBB_SMALL_OBJ_MAX ? "small" : block <= EBB_MEDIUM_OBJ_MAX ? "medium" : "wide";
+}
+
+static size_t page_of_tier(const char *tier) {
+  return tier[0] == 's' ? (size_t)1 << EBB_SMALL_PAGE_SHIFT
+         : tier[0] == 'm' ? (size_t)1 << EBB_MEDIUM_PAGE_SHIFT
+                          : EBB_SEGMENT_SIZE;
+}
+
+/* The same decisions malloc makes (alloc.c: above the large threshold, a
+ * mapping of its own; else the size class of _ebb_bin), from the same
+ * functions and the same option, so the answer cannot drift from them. */
+ebb_export bool ebb_size_info(size_t request, ebb_size_info_t *out, size_t size) {
+  _ebb_init_process();
+  if (out == NULL || size < sizeof(uint32_t) * 2) {
+    errno = EINVAL;
+    return false;
+  }
+  if (request > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return false;
+  }
+  ebb_size_info_t info = {0};
+  info.request = request;
+  info.large_threshold = EBB_LOAD(_ebb_large_threshold);
+  info.purge_delay_ms = (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS);
+  if (request > info.large_threshold) {
+    info.tier = "large";
+    info.block = (request + EBB_OS_PAGE - 1) & ~(uint64_t)(EBB_OS_PAGE - 1);
+    info.page = info.block + EBB_LARGE_HEADER_SIZE;
+    info.blocks_per_page = 1;
+  } else {
+    info.block = _ebb_bin_size(_ebb_bin(request));
+    info.tier = tier_of_block(info.block);
+    info.page = page_of_tier(info.tier);
+    info.blocks_per_page = info.page / info.block;
+  }
+  size = size >= sizeof(info) ? sizeof(info) : size & ~(sizeof(uint64_t) - 1); /* whole fields */
+  info.size = (uint32_t)size;
+  memcpy(out, &info, size);
+  return true;
+}
