@@ -63,7 +63,9 @@ EBB_API struct mallinfo ebb_mallinfo(void);
 EBB_API const char *ebb_version(void);
 
 /* True when p points to the start of a live block that ebb allocated. Safe to
- * call with any value, including NULL and pointers of other allocators. */
+ * call with any value, including NULL and pointers of other allocators. A
+ * freed block reads as not owned, unless a purge returned its memory since
+ * (by default 100 ms after the free; EBB_SECURE=1 knows it then too). */
 EBB_API bool ebb_owns(const void *p);
 
 /* Returns memory to the OS now: this thread's empty pages, and every page,

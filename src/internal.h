@@ -172,6 +172,7 @@ void _ebb_secure_segment_unmapped(ebb_segment_t *seg);
 void _ebb_secure_on_alloc(ebb_page_t *page, const ebb_block_t *b);
 bool _ebb_secure_on_free(ebb_page_t *page, const ebb_block_t *b); /* false: not live (reported) */
 bool _ebb_secure_is_live(const ebb_page_t *page, const ebb_block_t *b); /* the same test, bit untouched */
+bool _ebb_secure_bit(const ebb_page_t *page, const void *b); /* the block's live bit, nothing reported (ebb_owns) */
 void _ebb_secure_check_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);
 /* The same for a list whose blocks may be in any page (heap->delayed_free). */
 void _ebb_secure_check_any_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);

@@ -812,6 +812,19 @@ static void test_owns_live_blocks(void) {
   free(r);
 }
 
+/* A freed block is no longer owned (each freed while a neighbour keeps
+ * its page in use; large ones wait in the large cache). */
+static void test_owns_not_freed(void) {
+  static const size_t sizes[] = {0, 1, 64, 1000, 9000, 70000, 600 * KiB, 3 * MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *keep = ebb_malloc(sizes[i]), *p = ebb_malloc(sizes[i]);
+    ebb_free(p);
+    CHECK_MSG(!ebb_owns(p), "a freed block of %zu still owned", sizes[i]);
+    CHECK(ebb_owns(keep));
+    ebb_free(keep);
+  }
+}
+
 static char static_array[256];
 
 static void test_owns_foreign(void) {
@@ -1171,6 +1184,7 @@ static void run_ebb_suite(void) {
   RUN_EBB(test_version);
   RUN_EBB(test_owns_live_blocks);
   RUN_EBB(test_owns_foreign);
+  RUN_EBB(test_owns_not_freed);
   RUN_EBB(test_stats_header);
   RUN_EBB(test_stats_sizes);
   RUN_EBB(test_stats_live);
