@@ -90,8 +90,20 @@ EBB_API size_t ebb_collect(bool force);
  * The struct is versioned and only ever grows at its end: a program built
  * against an older header reads the fields it knows at the offsets it
  * knows. Version 1 ended at madvise_calls (160 bytes); version 2 appended
- * free_in_live_pages, free_in_empty_pages and unmapped_total. */
-#define EBB_STATS_VERSION 2
+ * free_in_live_pages, free_in_empty_pages and unmapped_total (184 bytes);
+ * version 3 the layers, from small_live to oldest_dirty_ms (392 bytes).
+ *
+ * Layers: the figures of each kind of memory, which add up to the totals.
+ * small_, medium_ and wide_ pages have live, free (resident, in no live
+ * block), dirty, purged_total, blocks_count (live blocks) and pages_count
+ * (pages holding a size class). Large blocks are large_live, large_count
+ * and large_purged_total; the caches segment_cache / large_cache (their
+ * resident bytes), _dirty, _purged_total and _count (mappings). Then
+ * small_live + medium_live + wide_live + large_live = live, small_free +
+ * medium_free + wide_free = free_in_pages, the five _dirty = dirty, and
+ * the six _purged_total = purged_total. The JSON is one flat object of
+ * these same names. */
+#define EBB_STATS_VERSION 3
 #define EBB_STATS_FIELDS(X)                                                                   \
   X(live, "bytes in live blocks, rounded to their size class (large included); blocks freed by another thread, or into a parked page, count until their page collects them") \
   X(large_live, "of which live large blocks (their own mappings)")                           \
@@ -114,7 +126,29 @@ EBB_API size_t ebb_collect(bool force);
   X(madvise_calls, "madvise system calls so far")                                             \
   X(free_in_live_pages, "of free_in_pages, in pages that hold live blocks: their free blocks and not yet carved dirty tails") \
   X(free_in_empty_pages, "of free_in_pages, in pages with no live block (waiting for their purge delay)") \
-  X(unmapped_total, "of purged_total, resident bytes given back by unmapping (cached segments, large blocks, shrunk large blocks)")
+  X(unmapped_total, "of purged_total, resident bytes given back by unmapping (cached segments, large blocks, shrunk large blocks)") \
+  EBB_STATS_PAGE_LAYER(X, small, "small pages (64 KiB, blocks up to 8 KiB)")                  \
+  EBB_STATS_PAGE_LAYER(X, medium, "medium pages (512 KiB, blocks up to 64 KiB)")              \
+  EBB_STATS_PAGE_LAYER(X, wide, "wide pages (a whole segment, blocks up to 512 KiB)")         \
+  X(large_purged_total, "of purged_total, from large blocks: freed past the large cache, or shrunk") \
+  X(segment_cache_dirty, "of dirty, cached segments not yet purged")                          \
+  X(segment_cache_purged_total, "of purged_total, from cached segments (purged or unmapped)")  \
+  X(segment_cache_count, "segments in the segment cache")                                     \
+  X(large_cache_dirty, "of dirty, cached large blocks (their whole mappings)")                \
+  X(large_cache_purged_total, "of purged_total, from cached large blocks (unmapped)")         \
+  X(large_cache_count, "mappings in the large cache")                                         \
+  X(oldest_dirty_ms, "age of the oldest dirty memory, from when it began to wait for the purge delay; 0 if none")
+
+/* The six figures of one kind of page (small, medium, wide) in
+ * EBB_STATS_FIELDS, named <kind>_live, _free, _dirty, _purged_total,
+ * _blocks_count, _pages_count. */
+#define EBB_STATS_PAGE_LAYER(X, kind, what)                                                   \
+  X(kind##_live, "of live, in " what)                                                         \
+  X(kind##_free, "of free_in_pages, in " what)                                                \
+  X(kind##_dirty, "of dirty, in " what " (offered, or parked in place)")                      \
+  X(kind##_purged_total, "of purged_total, from " what)                                       \
+  X(kind##_blocks_count, "live blocks in " what)                                              \
+  X(kind##_pages_count, what " holding a size class")
 
 typedef struct ebb_stats_s {
   uint32_t version; /* EBB_STATS_VERSION of the library that filled it (1 from the one-argument entry) */
