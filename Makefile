@@ -7,6 +7,8 @@
 #   make uninstall  removes what make install put (build/install_manifest.txt; MANIFEST=... for another)
 #   make bench      benchmark suite (QUICK=1: < 2 min); make bench-instr: callgrind counts
 #   make lint       clang-tidy (.clang-tidy) and cppcheck over src/
+#   make python     the Python package (python/) into build/python, against build/libebb-prefix.a
+#   make check-python-numpy  NumPy's own test suite with and without ebb.install(), counts compared
 # Sanitizer builds (test/prefix/README.md), each in a build directory of its own:
 #   make check-ubsan  the whole suite, library and tests built with -fsanitize=undefined (gcc)
 #   make check-asan   ASan+UBSan (clang) on libebb-prefix: test/prefix/stress.c and the fuzz seeds
@@ -27,7 +29,7 @@ PYTHON ?= python3
 MANIFEST ?= build/install_manifest.txt
 
 .PHONY: all release debug check check-release check-debug demo install uninstall bench bench-smoke bench-instr lint clean \
-  check-ubsan asan-build check-asan tsan fuzz
+  check-ubsan asan-build check-asan tsan fuzz python check-python-numpy
 
 all: release
 
@@ -109,6 +111,13 @@ tsan:
 	    ./test/stress_prefix --threads 4 --seconds $(TSAN_SECONDS) >tsan.log 2>&1 || rc=$$?; \
 	  tail -n 1 tsan.log; $(PYTHON) ../test/prefix/tsan_summary.py tsan.log .. || rc=1; \
 	  if [ "$(TSAN_FAIL)" = 0 ]; then rc=0; fi; exit $$rc
+
+# The package's build and import directory is build/python (PYTHONPATH=build/python).
+python: release
+	cd python && /usr/bin/python3 setup.py -q build --build-base ../build/python-build --build-lib ../build/python
+
+check-python-numpy: python
+	PYTHONPATH=build/python /usr/bin/python3 python/tests/numpy_suite.py
 
 clean:
 	rm -rf build build-debug build-ubsan build-asan build-tsan

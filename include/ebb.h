@@ -63,7 +63,9 @@ EBB_API struct mallinfo ebb_mallinfo(void);
 EBB_API const char *ebb_version(void);
 
 /* True when p points to the start of a live block that ebb allocated. Safe to
- * call with any value, including NULL and pointers of other allocators. */
+ * call with any value, including NULL and pointers of other allocators. A
+ * freed block reads as not owned, unless a purge returned its memory since
+ * (by default 100 ms after the free; EBB_SECURE=1 knows it then too). */
 EBB_API bool ebb_owns(const void *p);
 
 /* Returns memory to the OS now: this thread's empty pages, and every page,
@@ -88,8 +90,20 @@ EBB_API size_t ebb_collect(bool force);
  * The struct is versioned and only ever grows at its end: a program built
  * against an older header reads the fields it knows at the offsets it
  * knows. Version 1 ended at madvise_calls (160 bytes); version 2 appended
- * free_in_live_pages, free_in_empty_pages and unmapped_total. */
-#define EBB_STATS_VERSION 2
+ * free_in_live_pages, free_in_empty_pages and unmapped_total (184 bytes);
+ * version 3 the layers, from small_live to oldest_dirty_ms (392 bytes).
+ *
+ * Layers: the figures of each kind of memory, which add up to the totals.
+ * small_, medium_ and wide_ pages have live, free (resident, in no live
+ * block), dirty, purged_total, blocks_count (live blocks) and pages_count
+ * (pages holding a size class). Large blocks are large_live, large_count
+ * and large_purged_total; the caches segment_cache / large_cache (their
+ * resident bytes), _dirty, _purged_total and _count (mappings). Then
+ * small_live + medium_live + wide_live + large_live = live, small_free +
+ * medium_free + wide_free = free_in_pages, the five _dirty = dirty, and
+ * the six _purged_total = purged_total. The JSON is one flat object of
+ * these same names. */
+#define EBB_STATS_VERSION 3
 #define EBB_STATS_FIELDS(X)                                                                   \
   X(live, "bytes in live blocks, rounded to their size class (large included); blocks freed by another thread, or into a parked page, count until their page collects them") \
   X(large_live, "of which live large blocks (their own mappings)")                           \
@@ -112,7 +126,29 @@ EBB_API size_t ebb_collect(bool force);
   X(madvise_calls, "madvise system calls so far")                                             \
   X(free_in_live_pages, "of free_in_pages, in pages that hold live blocks: their free blocks and not yet carved dirty tails") \
   X(free_in_empty_pages, "of free_in_pages, in pages with no live block (waiting for their purge delay)") \
-  X(unmapped_total, "of purged_total, resident bytes given back by unmapping (cached segments, large blocks, shrunk large blocks)")
+  X(unmapped_total, "of purged_total, resident bytes given back by unmapping (cached segments, large blocks, shrunk large blocks)") \
+  EBB_STATS_PAGE_LAYER(X, small, "small pages (64 KiB, blocks up to 8 KiB)")                  \
+  EBB_STATS_PAGE_LAYER(X, medium, "medium pages (512 KiB, blocks up to 64 KiB)")              \
+  EBB_STATS_PAGE_LAYER(X, wide, "wide pages (a whole segment, blocks up to 512 KiB)")         \
+  X(large_purged_total, "of purged_total, from large blocks: freed past the large cache, or shrunk") \
+  X(segment_cache_dirty, "of dirty, cached segments not yet purged")                          \
+  X(segment_cache_purged_total, "of purged_total, from cached segments (purged or unmapped)")  \
+  X(segment_cache_count, "segments in the segment cache")                                     \
+  X(large_cache_dirty, "of dirty, cached large blocks (their whole mappings)")                \
+  X(large_cache_purged_total, "of purged_total, from cached large blocks (unmapped)")         \
+  X(large_cache_count, "mappings in the large cache")                                         \
+  X(oldest_dirty_ms, "age of the oldest dirty memory, from when it began to wait for the purge delay; 0 if none")
+
+/* The six figures of one kind of page (small, medium, wide) in
+ * EBB_STATS_FIELDS, named <kind>_live, _free, _dirty, _purged_total,
+ * _blocks_count, _pages_count. */
+#define EBB_STATS_PAGE_LAYER(X, kind, what)                                                   \
+  X(kind##_live, "of live, in " what)                                                         \
+  X(kind##_free, "of free_in_pages, in " what)                                                \
+  X(kind##_dirty, "of dirty, in " what " (offered, or parked in place)")                      \
+  X(kind##_purged_total, "of purged_total, from " what)                                       \
+  X(kind##_blocks_count, "live blocks in " what)                                              \
+  X(kind##_pages_count, what " holding a size class")
 
 typedef struct ebb_stats_s {
   uint32_t version; /* EBB_STATS_VERSION of the library that filled it (1 from the one-argument entry) */
@@ -153,6 +189,30 @@ EBB_API int ebb_malloc_info(int options, FILE *fp);
  * (sizes with k/m/g/t) and the source one of default, environment or
  * mallopt. EBB_VERBOSE=1 prints the same at start. */
 EBB_API void ebb_options_print(void);
+/* The value in effect of option `name` ("PURGE_DELAY_MS" or
+ * "EBB_PURGE_DELAY_MS"): sizes in bytes, switches 0/1, choices their index
+ * (EBB_MADVISE: 0 dontneed, 1 free), a path 1 when set and 0 when not.
+ * False with errno = EINVAL for a name that is not an option. */
+EBB_API bool ebb_option_get(const char *name, long long *value);
+
+/* ---- how a size is served -------------------------------------------- */
+/* What ebb does with a request of `request` bytes, for this build and the
+ * options in effect: ebb_size_info(size, &info, sizeof info) fills what
+ * the caller's size holds (as ebb_stats_get) and sets info.size. */
+typedef struct ebb_size_info_s {
+  uint32_t size;            /* bytes filled */
+  uint32_t reserved;
+  uint64_t request;         /* the size asked about */
+  uint64_t block;           /* bytes handed out: its size class; large: whole 4 KiB pages */
+  uint64_t page;            /* bytes of the page its blocks are carved from; large: its own mapping */
+  uint64_t blocks_per_page; /* at most (a segment's first page gives up its header); 1 for large */
+  uint64_t large_threshold; /* EBB_LARGE_THRESHOLD in effect: above it, a block gets its own mapping */
+  uint64_t purge_delay_ms;  /* freed, its memory goes back to the OS this long after (EBB_PURGE_DELAY_MS) */
+  const char *tier;         /* "small" (64 KiB pages), "medium" (512 KiB), "wide" (4 MiB), or "large" */
+} ebb_size_info_t;
+/* False with errno = EINVAL when out is NULL or size cannot hold `size`,
+ * ENOMEM when the request is above PTRDIFF_MAX. */
+EBB_API bool ebb_size_info(size_t request, ebb_size_info_t *out, size_t size);
 
 #ifdef __cplusplus
 }

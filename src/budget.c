@@ -16,9 +16,10 @@
  * before it sleeps sees an offer; fetch_sub relaxed); EBB_DEBUG=3 checks it
  * against what is offered at ebb_collect(true) (purge.c). */
 _Atomic(size_t) _ebb_dirty_bytes;
-/* Resident bytes given back since start, each once (_ebb_budget_released
- * adds, any thread, relaxed; statistics read them). */
-_Atomic(size_t) _ebb_purged_total;
+/* Resident bytes given back since start, each once, by the layer they
+ * were in: their sum is purged_total, so that a snapshot's layers add up
+ * (_ebb_budget_released adds, any thread, relaxed; statistics read them). */
+_Atomic(size_t) _ebb_purged_by_layer[EBB_LAYERS];
 _Atomic(size_t) _ebb_lazy_total;     /* of which with MADV_FREE (RSS shows them until the kernel takes them) */
 _Atomic(size_t) _ebb_unmapped_total; /* of which by unmapping */
 /* What this thread gave back: ebb_collect returns how much it grew during
@@ -29,10 +30,11 @@ _Atomic(size_t) _ebb_inuse_bytes;   /* pages and large blocks in use: the budget
 
 uint64_t _ebb_purge_clock_ms(void) { return _ebb_prim_clock_ns() / 1000000u + 1; }
 
-void _ebb_budget_released(size_t bytes, ebb_release_t how) {
+void _ebb_budget_released(size_t bytes, ebb_release_t how, unsigned layer) {
   if (bytes == 0) return;
+  ebb_assert(layer < EBB_LAYERS);
   released_here += bytes;
-  atomic_fetch_add_explicit(&_ebb_purged_total, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&_ebb_purged_by_layer[layer], bytes, memory_order_relaxed);
   if (how == EBB_RELEASE_LAZY) atomic_fetch_add_explicit(&_ebb_lazy_total, bytes, memory_order_relaxed);
   if (how == EBB_RELEASE_UNMAP) atomic_fetch_add_explicit(&_ebb_unmapped_total, bytes, memory_order_relaxed);
 }

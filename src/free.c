@@ -190,4 +190,19 @@ ebb_export size_t ebb_malloc_usable_size(const void *p) {
 }
 EBB_STD(malloc_usable_size, ebb_malloc_usable_size);
 
-ebb_export bool ebb_owns(const void *p) { return p != NULL && _ebb_usable_size(p, NULL) != 0; }
+/* A block start that is not free: the freed mark (or, in secure mode, the
+ * live bitmap) tells. A block whose memory a purge returned has lost its
+ * mark and reads as live, like the default double-free check; secure mode
+ * knows. */
+ebb_export bool ebb_owns(const void *p) {
+  if (p == NULL) return false;
+  uint8_t kind = _ebb_map_kind(p);
+  if (_ebb_map_is_segment(kind)) {
+    ebb_page_t *page = _ebb_page_at(_ebb_segment_of(p), p, kind);
+    if (!_ebb_is_block_start(page, p)) return false;
+    if (ebb_unlikely(_ebb_secure)) return _ebb_secure_bit(page, p);
+    return _ebb_block_mark(p) != page;
+  }
+  if (kind == EBB_MAP_LARGE && ((uintptr_t)p & EBB_SEGMENT_MASK) == 0) return !_ebb_large_is_cached(p);
+  return false;
+}

@@ -172,6 +172,7 @@ void _ebb_secure_segment_unmapped(ebb_segment_t *seg);
 void _ebb_secure_on_alloc(ebb_page_t *page, const ebb_block_t *b);
 bool _ebb_secure_on_free(ebb_page_t *page, const ebb_block_t *b); /* false: not live (reported) */
 bool _ebb_secure_is_live(const ebb_page_t *page, const ebb_block_t *b); /* the same test, bit untouched */
+bool _ebb_secure_bit(const ebb_page_t *page, const void *b); /* the block's live bit, nothing reported (ebb_owns) */
 void _ebb_secure_check_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);
 /* The same for a list whose blocks may be in any page (heap->delayed_free). */
 void _ebb_secure_check_any_link(const ebb_page_t *page, const ebb_block_t *from, const ebb_block_t *next);
@@ -384,7 +385,20 @@ extern ebb_segment_t *_ebb_segment_registry;  /* every mapped segment, via all_n
 extern ebb_segment_t *_ebb_segment_abandoned; /* exited threads' segments, via next (global lock) */
 extern size_t _ebb_segment_abandoned_count;   /* global lock */
 void _ebb_segment_abandoned_push(ebb_segment_t *seg);
-void _ebb_segment_stats(ebb_stats_t *st); /* caller holds the global lock */
+/* Statistics by layer (ebb.h), gathered by the walk under the global
+ * lock; stats.c copies them into the named fields. */
+typedef struct ebb_layer_walk_s {
+  uint64_t live, free, dirty, blocks, pages;
+} ebb_layer_walk_t;
+typedef struct ebb_stats_walk_s {
+  ebb_layer_walk_t kinds[EBB_PAGE_WIDE + 1]; /* by page kind */
+  uint64_t segment_cache_dirty, segment_cache_count;
+  uint64_t large_cache_dirty, large_cache_count;
+  uint64_t now_ms;            /* purge clock when the walk started */
+  uint64_t oldest_dirty_ms;   /* the largest age seen of dirty memory */
+} ebb_stats_walk_t;
+void _ebb_segment_stats(ebb_stats_t *st, ebb_stats_walk_t *walk); /* caller holds the global lock */
+void _ebb_large_cache_stats_locked(ebb_stats_t *st, ebb_stats_walk_t *walk); /* caller holds the global lock */
 /* Blocks of one size class, over every page in use (malloc_info). */
 typedef struct ebb_bin_stats_s {
   uint64_t free_blocks; /* on free lists or carved and free, not purged */
@@ -458,12 +472,22 @@ static inline void _ebb_page_take_back(ebb_page_t *page) {
 
 /* ---- budget.c: the dirty budget and the purge clock ---------------------- */
 extern _Atomic(size_t) _ebb_dirty_bytes;
-extern _Atomic(size_t) _ebb_purged_total;
 extern _Atomic(size_t) _ebb_lazy_total;
 extern _Atomic(size_t) _ebb_unmapped_total;
 /* How resident bytes went back to the OS. */
 typedef enum ebb_release_e { EBB_RELEASE_PURGE, EBB_RELEASE_LAZY, EBB_RELEASE_UNMAP } ebb_release_t;
-void _ebb_budget_released(size_t bytes, ebb_release_t how); /* counts them once in the totals */
+/* Where released bytes were: a page kind (the pages of a segment, also
+ * when the segment is unmapped without being cached), or one of these. */
+typedef enum ebb_layer_e {
+  EBB_LAYER_LARGE = EBB_PAGE_LARGE, /* large blocks in use: freed past the cache, or shrunk */
+  EBB_LAYER_SEGMENT_CACHE,
+  EBB_LAYER_LARGE_CACHE,
+  EBB_LAYERS
+} ebb_layer_t;
+extern _Atomic(size_t) _ebb_purged_by_layer[EBB_LAYERS]; /* indexed by ebb_page_kind_t or ebb_layer_t */
+/* Counts them once in the totals and in their layer (a page kind or an
+ * ebb_layer_t). */
+void _ebb_budget_released(size_t bytes, ebb_release_t how, unsigned layer);
 size_t _ebb_budget_released_here(void);                     /* this thread's releases so far */
 extern _Atomic(size_t) _ebb_inuse_bytes;
 extern _Atomic(size_t) _ebb_budget_cached; /* _ebb_budget() as of the last pass or offer past it */

@@ -31,7 +31,7 @@ static size_t large_block_bytes(const ebb_segment_t *seg) { return seg->size - E
 
 static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total);
 static bool large_cache_put(ebb_segment_t *seg);
-static size_t large_unmap(ebb_segment_t *seg);
+static size_t large_unmap(ebb_segment_t *seg, ebb_layer_t layer);
 
 /* A cached block for `size` bytes, aligned: the smallest one that holds
  * it, or failing that (alignment up to the segment size) the biggest one
@@ -78,7 +78,7 @@ static ebb_segment_t *large_cache_take(size_t size, size_t align) {
     ebb_segment_t *grown = large_resize(best, total);
     if (grown == NULL) { /* the caller tries a new mapping */
       if (large_cache_put(best)) _ebb_purge_notify(); /* dirty again: the thread may sleep */
-      else large_unmap(best);
+      else large_unmap(best, EBB_LAYER_LARGE_CACHE); /* it was cached */
     }
     return grown;
   }
@@ -117,6 +117,18 @@ size_t _ebb_large_cache_count(void) {
   return n;
 }
 
+/* The cache's blocks, their dirty bytes as the budget counts them (whole
+ * mappings) and the oldest one's age. */
+void _ebb_large_cache_stats_locked(ebb_stats_t *st, ebb_stats_walk_t *walk) {
+  for (const ebb_segment_t *seg = large_cache; seg != NULL; seg = seg->next) {
+    walk->large_cache_count++;
+    walk->large_cache_dirty += seg->size;
+    st->dirty += seg->size;
+    uint64_t age = walk->now_ms > seg->cached_since ? walk->now_ms - seg->cached_since : 0;
+    if (age > walk->oldest_dirty_ms) walk->oldest_dirty_ms = age;
+  }
+}
+
 bool _ebb_large_is_cached(const void *p) {
   bool found = false;
   _ebb_lock();
@@ -125,11 +137,12 @@ bool _ebb_large_is_cached(const void *p) {
   return found;
 }
 
-/* Returns (and counts) the resident bytes the mapping held. */
-static size_t large_unmap(ebb_segment_t *seg) {
+/* Returns (and counts in `layer`: the large cache, or large blocks) the
+ * resident bytes the mapping held. */
+static size_t large_unmap(ebb_segment_t *seg, ebb_layer_t layer) {
   _ebb_segment_registry_remove(seg);
   size_t resident = _ebb_os_unmap(seg, seg->size);
-  _ebb_budget_released(resident, EBB_RELEASE_UNMAP);
+  _ebb_budget_released(resident, EBB_RELEASE_UNMAP, layer);
   return resident;
 }
 
@@ -171,7 +184,7 @@ size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force) {
     ebb_segment_t *seg = gone;
     gone = seg->next;
     bytes += seg->size;
-    released += large_unmap(seg);
+    released += large_unmap(seg, EBB_LAYER_LARGE_CACHE);
     count++;
   }
   if (count != 0 && _ebb_verbose_on()) say_cache_unmapped(count, bytes, released, force);
@@ -234,7 +247,7 @@ void _ebb_large_free(ebb_segment_t *seg) {
     return;
   }
   size_t bytes = large_block_bytes(seg);
-  large_unmap(seg);
+  large_unmap(seg, EBB_LAYER_LARGE);
   if (_ebb_verbose_on()) say_large("unmapped", bytes, " at once: it does not fit in the large cache (EBB_LARGE_CACHE)");
 }
 
@@ -249,7 +262,7 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   /* A shrink gives back the tail's resident bytes, counted once it is done. */
   size_t tail = total < old_total ? _ebb_prim_resident((uint8_t *)seg + total, old_total - total) : 0;
   if (_ebb_prim_remap(seg, old_total, total, NULL, false) != NULL) {
-    _ebb_budget_released(tail, EBB_RELEASE_UNMAP);
+    _ebb_budget_released(tail, EBB_RELEASE_UNMAP, EBB_LAYER_LARGE);
     if (total > old_total) _ebb_os_mapped_add(total - old_total);
     else atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total - total, memory_order_relaxed);
     EBB_STORE(seg->size, total);
@@ -266,13 +279,13 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   if (moved == NULL) {
     _ebb_segment_registry_add(seg);
     if (live) _ebb_os_map_set(old_block, EBB_MAP_LARGE);
-    _ebb_budget_released(_ebb_os_unmap(dst, total), EBB_RELEASE_UNMAP); /* untouched: nothing, as a rule */
+    _ebb_budget_released(_ebb_os_unmap(dst, total), EBB_RELEASE_UNMAP, EBB_LAYER_LARGE); /* untouched: nothing, as a rule */
     return NULL;
   }
   /* The old range is gone (mremap unmapped it); dst's placeholder pages
    * were replaced. */
   atomic_fetch_sub_explicit(&_ebb_os_mapped, old_total, memory_order_relaxed);
-  _ebb_budget_released(tail, EBB_RELEASE_UNMAP);
+  _ebb_budget_released(tail, EBB_RELEASE_UNMAP, EBB_LAYER_LARGE);
   EBB_STORE(moved->size, total);
   moved->pages[0].start = (uint8_t *)moved + EBB_LARGE_HEADER_SIZE;
   _ebb_segment_registry_add(moved);

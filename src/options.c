@@ -5,6 +5,7 @@
  * Options are read once, at process initialisation, before any other
  * thread can exist; afterwards they change only through mallopt (relaxed
  * atomic stores: a racing reader sees the old or the new value). */
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <malloc.h>
@@ -380,6 +381,19 @@ void _ebb_options_print(void) {
 ebb_export void ebb_options_print(void) {
   _ebb_init_process();
   _ebb_options_print();
+}
+
+ebb_export bool ebb_option_get(const char *name, long long *value) {
+  _ebb_init_process();
+  if (name != NULL && strncmp(name, "EBB_", 4) == 0) name += 4;
+  for (int i = 0; name != NULL && value != NULL && i < EBB_OPT_COUNT; i++) {
+    if (strcmp(name, options[i].name) != 0) continue;
+    long long v = _ebb_option((ebb_option_t)i);
+    *value = options[i].kind == OPT_PATH ? v != 0 : v;
+    return true;
+  }
+  errno = EINVAL;
+  return false;
 }
 
 /* ---- mallopt ------------------------------------------------------------------- */

@@ -171,7 +171,9 @@ static void batch_flush_now(ebb_purge_batch_t *b) {
   size_t resident = _ebb_prim_resident(b->start, b->len);
   if (_ebb_prim_decommit(b->start, b->len, lazy) == 0) {
     b->released += resident;
-    _ebb_budget_released(resident, lazy ? EBB_RELEASE_LAZY : EBB_RELEASE_PURGE);
+    /* A run never leaves its segment: the header, never purged, keeps two
+     * segments' pages apart. */
+    _ebb_budget_released(resident, lazy ? EBB_RELEASE_LAZY : EBB_RELEASE_PURGE, _ebb_segment_of(b->start)->kind);
   }
   b->len = 0;
 }

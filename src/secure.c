@@ -100,10 +100,14 @@ bool _ebb_secure_on_free(ebb_page_t *page, const ebb_block_t *b) {
  * is made now, so that the double free is reported at the free: a bit
  * found clear means the block is free already (a pass that just cleared
  * it collected an earlier free of it). False, after reporting, then. */
-bool _ebb_secure_is_live(const ebb_page_t *page, const ebb_block_t *b) {
+bool _ebb_secure_bit(const ebb_page_t *page, const void *b) {
   const ebb_segment_t *seg = _ebb_segment_of(page);
   size_t i = bit_index(b);
-  if (atomic_load_explicit(&seg->live_bits[i / 64], memory_order_relaxed) & ((uint64_t)1 << (i % 64))) return true;
+  return (atomic_load_explicit(&seg->live_bits[i / 64], memory_order_relaxed) & ((uint64_t)1 << (i % 64))) != 0;
+}
+
+bool _ebb_secure_is_live(const ebb_page_t *page, const ebb_block_t *b) {
+  if (_ebb_secure_bit(page, b)) return true;
   _ebb_error_double_free(b);
   return false;
 }

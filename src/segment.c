@@ -199,10 +199,11 @@ static void cache_remove_locked(size_t i) {
   EBB_STORE(cache_count, cache_count - 1);
 }
 
-/* Unmaps a whole segment; returns (and counts) the resident bytes it held. */
-static size_t unmap_counted(ebb_segment_t *seg) {
+/* Unmaps a whole segment; returns (and counts in `layer`: the segment
+ * cache, or the kind of its pages) the resident bytes it held. */
+static size_t unmap_counted(ebb_segment_t *seg, unsigned layer) {
   size_t resident = _ebb_os_unmap(seg, EBB_SEGMENT_SIZE);
-  _ebb_budget_released(resident, EBB_RELEASE_UNMAP);
+  _ebb_budget_released(resident, EBB_RELEASE_UNMAP, layer);
   return resident;
 }
 
@@ -234,7 +235,7 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
       registry_remove_locked(seg);
       _ebb_purge_dirty_sub(cache_dirty(seg));
       _ebb_secure_segment_unmapped(seg);
-      released += unmap_counted(seg);
+      released += unmap_counted(seg, EBB_LAYER_SEGMENT_CACHE);
       unmapped++;
       continue;
     }
@@ -245,7 +246,7 @@ size_t _ebb_segment_purge_cache(uint64_t now, uint64_t delay, bool force, bool u
         gone = 0; /* refused: zeroed by hand, still resident */
       EBB_STORE(seg->cache_purged, true);
       _ebb_cache_resident_set(seg, _ebb_cache_resident(seg) - gone);
-      _ebb_budget_released(gone, EBB_RELEASE_PURGE);
+      _ebb_budget_released(gone, EBB_RELEASE_PURGE, EBB_LAYER_SEGMENT_CACHE);
       released += gone;
       purged++;
     }
@@ -312,7 +313,7 @@ static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
   }
   _ebb_segment_registry_remove(seg);
   _ebb_secure_segment_unmapped(seg);
-  unmap_counted(seg);
+  unmap_counted(seg, seg->kind); /* its free pages' bytes */
   if (_ebb_verbose_on()) say_cache_full();
 }
 
@@ -507,10 +508,36 @@ size_t _ebb_segment_dirty_locked(void) {
  * it is in the registry and we hold the lock). */
 /* Free bytes go to free_in_live_pages or free_in_empty_pages by whether
  * the page holds a live block; ebb_stats_get adds them up. */
-static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_stats_t *st) {
+/* The layer's figures are added beside the totals, not derived from
+ * them: the checker's sums (test/stats_check.h) then catch a byte counted
+ * in the wrong layer or in none. */
+static void page_free_bytes(ebb_stats_t *st, ebb_layer_walk_t *layer, bool live_page, uint64_t bytes) {
+  *(live_page ? &st->free_in_live_pages : &st->free_in_empty_pages) += bytes;
+  layer->free += bytes;
+}
+
+/* An offered page (IDLE) is dirty: its offered bytes, which the budget's
+ * count holds, or, parked in place (offered 0), its carved blocks, which
+ * it does not hold. Its age runs from the first pass that saw it, the
+ * stamp its deadline is measured from (0: no pass has yet). */
+static void page_dirty_stats(const ebb_page_t *page, uint64_t in_place_bytes, ebb_stats_t *st,
+                             ebb_layer_walk_t *layer, ebb_stats_walk_t *walk) {
+  if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_IDLE) return;
+  uint64_t offered = __atomic_load_n(&page->offered, __ATOMIC_RELAXED);
+  uint64_t bytes = offered != 0 ? offered : in_place_bytes;
+  st->dirty += bytes;
+  layer->dirty += bytes;
+  uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
+  int32_t age = since != 0 ? (int32_t)((uint32_t)walk->now_ms - since) : 0; /* < 0: stamped after now_ms */
+  if (bytes != 0 && age > 0 && (uint64_t)age > walk->oldest_dirty_ms) walk->oldest_dirty_ms = (uint64_t)age;
+}
+
+static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_stats_t *st, ebb_layer_walk_t *layer,
+                       ebb_stats_walk_t *walk) {
   size_t psize = _ebb_segment_page_size(seg, page, NULL);
   if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED)) {
-    if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) st->free_in_empty_pages += psize;
+    if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) page_free_bytes(st, layer, false, psize);
+    page_dirty_stats(page, 0, st, layer, walk);
     return;
   }
   uint64_t used = _ebb_page_used(page);
@@ -519,14 +546,14 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
   uint64_t bsize = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
   if (used > cap) used = cap;
   if (purged > cap - used) purged = cap - used;
-  uint64_t *free_bytes = used != 0 ? &st->free_in_live_pages : &st->free_in_empty_pages;
   st->live += used * bsize;
-  *free_bytes += (cap - used - purged) * bsize;
-  if (atomic_load_explicit(&page->claim, memory_order_relaxed) == EBB_CLAIM_IDLE &&
-      __atomic_load_n(&page->offered, __ATOMIC_RELAXED) == 0)
-    st->dirty += cap * bsize; /* parked in place: not in _ebb_dirty_bytes */
+  layer->live += used * bsize;
+  layer->blocks += used;
+  layer->pages++;
+  page_free_bytes(st, layer, used != 0, (cap - used - purged) * bsize);
+  page_dirty_stats(page, cap * bsize, st, layer, walk);
   if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED) && cap * bsize < psize)
-    *free_bytes += psize - cap * bsize; /* dirty, not yet carved again */
+    page_free_bytes(st, layer, used != 0, psize - cap * bsize); /* dirty, not yet carved again */
 }
 
 /* A cached segment: its resident bytes as the kernel counted them, the
@@ -555,11 +582,28 @@ void _ebb_segment_bin_stats(ebb_bin_stats_t bins[EBB_BIN_MAX + 1]) {
   }
 }
 
-void _ebb_segment_stats(ebb_stats_t *st) {
+/* The cache's segments and their dirty bytes as the budget counts them
+ * (cache_dirty), read from the cache itself: a segment on its way in or
+ * out is in the registry but not here, and neither in the count. */
+static void segment_cache_stats_locked(ebb_stats_t *st, ebb_stats_walk_t *walk) {
+  for (size_t i = 0; i < cache_count; i++) {
+    const ebb_segment_t *seg = cache[i];
+    size_t dirty = cache_dirty(seg);
+    walk->segment_cache_count++;
+    walk->segment_cache_dirty += dirty;
+    st->dirty += dirty;
+    uint64_t age = walk->now_ms > seg->cached_since ? walk->now_ms - seg->cached_since : 0;
+    if (dirty != 0 && age > walk->oldest_dirty_ms) walk->oldest_dirty_ms = age;
+  }
+}
+
+void _ebb_segment_stats(ebb_stats_t *st, ebb_stats_walk_t *walk) {
+  segment_cache_stats_locked(st, walk);
   for (ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
     size_t size = EBB_LOAD(seg->size);
+    ebb_page_kind_t kind = EBB_LOAD(seg->kind);
     st->mapped += size;
-    if (EBB_LOAD(seg->kind) == EBB_PAGE_LARGE) {
+    if (kind == EBB_PAGE_LARGE) {
       size_t bytes = size - EBB_LARGE_HEADER_SIZE;
       st->metadata += EBB_LARGE_HEADER_SIZE;
       if (EBB_LOAD(seg->cached_since) != 0) {
@@ -580,7 +624,8 @@ void _ebb_segment_stats(ebb_stats_t *st) {
       continue;
     }
     st->metadata += EBB_OS_PAGE * 3; /* the header's touched part */
-    for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++) page_stats(seg, &seg->pages[i], st);
+    ebb_layer_walk_t *layer = &walk->kinds[kind];
+    for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++) page_stats(seg, &seg->pages[i], st, layer, walk);
   }
   st->abandoned_count = _ebb_segment_abandoned_count;
 }

@@ -23,23 +23,67 @@ extern _Atomic(uint64_t) _ebb_prim_madvise_calls;
  * that header pass a struct of this size to the one-argument entry. */
 #define EBB_STATS_V1_SIZE offsetof(ebb_stats_t, free_in_live_pages)
 static_assert(EBB_STATS_V1_SIZE == 160, "version-1 fields keep their offsets");
+/* Version 2 ended at unmapped_total; version 3 appended the layers. */
+#define EBB_STATS_V2_SIZE offsetof(ebb_stats_t, small_live)
+static_assert(EBB_STATS_V2_SIZE == 184, "version-2 fields keep their offsets");
+static_assert(sizeof(ebb_stats_t) == 392, "version 3 is 392 bytes: a new field is appended and bumps the version");
 
+/* The walk's figures of one kind of page, into its six named fields. */
+#define EBB_LAYER_COPY(out, kind, walk, purged)     \
+  do {                                               \
+    (out)->kind##_live = (walk).live;                \
+    (out)->kind##_free = (walk).free;                \
+    (out)->kind##_dirty = (walk).dirty;              \
+    (out)->kind##_purged_total = (purged);           \
+    (out)->kind##_blocks_count = (walk).blocks;      \
+    (out)->kind##_pages_count = (walk).pages;        \
+  } while (0)
+
+/* `purged`: each layer's counter, read once (budget.c). */
+static void layers_fill(ebb_stats_t *out, const ebb_stats_walk_t *walk, const uint64_t purged[EBB_LAYERS]) {
+  EBB_LAYER_COPY(out, small, walk->kinds[EBB_PAGE_SMALL], purged[EBB_PAGE_SMALL]);
+  EBB_LAYER_COPY(out, medium, walk->kinds[EBB_PAGE_MEDIUM], purged[EBB_PAGE_MEDIUM]);
+  EBB_LAYER_COPY(out, wide, walk->kinds[EBB_PAGE_WIDE], purged[EBB_PAGE_WIDE]);
+  out->large_purged_total = purged[EBB_LAYER_LARGE];
+  out->segment_cache_dirty = walk->segment_cache_dirty;
+  out->segment_cache_purged_total = purged[EBB_LAYER_SEGMENT_CACHE];
+  out->segment_cache_count = walk->segment_cache_count;
+  out->large_cache_dirty = walk->large_cache_dirty;
+  out->large_cache_purged_total = purged[EBB_LAYER_LARGE_CACHE];
+  out->large_cache_count = walk->large_cache_count;
+  out->oldest_dirty_ms = walk->oldest_dirty_ms;
+  for (unsigned layer = 0; layer < EBB_LAYERS; layer++) out->purged_total += purged[layer];
+}
+
+/* dirty is the walk's, added up beside the layers' (under the lock for
+ * the caches, racily for other threads' pages), rather than the budget's
+ * count, which moves without the lock: the layers of a snapshot taken
+ * while the program runs add up to it all the same. Quiet, the two agree
+ * (EBB_DEBUG=3 checks it at ebb_collect(true)). purged_total adds up the
+ * layers' counters for the same reason. */
 static void stats_fill(ebb_stats_t *out) {
   memset(out, 0, sizeof(*out));
   out->version = EBB_STATS_VERSION;
   out->size = sizeof(*out);
+  ebb_stats_walk_t walk;
+  memset(&walk, 0, sizeof(walk));
+  walk.now_ms = _ebb_purge_clock_ms();
   _ebb_lock();
-  _ebb_segment_stats(out);
+  _ebb_segment_stats(out, &walk);
+  _ebb_large_cache_stats_locked(out, &walk);
   _ebb_heap_stats(out);
   _ebb_unlock();
+  /* Its parts first: a release counts its layer before them (budget.c). */
+  out->purged_lazy_total = atomic_load_explicit(&_ebb_lazy_total, memory_order_relaxed);
+  out->unmapped_total = atomic_load_explicit(&_ebb_unmapped_total, memory_order_relaxed);
+  uint64_t purged[EBB_LAYERS];
+  for (unsigned layer = 0; layer < EBB_LAYERS; layer++)
+    purged[layer] = atomic_load_explicit(&_ebb_purged_by_layer[layer], memory_order_relaxed);
+  layers_fill(out, &walk, purged);
   out->mapped += _ebb_os_stranded_bytes(); /* decommitted: mapped, never resident */
   out->free_in_pages = out->free_in_live_pages + out->free_in_empty_pages;
   out->resident = out->live + out->free_in_pages + out->segment_cache + out->large_cache + out->metadata;
   out->purged_or_untouched = out->mapped > out->resident ? out->mapped - out->resident : 0;
-  out->dirty += atomic_load_explicit(&_ebb_dirty_bytes, memory_order_relaxed); /* + pages parked in place */
-  out->purged_total = atomic_load_explicit(&_ebb_purged_total, memory_order_relaxed);
-  out->purged_lazy_total = atomic_load_explicit(&_ebb_lazy_total, memory_order_relaxed);
-  out->unmapped_total = atomic_load_explicit(&_ebb_unmapped_total, memory_order_relaxed);
   out->mmap_calls = atomic_load_explicit(&_ebb_prim_mmap_calls, memory_order_relaxed);
   out->munmap_calls = atomic_load_explicit(&_ebb_prim_munmap_calls, memory_order_relaxed);
   out->madvise_calls = atomic_load_explicit(&_ebb_prim_madvise_calls, memory_order_relaxed);
@@ -77,10 +121,12 @@ ebb_export bool ebb_stats_get_sized(ebb_stats_t *out, size_t size) {
  * macro maps the two-argument calls to ebb_stats_get_sized. */
 ebb_export bool(ebb_stats_get)(ebb_stats_t *out) { return stats_copy(out, EBB_STATS_V1_SIZE, 1); }
 
-static bool is_count(const char *name) {
-  size_t n = strlen(name);
-  return (n > 6 && strcmp(name + (n - 6), "_count") == 0) || (n > 6 && strcmp(name + (n - 6), "_calls") == 0);
+static bool ends_with(const char *name, const char *suffix) {
+  size_t n = strlen(name), k = strlen(suffix);
+  return n > k && strcmp(name + (n - k), suffix) == 0;
 }
+
+static bool is_count(const char *name) { return ends_with(name, "_count") || ends_with(name, "_calls"); }
 
 /* Text lines go out with one write each, formatted on the stack: the
  * exit-time print runs while the program's heap is being torn down. */
@@ -96,16 +142,103 @@ static void print_line(int fd, const char *fmt, ...) {
 
 static void print_field(int fd, const char *name, uint64_t v, const char *help) {
   if (is_count(name)) print_line(fd, "ebb:   %s %zu  (%s)\n", name, (size_t)v, help);
+  else if (ends_with(name, "_ms")) print_line(fd, "ebb:   %s %zu ms  (%s)\n", name, (size_t)v, help);
   else print_line(fd, "ebb:   %s %zu KiB  (%s)\n", name, (size_t)(v / 1024), help);
+}
+
+/* ---- the layer table ------------------------------------------------------------ */
+/* Rows are the layers, columns their figures; a cell is a field's offset
+ * in ebb_stats_t, or NO_CELL where the figure does not exist for the
+ * layer (large blocks are live whole; caches hold no live block). Large
+ * blocks and the caches show fields older than the layers (large_live,
+ * large_count, segment_cache, large_cache): they keep their own lines. */
+enum { COL_LIVE, COL_FREE, COL_DIRTY, COL_PURGED, COL_BLOCKS, COL_PAGES, COLUMNS };
+#define NO_CELL SIZE_MAX
+#define CELL(field) offsetof(ebb_stats_t, field)
+typedef struct layer_row_s {
+  const char *name;
+  size_t cell[COLUMNS];
+} layer_row_t;
+
+#define PAGE_ROW(kind, title)                                                                          \
+  {title,                                                                                              \
+   {CELL(kind##_live), CELL(kind##_free), CELL(kind##_dirty), CELL(kind##_purged_total),              \
+    CELL(kind##_blocks_count), CELL(kind##_pages_count)}}
+static const layer_row_t layer_rows[] = {
+    PAGE_ROW(small, "small pages"),
+    PAGE_ROW(medium, "medium pages"),
+    PAGE_ROW(wide, "wide pages"),
+    {"large blocks", {CELL(large_live), NO_CELL, NO_CELL, CELL(large_purged_total), CELL(large_count), NO_CELL}},
+    {"segment cache",
+     {NO_CELL, CELL(segment_cache), CELL(segment_cache_dirty), CELL(segment_cache_purged_total),
+      CELL(segment_cache_count), NO_CELL}},
+    {"large cache",
+     {NO_CELL, CELL(large_cache), CELL(large_cache_dirty), CELL(large_cache_purged_total), CELL(large_cache_count),
+      NO_CELL}},
+};
+static const char *const column_titles[COLUMNS] = {"live KiB", "free KiB", "dirty KiB", "purged KiB", "blocks", "pages"};
+#define LAYER_NAME_WIDTH 15
+#define LAYER_CELL_WIDTH 12
+
+/* A field the table shows and no older version had: it has no line. */
+static bool in_table_only(size_t offset) {
+  if (offset < EBB_STATS_V2_SIZE) return false;
+  for (size_t r = 0; r < sizeof(layer_rows) / sizeof(layer_rows[0]); r++) {
+    for (unsigned c = 0; c < COLUMNS; c++) {
+      if (layer_rows[r].cell[c] == offset) return true;
+    }
+  }
+  return false;
+}
+
+/* Appends text to line (of cap bytes, n used) right-aligned in width, or
+ * left-aligned if left. */
+static void put_cell(char *line, size_t cap, size_t *n, const char *text, size_t width, bool left) {
+  size_t len = strlen(text), pad = len < width ? width - len : 0;
+  for (size_t i = 0; i < pad && !left && *n + 1 < cap; i++) line[(*n)++] = ' ';
+  for (size_t i = 0; i < len && *n + 1 < cap; i++) line[(*n)++] = text[i];
+  for (size_t i = 0; i < pad && left && *n + 1 < cap; i++) line[(*n)++] = ' ';
+}
+
+static void print_table_line(int fd, const char *name, const char *const cells[COLUMNS]) {
+  char line[256];
+  size_t n = 0;
+  put_cell(line, sizeof(line), &n, "ebb:   ", 0, true);
+  put_cell(line, sizeof(line), &n, name, LAYER_NAME_WIDTH, true);
+  for (unsigned c = 0; c < COLUMNS; c++) put_cell(line, sizeof(line), &n, cells[c], LAYER_CELL_WIDTH, false);
+  line[n++] = '\n';
+  _ebb_prim_write_fd(fd, line, n);
+}
+
+static void print_layers(int fd, const ebb_stats_t *st) {
+  print_table_line(fd, "by layer", column_titles);
+  for (size_t r = 0; r < sizeof(layer_rows) / sizeof(layer_rows[0]); r++) {
+    char text[COLUMNS][24];
+    const char *cells[COLUMNS];
+    for (unsigned c = 0; c < COLUMNS; c++) {
+      size_t at = layer_rows[r].cell[c];
+      uint64_t v = 0;
+      if (at != NO_CELL) memcpy(&v, (const char *)st + at, sizeof(v));
+      bool bytes = c < COL_BLOCKS;
+      if (at == NO_CELL) _ebb_format(text[c], sizeof(text[c]), "-");
+      else _ebb_format(text[c], sizeof(text[c]), "%zu", (size_t)(bytes ? v / 1024 : v));
+      cells[c] = text[c];
+    }
+    print_table_line(fd, layer_rows[r].name, cells);
+  }
+  print_line(fd, "ebb:   (blocks: live blocks; of large blocks and the caches, their mappings. pages: pages holding a "
+                 "size class)\n");
 }
 
 static void print_stats(int fd) {
   ebb_stats_t st;
   ebb_stats_get(&st, sizeof st);
   print_line(fd, "ebb: statistics (ebb %s, pid %u)\n", ebb_version(), (unsigned)_ebb_prim_pid());
-#define EBB_PRINT_FIELD(name, help) print_field(fd, #name, st.name, help);
+#define EBB_PRINT_FIELD(name, help) \
+  if (!in_table_only(offsetof(ebb_stats_t, name))) print_field(fd, #name, st.name, help);
   EBB_STATS_FIELDS(EBB_PRINT_FIELD)
 #undef EBB_PRINT_FIELD
+  print_layers(fd, &st);
 }
 
 ebb_export void ebb_stats_print(void) { print_stats(2); }
@@ -304,3 +437,48 @@ ebb_export int ebb_malloc_info(int options, FILE *fp) {
   return 0;
 }
 EBB_STD(malloc_info, ebb_malloc_info);
+
+/* ---- how a size is served (ebb_size_info) ----------------------------------- */
+static const char *tier_of_block(size_t block) {
+  return block <= EBB_SMALL_OBJ_MAX ? "small" : block <= EBB_MEDIUM_OBJ_MAX ? "medium" : "wide";
+}
+
+static size_t page_of_tier(const char *tier) {
+  return tier[0] == 's' ? (size_t)1 << EBB_SMALL_PAGE_SHIFT
+         : tier[0] == 'm' ? (size_t)1 << EBB_MEDIUM_PAGE_SHIFT
+                          : EBB_SEGMENT_SIZE;
+}
+
+/* The same decisions malloc makes (alloc.c: above the large threshold, a
+ * mapping of its own; else the size class of _ebb_bin), from the same
+ * functions and the same option, so the answer cannot drift from them. */
+ebb_export bool ebb_size_info(size_t request, ebb_size_info_t *out, size_t size) {
+  _ebb_init_process();
+  if (out == NULL || size < sizeof(uint32_t) * 2) {
+    errno = EINVAL;
+    return false;
+  }
+  if (request > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return false;
+  }
+  ebb_size_info_t info = {0};
+  info.request = request;
+  info.large_threshold = EBB_LOAD(_ebb_large_threshold);
+  info.purge_delay_ms = (uint64_t)_ebb_option(EBB_OPT_PURGE_DELAY_MS);
+  if (request > info.large_threshold) {
+    info.tier = "large";
+    info.block = (request + EBB_OS_PAGE - 1) & ~(uint64_t)(EBB_OS_PAGE - 1);
+    info.page = info.block + EBB_LARGE_HEADER_SIZE;
+    info.blocks_per_page = 1;
+  } else {
+    info.block = _ebb_bin_size(_ebb_bin(request));
+    info.tier = tier_of_block(info.block);
+    info.page = page_of_tier(info.tier);
+    info.blocks_per_page = info.page / info.block;
+  }
+  size = size >= sizeof(info) ? sizeof(info) : size & ~(sizeof(uint64_t) - 1); /* whole fields */
+  info.size = (uint32_t)size;
+  memcpy(out, &info, size);
+  return true;
+}

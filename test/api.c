@@ -812,6 +812,19 @@ static void test_owns_live_blocks(void) {
   free(r);
 }
 
+/* A freed block is no longer owned (each freed while a neighbour keeps
+ * its page in use; large ones wait in the large cache). */
+static void test_owns_not_freed(void) {
+  static const size_t sizes[] = {0, 1, 64, 1000, 9000, 70000, 600 * KiB, 3 * MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *keep = ebb_malloc(sizes[i]), *p = ebb_malloc(sizes[i]);
+    ebb_free(p);
+    CHECK_MSG(!ebb_owns(p), "a freed block of %zu still owned", sizes[i]);
+    CHECK(ebb_owns(keep));
+    ebb_free(keep);
+  }
+}
+
 static char static_array[256];
 
 static void test_owns_foreign(void) {
@@ -1095,10 +1108,83 @@ static void run_api_suite(const api_t *A) {
   RUN_API(A, check_realloc_growth_mapped);
 }
 
+/* ebb_size_info answers what malloc does: the block it hands out is the
+ * block the info names, for every size around each boundary. */
+static void check_size_info(size_t request) {
+  ebb_size_info_t info;
+  if (!CHECK_MSG(ebb_size_info(request, &info, sizeof info), "size %zu", request)) return;
+  CHECK_EQ(info.size, sizeof info);
+  CHECK_EQ(info.request, request);
+  void *p = ebb_malloc(request);
+  if (!CHECK(p != NULL)) return;
+  CHECK_MSG(ebb_malloc_usable_size(p) == info.block, "size %zu: usable %zu, info says %llu (%s)", request,
+            ebb_malloc_usable_size(p), (unsigned long long)info.block, info.tier);
+  ebb_free(p);
+  const char *want = request > info.large_threshold ? "large"
+                     : info.block <= 8192          ? "small"
+                     : info.block <= 65536         ? "medium"
+                                                   : "wide";
+  CHECK_MSG(strcmp(info.tier, want) == 0, "size %zu: tier %s, expected %s", request, info.tier, want);
+  CHECK_MSG(info.blocks_per_page >= 1 && info.page >= info.block, "size %zu: page %llu, %llu blocks", request,
+            (unsigned long long)info.page, (unsigned long long)info.blocks_per_page);
+}
+
+static void test_size_info(void) {
+  static const size_t edges[] = {16, 128, 1024, 8192, 65536, 512 * 1024, 4u << 20};
+  check_size_info(0);
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+    for (size_t d = 0; d < 3; d++) check_size_info(edges[i] - 1 + d);
+  }
+  for (size_t n = 1; n < 1000000; n = n * 3 + 1) check_size_info(n);
+  ebb_size_info_t info;
+  long long delay = -1;
+  CHECK(ebb_option_get("PURGE_DELAY_MS", &delay));
+  CHECK(ebb_size_info(80000, &info, sizeof info));
+  CHECK_EQ(info.purge_delay_ms, (uint64_t)delay);
+  /* The caller's size bounds what is written, whole fields only. */
+  unsigned char small[20];
+  memset(small, 0x5A, sizeof small);
+  CHECK(ebb_size_info(100, (ebb_size_info_t *)(void *)small, 20));
+  uint32_t filled;
+  memcpy(&filled, small, sizeof filled);
+  CHECK_EQ(filled, 16);
+  CHECK_EQ(small[16], 0x5A);
+  errno = 0;
+  CHECK(!ebb_size_info(100, NULL, sizeof info) && errno == EINVAL);
+  errno = 0;
+  CHECK(!ebb_size_info(100, &info, 4) && errno == EINVAL);
+  errno = 0;
+  CHECK(!ebb_size_info((size_t)PTRDIFF_MAX + 1, &info, sizeof info) && errno == ENOMEM);
+}
+
+/* ebb_option_get names options with or without EBB_, and refuses others;
+ * a mallopt change shows. */
+static void test_option_get(void) {
+  long long v = -1, w = -1;
+  CHECK(ebb_option_get("LARGE_THRESHOLD", &v) && v > 0);
+  CHECK(ebb_option_get("EBB_LARGE_THRESHOLD", &w) && w == v);
+  CHECK(ebb_mallopt(M_MMAP_THRESHOLD, 64 * 1024) == 1);
+  CHECK(ebb_option_get("LARGE_THRESHOLD", &w) && w == 64 * 1024);
+  ebb_size_info_t info;
+  CHECK(ebb_size_info(100000, &info, sizeof info) && strcmp(info.tier, "large") == 0 && info.large_threshold == 65536);
+  CHECK(ebb_mallopt(M_MMAP_THRESHOLD, (int)v) == 1);
+  CHECK(ebb_option_get("MADVISE", &w) && (w == 0 || w == 1));
+  CHECK(ebb_option_get("STATS_FILE", &w) && (w == 0 || w == 1));
+  errno = 0;
+  CHECK(!ebb_option_get("PURGE_DELAY", &w) && errno == EINVAL);
+  errno = 0;
+  CHECK(!ebb_option_get(NULL, &w) && errno == EINVAL);
+  errno = 0;
+  CHECK(!ebb_option_get("SECURE", NULL) && errno == EINVAL);
+}
+
 static void run_ebb_suite(void) {
+  RUN_EBB(test_size_info);
+  RUN_EBB(test_option_get);
   RUN_EBB(test_version);
   RUN_EBB(test_owns_live_blocks);
   RUN_EBB(test_owns_foreign);
+  RUN_EBB(test_owns_not_freed);
   RUN_EBB(test_stats_header);
   RUN_EBB(test_stats_sizes);
   RUN_EBB(test_stats_live);

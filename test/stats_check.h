@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,44 @@ static inline bool stats_check_close(uint64_t a, uint64_t b, uint64_t slack) {
   return hi - lo <= hi / 20 + slack;
 }
 
+/* The layers (version 3) against the totals, and each page layer against
+ * its own counts: a block size within its kind's classes, its bytes
+ * within its pages. NULL if all hold, else the first broken one. Bounds
+ * rather than sums for the counts, since ebb has no total of blocks or
+ * pages; the byte sums are exact (the statistics add them up in the same
+ * walk). */
+static inline const char *stats_check_layers(const ebb_stats_t *st) {
+  if (st->size < offsetof(ebb_stats_t, oldest_dirty_ms) + sizeof st->oldest_dirty_ms) return NULL; /* older ebb */
+  const uint64_t KiB = 1024, MiB = 1024 * KiB;
+  if (st->small_live + st->medium_live + st->wide_live + st->large_live != st->live)
+    return "small_live + medium_live + wide_live + large_live != live";
+  if (st->small_free + st->medium_free + st->wide_free != st->free_in_pages)
+    return "small_free + medium_free + wide_free != free_in_pages";
+  if (st->small_dirty + st->medium_dirty + st->wide_dirty + st->segment_cache_dirty + st->large_cache_dirty != st->dirty)
+    return "small_dirty + medium_dirty + wide_dirty + segment_cache_dirty + large_cache_dirty != dirty";
+  if (st->small_purged_total + st->medium_purged_total + st->wide_purged_total + st->large_purged_total +
+          st->segment_cache_purged_total + st->large_cache_purged_total != st->purged_total)
+    return "the six _purged_total != purged_total";
+  if (st->small_live < st->small_blocks_count * 16 || st->small_live > st->small_blocks_count * 8 * KiB)
+    return "small_live outside small_blocks_count blocks of 16 B .. 8 KiB";
+  if (st->medium_live < st->medium_blocks_count * (8 * KiB + 1) || st->medium_live > st->medium_blocks_count * 64 * KiB)
+    return "medium_live outside medium_blocks_count blocks of 8 .. 64 KiB";
+  if (st->wide_live < st->wide_blocks_count * (64 * KiB + 1) || st->wide_live > st->wide_blocks_count * 512 * KiB)
+    return "wide_live outside wide_blocks_count blocks of 64 .. 512 KiB";
+  if (st->small_live > st->small_pages_count * 64 * KiB || st->medium_live > st->medium_pages_count * 512 * KiB ||
+      st->wide_live > st->wide_pages_count * 4 * MiB)
+    return "a page layer's live bytes exceed its pages";
+  if (st->small_pages_count * 64 * KiB + st->medium_pages_count * 512 * KiB + st->wide_pages_count * 4 * MiB >
+      (st->segments_count - st->segment_cache_count) * 4 * MiB)
+    return "pages holding a size class exceed the segments in use";
+  if (st->segment_cache_count > st->segments_count) return "segment_cache_count > segments_count";
+  if (st->segment_cache > st->segment_cache_count * 4 * MiB) return "segment_cache exceeds segment_cache_count segments";
+  if ((st->large_cache != 0 && st->large_cache_count == 0) || (st->large_cache_dirty != 0 && st->large_cache_count == 0))
+    return "large cache bytes without large_cache_count";
+  if (st->dirty == 0 && st->oldest_dirty_ms != 0) return "oldest_dirty_ms != 0 with nothing dirty";
+  return NULL;
+}
+
 /* 0 if every identity holds, else 1 with the first broken one in why. */
 static inline int stats_check_identities(const ebb_stats_t *st, char *why, size_t cap) {
   uint64_t parts = st->live + st->free_in_pages + st->segment_cache + st->large_cache + st->metadata;
@@ -52,6 +91,7 @@ static inline int stats_check_identities(const ebb_stats_t *st, char *why, size_
   else if (st->large_live > st->live) broken = "large_live > live";
   else if (st->unmapped_total > st->purged_total) broken = "unmapped_total > purged_total";
   else if (st->purged_lazy_total > st->purged_total) broken = "purged_lazy_total > purged_total";
+  else broken = stats_check_layers(st);
   if (broken == NULL) return 0;
   snprintf(why, cap,
            "%s (live %llu free_in_pages %llu = %llu + %llu, segment_cache %llu large_cache %llu metadata %llu "

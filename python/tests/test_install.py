@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: MIT
+"""ebb.install() and uninstall(): NumPy's handler, CPython's domains, the blocks made before and after."""
+
+import re
+import os
+
+import pytest
+
+import ebb
+
+np = pytest.importorskip("numpy")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def data(array):
+    return array.__array_interface__["data"][0]
+
+
+def test_new_arrays_are_ebbs_and_old_ones_are_freed_by_their_allocator(child):
+    out = child("""
+        import numpy as np, ebb
+        before = [np.full(n, 7.0) for n in (1, 100, 10_000, 1_000_000)]
+        assert all(ebb.handler_name(a) == "default_allocator" for a in before)
+        assert not any(ebb._ebb.owns(a.ctypes.data) for a in before)
+        ebb.install()
+        made = [np.full(n, 3.0) for n in (0, 1, 100, 10_000, 1_000_000)]
+        assert [ebb.handler_name(a) for a in made] == ["ebb"] * 5, [ebb.handler_name(a) for a in made]
+        assert all(ebb._ebb.owns(a.ctypes.data) for a in made)
+        zeros = np.zeros(3_000_000)
+        assert ebb._ebb.owns(zeros.ctypes.data) and not zeros.any()
+        grown = np.resize(np.arange(10.0), 100_000)   # realloc path
+        assert grown[99_999] == 9.0
+        assert all((a == 7.0).all() for a in before)
+        del before[:2]                                # freed by NumPy's default, through ebb's wrapper
+        ebb.uninstall()
+        assert ebb.handler_name(np.ones(10)) == "default_allocator"
+        assert not ebb._ebb.owns(np.ones(10_000).ctypes.data)
+        assert all((a == 3.0).all() for a in made)
+        live = ebb.stats()["live"]
+        del made, before, zeros, grown                # ebb's blocks after uninstall: to ebb
+        assert ebb._ebb.numpy_live() == 0
+        assert live - ebb.stats()["live"] >= 8 * (1_000_000 + 3_000_000 + 10_100 + 100_000)
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_zero_byte_blocks_are_distinct(child):
+    out = child("""
+        import ebb
+        ebb.install(objects=True)
+        for domain in ("raw", "mem", "obj"):
+            blocks = [ebb._ebb._pymem_alloc(domain, 0) for _ in range(3)]
+            assert len(set(blocks)) == 3 and all(ebb._ebb.owns(p) for p in blocks), domain
+            for p in blocks:
+                assert ebb._ebb._pymem_free(domain, p, 0)
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_blocks_a_c_extension_made_before_install_and_during_it(child):
+    out = child("""
+        import ebb
+        sizes = (0, 1, 100, 600, 70_000, 2_000_000)
+        before = {d: [(ebb._ebb._pymem_alloc(d, n), n) for n in sizes] for d in ("raw", "mem", "obj")}
+        assert not any(ebb._ebb.owns(p) for blocks in before.values() for p, n in blocks)
+        ebb.install(objects=True)
+        during = {d: [(ebb._ebb._pymem_alloc(d, n), n) for n in sizes] for d in ("raw", "mem", "obj")}
+        assert all(ebb._ebb.owns(p) for blocks in during.values() for p, n in blocks)
+        assert all(ebb._ebb._pymem_free(d, p, n) for d, blocks in before.items() for p, n in blocks)
+        ebb.uninstall()
+        after = ebb._ebb._pymem_alloc("mem", 100)
+        assert not ebb._ebb.owns(after) and ebb._ebb._pymem_free("mem", after, 100)
+        live = ebb.stats()["live"]
+        assert all(ebb._ebb._pymem_free(d, p, n) for d, blocks in during.items() for p, n in blocks)
+        assert live - ebb.stats()["live"] >= 3 * sum(sizes)   # they went back to ebb
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_installed_scopes_and_state():
+    assert ebb.state()["numpy"] is False
+    with ebb.installed(raw=False) as inside:
+        assert inside == dict(ebb.state()) and inside["numpy"] and inside["mem"] and not inside["raw"]
+        assert ebb.handler_name(np.ones(8)) == "ebb"
+        assert ebb._ebb.domain_state("mem") == {"hooked": True, "active": True}
+        assert ebb._ebb.domain_state("raw")["active"] is False
+    after = ebb.state()
+    assert not any(after[k] for k in ("numpy", "raw", "mem", "objects"))
+    assert ebb.handler_name(np.ones(8)) == "default_allocator"
+    assert ebb._ebb.domain_state("mem") == {"hooked": True, "active": False}
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(TypeError, match="ebb: error: install\\(objects=...\\) takes True or False"):
+        ebb.install(objects="yes")
+    with pytest.raises(ValueError, match="ebb: error: no allocator domain 'heap'"):
+        ebb._ebb.set_domain("heap", True)
+    with pytest.raises(TypeError, match="ebb: error: explain\\(\\) takes a size"):
+        ebb.explain("80k")
+    with pytest.raises(ValueError, match="ebb: error: size -1 is negative"):
+        ebb.explain(-1)
+    with pytest.raises(MemoryError, match="ebb: error"):
+        ebb.explain(1 << 62)
+
+
+def test_stats_has_every_field_of_the_header():
+    header = open(os.path.join(ROOT, "include", "ebb.h")).read()
+    block = header[header.index("#define EBB_STATS_FIELDS"):header.index("typedef struct ebb_stats_s")]
+    names = re.findall(r"X\((\w+),", block)
+    st = ebb.stats()
+    assert list(st) == names and set(ebb.stats_help()) == set(names)
+    assert st["resident"] == (st["live"] + st["free_in_pages"] + st["segment_cache"] + st["large_cache"]
+                              + st["metadata"])
+
+
+def test_trim_gives_back_what_was_freed():
+    with ebb.installed():
+        arrays = [np.ones(20_000) for _ in range(200)]
+        del arrays
+        released = ebb.trim()
+    assert released >= 16 << 20 and ebb.trim() < released
+
+
+def test_explain_size_classes_and_tiers():
+    small = ebb.explain(100)
+    assert small["usable"] >= 100 and small["usable"] < 128 and small["tier"].startswith("small or medium")
+    large = ebb.explain(8 << 20)
+    assert large["usable"] >= 8 << 20 and large["tier"].startswith("large")
+    assert "purge delay" in large["returns"] and ebb.explain(0)["usable"] > 0
+
+
+def test_version_and_mode():
+    assert ebb.version == "%d.%d.%d" % tuple(int(x) for x in ebb.version.split("."))
+    assert ebb.mode == "embedded" or ebb.mode.startswith("preloaded (")
+
+
+def test_preloaded_ebb_is_the_one_used(child):
+    lib = os.path.join(ROOT, "build", "libebb.so")
+    out = child("""
+        import ctypes, numpy as np, ebb
+        assert ebb.mode.startswith("preloaded (") and "libebb.so" in ebb.mode, ebb.mode
+        before = np.ones(10_000)
+        assert ebb._ebb.owns(before.ctypes.data)     # malloc is the preloaded ebb
+        ebb.install()
+        after = np.ones(10_000)
+        assert ebb.handler_name(after) == "ebb" and ebb._ebb.owns(after.ctypes.data)
+        process = ctypes.CDLL(None)
+        process.ebb_owns.restype = ctypes.c_bool
+        assert process.ebb_owns(ctypes.c_void_p(after.ctypes.data))
+        print("ok")
+    """, env={"LD_PRELOAD": lib})
+    assert out.strip() == "ok"
+
+
+def test_the_process_malloc_is_not_replaced(child):
+    out = child("""
+        import ctypes, ebb
+        ebb.install(objects=True)
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        p = libc.malloc(100)
+        assert ebb.mode == "embedded" and not ebb._ebb.owns(p)
+        assert ctypes.CDLL(None)._name is None
+        try:
+            ctypes.CDLL(None).ebb_malloc
+        except AttributeError:
+            print("hidden")
+        libc.free(ctypes.c_void_p(p))
+    """)
+    assert out.strip() == "hidden"
