@@ -109,6 +109,20 @@ static void sample_until_exit(run_result_t *r, double t0, double interval_ms) {
   r->wall_ms = now_ms() - t0;
 }
 
+/* A process killed by a signal cannot remove its snapshot: once it is
+ * gone, its object is stale and removed here. */
+static void remove_if_stale(run_result_t *r, pid_t pid) {
+  char path[64];
+  ebb_snapshot_t snap;
+  snapshot_path(pid, path, sizeof(path));
+  if (snapshot_get(pid, &snap) == SNAP_STALE && unlink(path) == 0) r->stale_removed++;
+}
+
+static void remove_stale_snapshots(run_result_t *r) {
+  remove_if_stale(r, r->pid);
+  for (size_t i = 0; i < r->children_n; i++) remove_if_stale(r, r->children[i]);
+}
+
 bool run_program(const run_opts_t *o, run_result_t *r) {
   *r = (run_result_t){0};
   int fds[2];
@@ -133,6 +147,7 @@ bool run_program(const run_opts_t *o, run_result_t *r) {
     waitpid(r->pid, &r->status, 0);
   } else {
     sample_until_exit(r, t0, o->interval_ms);
+    remove_stale_snapshots(r);
   }
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGQUIT, &old_quit, NULL);

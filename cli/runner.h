@@ -27,6 +27,7 @@ typedef struct {
   pid_t children[RUN_MAX_CHILDREN]; /* forked children seen, not followed */
   size_t children_n;
   size_t children_published; /* of which published a snapshot of their own */
+  size_t stale_removed;     /* snapshots the program or its children left behind (killed), removed */
   char images[4][256];      /* the programs the pid ran, in order (exec) */
   size_t images_n;
 } run_result_t;

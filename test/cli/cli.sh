@@ -54,6 +54,9 @@ touch "$work/noexec"
 expect 126 '^ebb: error: run: .*/noexec: Permission denied' "$ebb" run -- "$work/noexec"
 expect 3 'program +exited with status 3' "$ebb" run -- sh -c 'exit 3'
 expect 137 'program +killed by signal 9 \(SIGKILL' "$ebb" run -- sh -c 'kill -9 $$'
+# The killed program could not remove its snapshot: ebb run does.
+expect 137 'stale snapshots +1 left behind by a process that could not remove it \(killed\), removed' \
+  "$ebb" run -- sh -c 'sleep 0.2; kill -9 $$'
 expect 143 'killed by signal 15 \(SIGTERM' "$ebb" run -- sh -c 'kill -TERM $$'
 # A forked child is named as not followed; an exec is followed (same pid).
 expect 0 'children +1 forked \(first pid [0-9]+\) not followed' "$ebb" run -i 20 -- sh -c '/bin/sleep 0.3 & wait'
@@ -128,6 +131,13 @@ out=$("$ebb" top -i 100 -n 3 "$server" 2>&1)
 [[ $(grep -c '^ebb fake in' <<<"$out") == 3 ]] || problem "ebb top -n 3 did not print 3 blocks: $out"
 checks=$((checks + 1))
 expect 0 '^ebb fake in' "$ebb" watch -n 1 "$server"
+# On a terminal: refreshed in place, and q quits (long before the server ends).
+t0=$(date +%s%N)
+out=$( (sleep 0.8; printf q) | script -qec "$ebb top -i 200 $server" /dev/null 2>&1)
+t1=$(date +%s%N)
+[[ $(grep -c $'\033\[H\033\[J' <<<"$out") -ge 2 ]] || problem "ebb top on a terminal did not redraw in place: $out"
+(((t1 - t0) / 1000000 < 2000)) || problem "ebb top did not quit on q ($(((t1 - t0) / 1000000)) ms)"
+checks=$((checks + 2))
 kill "$server" 2>/dev/null
 wait "$server" 2>/dev/null
 rm -f "/dev/shm/ebb-$server"
