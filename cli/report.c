@@ -109,14 +109,16 @@ void chart_terminal_overlay(FILE *f, const curve_t *curves, size_t n, int width,
     for (int col = 0; col < width; col++) {
       uint64_t v = column_value(&curves[k], t_max * col / width, t_max * (col + 1) / width);
       int r = (int)((double)v / (double)v_max * (rows - 1) + 0.5);
-      grid[rows - 1 - r][col] = curves[k].name[0];
+      char *cell = &grid[rows - 1 - r][col];
+      *cell = *cell == ' ' || *cell == curves[k].name[0] ? curves[k].name[0] : '*'; /* '*': curves meet */
     }
   fprintf(f, "RSS over time (top row: %s)\n", fmt_bytes(b, sizeof(b), v_max));
   for (int r = 0; r < rows; r++) fprintf(f, "  |%s\n", grid[r]);
   fprintf(f, "  +%.*s\n  0 s%*s%.2f s\n  ", width, "----------------------------------------------------------"
           "----------------------------------------------------------------------------------------------------",
           width - 8, "", t_max / 1e3);
-  for (size_t k = 0; k < n; k++) fprintf(f, "%c = %s%s", curves[k].name[0], curves[k].name, k + 1 < n ? ", " : "\n");
+  for (size_t k = 0; k < n; k++) fprintf(f, "%c = %s, ", curves[k].name[0], curves[k].name);
+  fputs("* = several\n", f);
 }
 
 static void svg_escape(FILE *f, const char *text) {

@@ -191,6 +191,10 @@ grep -Eq '^glibc +[0-9.]+ s +[0-9.]+ MiB' <<<"$out" && grep -Eq '^ebb +[0-9.]+ s
 grep -q 'ebb: compare: ebb, run 1 of 1' "$work/cmp.err" || problem "ebb compare: no progress on stderr"
 $py -c "import xml.etree.ElementTree as E,sys; E.parse(sys.argv[1])" "$work/cmp.svg" || problem "compare SVG"
 checks=$((checks + 4))
+# On a terminal, the RSS curves overlaid, one letter per allocator.
+out=$(script -qec "$ebb compare -r 1 --with glibc,ebb -- $fake workload" /dev/null 2>&1)
+grep -q 'g = glibc, e = ebb' <<<"$out" && grep -Eq '^  \|.*[ge]' <<<"$out" || problem "ebb compare drew no chart: $out"
+checks=$((checks + 1))
 # RSS after idle: a program that sleeps 700 ms has it, one that does not has "-".
 expect 0 '^glibc +[0-9.]+ s +[0-9.]+ [KM]iB +[0-9.]+ [KM]iB +[0-9.]+ [KM]iB$' "$ebb" compare -r 1 --with glibc -- sleep 0.7
 expect 0 '^glibc +[0-9.]+ s +[0-9.]+ [KM]iB +[0-9.]+ [KM]iB +-$' "$ebb" compare -r 1 --with glibc -- true
