@@ -100,6 +100,18 @@ extern const size_t stat_field_count;
 extern const size_t stat_fields_v2_count;
 bool stat_field_present(const ebb_stats_t *st, size_t i);
 uint64_t stat_field_value(const ebb_stats_t *st, size_t i);
+/* The field called name, if the publisher filled it. */
+bool stat_by_name(const ebb_stats_t *st, const char *name, uint64_t *out);
+/* The statistics by layer (ebb.h version 3): rows small, medium, wide,
+ * large, segment_cache, large_cache; columns live, free (a cache: its
+ * resident bytes), dirty, purged_total, count (pages, blocks or mappings). */
+#define LAYER_ROWS 6
+#define LAYER_COLUMNS 5
+extern const char *const layer_names[LAYER_ROWS];
+extern const char *const layer_columns[LAYER_COLUMNS];
+bool layer_cell(const ebb_stats_t *st, size_t row, size_t col, uint64_t *out);
+bool layers_present(const ebb_stats_t *st);
+void print_layer_table(FILE *f, const ebb_stats_t *st);
 /* Prints st as one JSON object with ebb_stats_json's names. */
 void stats_print_json(FILE *f, const ebb_stats_t *st);
 

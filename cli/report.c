@@ -250,24 +250,34 @@ void html_head(FILE *f, const char *title) {
   fputs("</h1>\n", f);
 }
 
-/* The statistics past version 2 (by layer, and later fields) in the last snapshot. */
+/* The last snapshot's statistics by layer, as a table (ebb.h version 3). */
 static void html_layer_table(FILE *f, const series_t *s) {
   const sample_t *last = NULL;
   for (size_t i = s->n; i-- > 0 && last == NULL;)
     if (s->v[i].has_snapshot) last = &s->v[i];
-  fputs("<h2>By layer</h2>\n", f);
-  size_t shown = 0;
-  for (size_t k = stat_fields_v2_count; last != NULL && k < stat_field_count; k++) {
-    if (!stat_field_present(&last->st, k)) continue;
-    if (shown++ == 0) fputs("<table id=\"layers\"><tr><th>field</th><th>last value</th><th>meaning</th></tr>\n", f);
-    fprintf(f, "<tr><td>%s</td><td class=\"n\">%llu</td><td>", stat_fields[k].name,
-            (unsigned long long)stat_field_value(&last->st, k));
-    html_escape(f, stat_fields[k].help);
-    fputs("</td></tr>\n", f);
+  fputs("<h2>By layer (the last snapshot)</h2>\n", f);
+  if (last == NULL || !layers_present(&last->st)) {
+    fputs(last ? "<p id=\"layers\">This ebb publishes no statistics by layer (its statistics are older than version 3).</p>\n"
+               : "<p id=\"layers\">No ebb snapshot: no statistics by layer.</p>\n", f);
+    return;
   }
-  if (shown) fputs("</table>\n", f);
-  else fputs(last ? "<p id=\"layers\">This ebb publishes no statistics by layer (its statistics end at version 2).</p>\n"
-                  : "<p id=\"layers\">No ebb snapshot: no statistics by layer.</p>\n", f);
+  fputs("<table id=\"layers\"><tr><th>layer</th>", f);
+  for (size_t c = 0; c < LAYER_COLUMNS; c++) fprintf(f, "<th>%s</th>", layer_columns[c]);
+  fputs("</tr>\n", f);
+  for (size_t r = 0; r < LAYER_ROWS; r++) {
+    fprintf(f, "<tr><td>%s</td>", layer_names[r]);
+    for (size_t c = 0; c < LAYER_COLUMNS; c++) {
+      uint64_t v;
+      char b[32];
+      if (!layer_cell(&last->st, r, c, &v)) snprintf(b, sizeof(b), "-");
+      else if (c == LAYER_COLUMNS - 1) snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
+      else fmt_bytes(b, sizeof(b), v);
+      fprintf(f, "<td class=\"n\">%s</td>", b);
+    }
+    fputs("</tr>\n", f);
+  }
+  fputs("</table>\n<p>free: of a cache, the resident bytes it holds; count: pages holding a size class, live "
+        "large blocks, or cached mappings.</p>\n", f);
 }
 
 void write_html_run(FILE *f, const run_result_t *r, const summary_t *m, const curve_t *c, size_t n,

@@ -32,7 +32,8 @@ static void on_interrupt(int sig) {
   interrupted = 1;
 }
 
-static void print_block(FILE *f, pid_t pid, const ebb_snapshot_t *snap) {
+/* all: every field (ebb stats); else the totals, then the layers (ebb top). */
+static void print_block(FILE *f, pid_t pid, const ebb_snapshot_t *snap, bool all) {
   char b[32], comm[64];
   sample_t x = {0};
   comm_of(pid, comm, sizeof(comm));
@@ -40,15 +41,21 @@ static void print_block(FILE *f, pid_t pid, const ebb_snapshot_t *snap) {
   fprintf(f, "ebb %s in %d (%s): publication %llu, every %llu ms; purge delay %llu ms\n", snap->version_text,
           (int)pid, comm, (unsigned long long)snap->publications, (unsigned long long)snap->interval_ms,
           (unsigned long long)snap->purge_delay_ms);
-  fprintf(f, "  %-22s %12s\n", "RSS (kernel)", fmt_bytes(b, sizeof(b), x.rss));
-  for (size_t i = 0; i < stat_field_count; i++) {
+  fprintf(f, "  %-26s %12s\n", "RSS (kernel)", fmt_bytes(b, sizeof(b), x.rss));
+  size_t shown = all ? stat_field_count : stat_fields_v2_count;
+  for (size_t i = 0; i < shown; i++) {
     if (!stat_field_present(&snap->stats, i)) continue;
     uint64_t v = stat_field_value(&snap->stats, i);
     const char *name = stat_fields[i].name;
-    bool counter = strstr(name, "_count") || strstr(name, "_calls");
-    if (counter) snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
+    size_t len = strlen(name);
+    if (strstr(name, "_count") || strstr(name, "_calls")) snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
+    else if (len > 3 && strcmp(name + len - 3, "_ms") == 0) snprintf(b, sizeof(b), "%llu ms", (unsigned long long)v);
     else fmt_bytes(b, sizeof(b), v);
-    fprintf(f, "  %-22s %12s%s\n", name, b, i == stat_fields_v2_count ? "   (by layer from here)" : "");
+    fprintf(f, "  %-26s %12s\n", name, b);
+  }
+  if (layers_present(&snap->stats)) {
+    fputs("by layer:\n", f);
+    print_layer_table(f, &snap->stats);
   }
 }
 
@@ -75,7 +82,7 @@ int cmd_stats(int argc, char **argv) {
     stats_print_json(stdout, &snap.stats);
     fputc('\n', stdout);
   } else {
-    print_block(stdout, pid, &snap);
+    print_block(stdout, pid, &snap, true);
   }
   return EXIT_OK;
 }
@@ -99,7 +106,7 @@ static int watch(pid_t pid, long interval, long count, bool tty) {
     }
     if (shown == 0 && !snapshot_for_pid(pid, &snap)) return EXIT_FAILURE_RUN;
     if (tty) fputs("\033[H\033[J", stdout);
-    print_block(stdout, pid, &snap);
+    print_block(stdout, pid, &snap, false);
     if (tty) fputs("(q quits)\n", stdout);
     else fputc('\n', stdout);
     fflush(stdout);

@@ -131,6 +131,8 @@ out=$("$ebb" top -i 100 -n 3 "$server" 2>&1)
 [[ $(grep -c '^ebb fake in' <<<"$out") == 3 ]] || problem "ebb top -n 3 did not print 3 blocks: $out"
 checks=$((checks + 1))
 expect 0 '^ebb fake in' "$ebb" watch -n 1 "$server"
+expect 0 'by layer:.*' "$ebb" top -n 1 "$server"
+expect 0 '^  small +[0-9.]+ [KMG]?i?B' "$ebb" top -n 1 "$server"
 # On a terminal: refreshed in place, and q quits (long before the server ends).
 t0=$(date +%s%N)
 out=$( (sleep 0.8; printf q) | script -qec "$ebb top -i 200 $server" /dev/null 2>&1)

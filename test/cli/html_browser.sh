@@ -64,6 +64,7 @@ red, blue = colour_pixels((0xd6, 0x27, 0x28), 0, 450), colour_pixels((0x1f, 0x77
 print(f"html_browser.sh: {width}x{height} screenshot, RSS-coloured pixels {red}, live-coloured {blue}")
 assert red > 300 and blue > 120, "the chart's RSS and live curves are not on the screenshot"
 html = open(sys.argv[2]).read()
-for text in ('class="legend"', ">RSS<", ">live<", 'id="summary"', 'id="layers"', "verdict"):
+for text in ('class="legend"', ">RSS<", ">live<", 'id="summary"', '<table id="layers">', "<td>small</td>",
+             "verdict"):
     assert text in html, f"the page lacks {text}"
 PY
