@@ -3,11 +3,10 @@
  * and tier ebb serves it from, and when its memory goes back, beside what
  * glibc does. The answers come from this build's library with the user's
  * EBB_ options: libebb-prefix.so is loaded (ebb_ names only, next to the
- * C library's malloc), a block of each size is allocated to learn its
- * class (ebb_malloc_usable_size) and whether it is large (the statistics'
- * large_live grows), and ebb_options_print gives the options in effect.
- * The page kind of a small or medium class follows the boundaries ebb(7)
- * documents (8 KiB, 64 KiB, 512 KiB), which the library does not publish. */
+ * C library's malloc) and asked - ebb_size_info gives the decisions malloc
+ * makes for a size, from malloc's own functions; ebb_option_get the
+ * options in effect. A block of each size is also allocated, and its
+ * usable size must be the class ebb_size_info names. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
@@ -27,8 +26,8 @@ typedef struct {
   void *(*malloc)(size_t);
   void (*free)(void *);
   size_t (*usable)(const void *);
-  bool (*stats)(ebb_stats_t *, size_t);
-  void (*options_print)(void);
+  bool (*size_info)(size_t, ebb_size_info_t *, size_t);
+  bool (*option_get)(const char *, long long *);
 } ebb_lib_t;
 
 static bool load_ebb(ebb_lib_t *l) {
@@ -45,84 +44,51 @@ static bool load_ebb(ebb_lib_t *l) {
   *(void **)&l->malloc = dlsym(h, "ebb_malloc");
   *(void **)&l->free = dlsym(h, "ebb_free");
   *(void **)&l->usable = dlsym(h, "ebb_malloc_usable_size");
-  *(void **)&l->stats = dlsym(h, "ebb_stats_get_sized");
-  *(void **)&l->options_print = dlsym(h, "ebb_options_print");
-  if (!l->malloc || !l->free || !l->usable || !l->stats || !l->options_print) {
-    cli_error("explain: %s lacks one of ebb_malloc, ebb_free, ebb_malloc_usable_size, ebb_stats_get_sized, "
-              "ebb_options_print", path);
+  *(void **)&l->size_info = dlsym(h, "ebb_size_info");
+  *(void **)&l->option_get = dlsym(h, "ebb_option_get");
+  if (!l->malloc || !l->free || !l->usable || !l->size_info || !l->option_get) {
+    cli_error("explain: %s lacks one of ebb_malloc, ebb_free, ebb_malloc_usable_size, ebb_size_info, "
+              "ebb_option_get (an older ebb?)", path);
     return false;
   }
   return true;
 }
 
-typedef struct {
-  long long purge_delay_ms, large_threshold, large_cache, madvise_free;
-} ebb_opts_t;
-
-/* The value text of option `name` in ebb_options_print's lines. */
-static bool option_text(const char *lines, const char *name, char *out, size_t cap) {
-  char key[64];
-  snprintf(key, sizeof(key), "EBB_%s = ", name);
-  const char *p = strstr(lines, key);
-  if (p == NULL) return false;
-  p += strlen(key);
-  size_t n = strcspn(p, " \n");
-  snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
-  return true;
-}
-
-/* Captures ebb_options_print's stderr through a pipe and parses it. */
-static bool read_options(const ebb_lib_t *l, ebb_opts_t *o) {
-  int fds[2];
-  char lines[8192] = {0}, v[64];
-  if (pipe(fds) != 0) return false;
-  fflush(stderr);
-  int saved = dup(STDERR_FILENO);
-  dup2(fds[1], STDERR_FILENO);
-  l->options_print();
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  close(fds[1]);
-  ssize_t n = read(fds[0], lines, sizeof(lines) - 1);
-  close(fds[0]);
-  if (n <= 0) return false;
-  uint64_t size;
-  if (option_text(lines, "PURGE_DELAY_MS", v, sizeof(v))) o->purge_delay_ms = atoll(v);
-  if (option_text(lines, "LARGE_THRESHOLD", v, sizeof(v)) && parse_size(v, &size)) o->large_threshold = (long long)size;
-  if (option_text(lines, "LARGE_CACHE", v, sizeof(v)) && parse_size(v, &size)) o->large_cache = (long long)size;
-  if (option_text(lines, "MADVISE", v, sizeof(v))) o->madvise_free = strcmp(v, "free") == 0;
-  return o->purge_delay_ms >= 0 && o->large_threshold > 0;
-}
-
 /* ebb's answer for one size. */
-static void explain_ebb(const ebb_lib_t *l, const ebb_opts_t *o, uint64_t size) {
+static void explain_ebb(const ebb_lib_t *l, uint64_t size) {
   char a[32], b[32];
-  ebb_stats_t before, after;
-  l->stats(&before, sizeof(before));
+  ebb_size_info_t info;
+  long long large_cache = 0, madvise_free = 0;
+  if (!l->size_info((size_t)size, &info, sizeof(info))) {
+    printf("  ebb:   cannot serve it (%s)\n", strerror(errno));
+    return;
+  }
+  l->option_get("LARGE_CACHE", &large_cache);
+  l->option_get("MADVISE", &madvise_free);
   void *p = l->malloc((size_t)size);
-  if (p == NULL) {
-    printf("  ebb:   cannot allocate it (%s)\n", strerror(errno));
-    return;
+  if (p != NULL) {
+    size_t usable = l->usable(p);
+    l->free(p);
+    if (usable != info.block)
+      cli_error("explain: the library hands out %zu bytes for %llu, where it says %llu: please report this", usable,
+                (unsigned long long)size, (unsigned long long)info.block);
   }
-  size_t usable = l->usable(p);
-  l->stats(&after, sizeof(after));
-  l->free(p);
-  bool large = after.large_live > before.large_live;
-  const char *how = o->madvise_free ? "madvise(MADV_FREE)" : "madvise(MADV_DONTNEED)";
-  if (large) {
+  const char *how = madvise_free ? "madvise(MADV_FREE)" : "madvise(MADV_DONTNEED)";
+  if (strcmp(info.tier, "large") == 0) {
     printf("  ebb:   large block of %s (its own mapping; above EBB_LARGE_THRESHOLD = %s)\n",
-           fmt_bytes(a, sizeof(a), usable), fmt_bytes(b, sizeof(b), (uint64_t)o->large_threshold));
+           fmt_bytes(a, sizeof(a), info.block), fmt_bytes(b, sizeof(b), info.large_threshold));
     printf("         freed: kept in the large cache (EBB_LARGE_CACHE = %s) for reuse, its memory given back with "
-           "%s after EBB_PURGE_DELAY_MS = %lld ms; the mapping is unmapped later\n",
-           fmt_bytes(a, sizeof(a), (uint64_t)o->large_cache), how, o->purge_delay_ms);
+           "%s after EBB_PURGE_DELAY_MS = %llu ms; the mapping is unmapped later\n",
+           fmt_bytes(a, sizeof(a), (uint64_t)large_cache), how, (unsigned long long)info.purge_delay_ms);
     return;
   }
-  const char *kind = usable <= 8 * 1024 ? "small pages of 64 KiB"
-                     : usable <= 64 * 1024 ? "medium pages of 512 KiB" : "whole-segment pages of 4 MiB";
-  printf("  ebb:   size class %s (%zu bytes, %.1f%% rounding), from %s\n", fmt_bytes(a, sizeof(a), usable), usable,
-         size ? 100.0 * (double)(usable - size) / (double)usable : 0.0, kind);
-  printf("         freed: its page gives its free memory back with %s EBB_PURGE_DELAY_MS = %lld ms after it "
-         "holds no live block (or few, and is not being allocated from)\n", how, o->purge_delay_ms);
+  printf("  ebb:   size class %s (%llu bytes, %.1f%% rounding), %s tier: pages of %s, up to %llu blocks each\n",
+         fmt_bytes(a, sizeof(a), info.block), (unsigned long long)info.block,
+         size ? 100.0 * (double)(info.block - size) / (double)info.block : 0.0, info.tier,
+         fmt_bytes(b, sizeof(b), info.page), (unsigned long long)info.blocks_per_page);
+  printf("         freed: its page gives its free memory back with %s EBB_PURGE_DELAY_MS = %llu ms after it "
+         "holds no live block (or few, and is not being allocated from)\n", how,
+         (unsigned long long)info.purge_delay_ms);
 }
 
 /* glibc's answer: the mmap threshold and its dynamic rise (64-bit). */
@@ -162,16 +128,11 @@ int cmd_explain(int argc, char **argv) {
       return EXIT_USAGE;
     }
   ebb_lib_t lib;
-  ebb_opts_t opts = {-1, 0, 0, 0};
   if (!load_ebb(&lib)) return EXIT_FAILURE_RUN;
-  if (!read_options(&lib, &opts)) {
-    cli_error("explain: could not read the options from ebb_options_print");
-    return EXIT_FAILURE_RUN;
-  }
   for (int i = 0; i < n; i++) {
     char a[32];
     printf("%s%s (%llu bytes)\n", i ? "\n" : "", fmt_bytes(a, sizeof(a), sizes[i]), (unsigned long long)sizes[i]);
-    explain_ebb(&lib, &opts, sizes[i]);
+    explain_ebb(&lib, sizes[i]);
     explain_glibc(sizes[i]);
   }
   return EXIT_OK;

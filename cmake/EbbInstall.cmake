@@ -2,7 +2,7 @@
 # cmake/EbbInstall.cmake - what `make install` / `cmake --install` puts under
 # the prefix, for programs that use ebb from outside this tree:
 #   lib/         libebb.so*, libebb.a, libebb-prefix.so*, libebb-prefix.a
-#   include/     ebb.h
+#   include/     ebb.h, ebb_snapshot.h
 #   lib/pkgconfig/       ebb.pc, ebb-prefix.pc (written at install time, for
 #                        the prefix actually installed to)
 #   lib/cmake/ebb/       the CMake package: find_package(ebb) gives
@@ -40,7 +40,7 @@ target_link_libraries(ebb_prefix_static PRIVATE Threads::Threads)
 install(TARGETS ebb ebb_static ebb_prefix ebb_prefix_static EXPORT ebbTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES include/ebb.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES include/ebb.h include/ebb_snapshot.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES man/ebb.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
 install(FILES man/ebb.7 DESTINATION ${CMAKE_INSTALL_MANDIR}/man7)
 

@@ -34,7 +34,7 @@ cp "$manifest" "$work/manifest"
 
 grep -q "^-- ebb: not running ldconfig: .*$prefix/lib" "$work/install.log" ||
   fail "the install did not say why it ran no ldconfig: $(grep ldconfig "$work/install.log" || echo 'no ldconfig line')"
-for f in include/ebb.h lib/libebb.so lib/libebb.so.0 lib/libebb.a lib/libebb-prefix.so lib/libebb-prefix.so.0 \
+for f in include/ebb.h include/ebb_snapshot.h lib/libebb.so lib/libebb.so.0 lib/libebb.a lib/libebb-prefix.so lib/libebb-prefix.so.0 \
   lib/libebb-prefix.a lib/pkgconfig/ebb.pc lib/pkgconfig/ebb-prefix.pc lib/cmake/ebb/ebbConfig.cmake \
   lib/cmake/ebb/ebbConfigVersion.cmake lib/cmake/ebb/ebbTargets.cmake share/man/man3/ebb.3 share/man/man7/ebb.7; do
   [[ -e $prefix/$f ]] || fail "the install put no $f into the prefix"
