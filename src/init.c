@@ -82,10 +82,16 @@ void _ebb_init_process(void) {
 }
 
 /* The purge thread publishes the snapshot: started here, once the C
- * library can make threads, rather than by the first offer of memory. */
+ * library can make threads, rather than by the first offer of memory.
+ * This thread's heap is made first: pthread_create allocates while the
+ * start blocks every signal, and a heap made then would record that mask
+ * as its owner's, so that its owner would never look blocked to a pass
+ * (seize.c) and its pages could only be asked for. */
 __attribute__((constructor)) static void ebb_constructor(void) {
   _ebb_init_process();
-  if (_ebb_snapshot_on()) _ebb_purge_notify();
+  if (!_ebb_snapshot_on()) return;
+  (void)_ebb_heap_get();
+  _ebb_purge_notify();
 }
 
 __attribute__((destructor)) static void ebb_destructor(void) {

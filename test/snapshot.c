@@ -99,6 +99,21 @@ static int child_main(const char *mode, int fd) {
     if (write(fd, &ok, 1) != 1) return 2;
     for (;;) pause();
   }
+  if (strcmp(mode, "quiet") == 0) { /* free memory in the pages it allocates from, then sleeps */
+    for (size_t size = 16; size <= 48 * 1024; size += size / 8 + 16) {
+      enum { N = 4096 };
+      static void *blocks[N];
+      size_t n = (size <= 8192 ? 64 * 1024 : 512 * 1024) / size; /* about one page: the one allocated from */
+      if (n > N) n = N;
+      for (size_t i = 0; i < n; i++) {
+        blocks[i] = malloc(size);
+        memset(blocks[i], 1, size);
+      }
+      for (size_t i = 0; i + 1 < n; i++) free(blocks[i]); /* the last stays: its page is the one allocated from */
+    }
+    if (write(fd, &ok, 1) != 1) return 2;
+    for (;;) pause();
+  }
   if (strcmp(mode, "churn") == 0) { /* allocates and frees until stdin closes */
     if (write(fd, &ok, 1) != 1) return 2;
     int flags = fcntl(0, F_GETFL);
@@ -231,6 +246,28 @@ static void test_publishes_the_childs_figures(void) {
   unlink(path);
 }
 
+/* Published or not, a thread that sleeps with free memory in the pages
+ * it allocates from gets it purged (its heap is reached while it is
+ * blocked): the published figures show it. */
+static bool little_free(const ebb_snapshot_t *s) { return s->stats.free_in_pages < 1 * MiB; }
+
+static void test_quiet_thread_reached(void) {
+  check_context("quiet");
+  child_t c = start_child("quiet", "EBB_SNAPSHOT=1", "EBB_SNAPSHOT_MS=20");
+  REQUIRE(wait_report(&c));
+  const ebb_snapshot_t *m = map_snapshot(c.pid, 2000);
+  if (CHECK(m != NULL)) {
+    ebb_snapshot_t s;
+    CHECK_MSG(read_until(m, &s, 3000, little_free), "%llu KiB still free in the sleeping thread's pages after 3 s",
+              (unsigned long long)s.stats.free_in_pages / 1024);
+    munmap((void *)m, EBB_SNAPSHOT_BYTES);
+  }
+  finish(&c, SIGKILL);
+  char path[64];
+  shm_path(path, sizeof(path), c.pid);
+  unlink(path);
+}
+
 static void test_exit_removes(void) {
   check_context("exit");
   child_t c = start_child("churn", "EBB_SNAPSHOT=1", NULL);
@@ -346,6 +383,7 @@ int main(int argc, char **argv) {
     return CHECK_SKIP;
   }
   test_publishes_the_childs_figures();
+  test_quiet_thread_reached();
   test_exit_removes();
   test_no_torn_copy();
   test_fork_child_publishes_its_own();
