@@ -96,8 +96,7 @@ static void test_rate_limit(void) {
   CHECK_MSG(err[0] == 0, "%s", err);
 }
 
-/* In use and dirty past the limit's ceiling: one line, and the next pass
- * is urgent for that reason. */
+/* In use and dirty past the limit's ceiling: one line saying so. */
 static void limit_near(void) {
   atomic_store(&_ebb_limit_ceiling, (size_t)48 << 20);
   atomic_fetch_add(&_ebb_dirty_bytes, (size_t)10 << 20);
@@ -117,7 +116,8 @@ static void test_limit_near(void) {
   CHECK_MSG(line != NULL && strstr(line, " MiB in use and 10 MiB free is past 48 MiB, the memory limit less "
                                          "EBB_LIMIT_MARGIN (25%): free memory is purged at once\n") != NULL,
             "%s", err);
-  CHECK((atomic_load(&_ebb_purge_thread) & EBB_PT_URGENT) != 0);
+  /* (Whether the pass is made urgent is not read back here: the purge
+   * thread, started by the first offer, may already have taken the flag.) */
   CHECK(_ebb_option_set(EBB_OPT_VERBOSE, 0));
 }
 
