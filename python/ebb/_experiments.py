@@ -7,6 +7,7 @@ prints one JSON line. ALLOCATOR is "default" (NumPy's and CPython's own) or
 "ebb" (ebb.install() first, objects=True for the objects experiment).
 """
 
+import ctypes
 import json
 import os
 import subprocess
@@ -102,20 +103,51 @@ def pymalloc_figures():
     return figures
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def glibc_figures():
+    """glibc's own view (mallinfo2, every arena): bytes of blocks in their own mappings (hblkhd) and
+    bytes free inside its arenas (fordblks: freed, still resident unless glibc trimmed them).
+    None when the process's malloc is not glibc's (a preloaded ebb answers for itself)."""
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallinfo2") or hasattr(libc, "ebb_malloc"):
+        return None
+    libc.mallinfo2.restype = _Mallinfo2
+    info = libc.mallinfo2()
+    return {"mapped": info.hblkhd, "arena_free": info.fordblks}
+
+
 def sweep(allocator, sizes):
-    """arrays() for each size in turn, in this one process (as a program would meet them)."""
+    """For each size in turn, in this one process (as a program meets them): arrays of that many
+    bytes (float64, written) to TARGET_BYTES, deleted, one idle second. RSS figures are above the
+    process's start, so what one row keeps is still counted in the next ones."""
     import numpy as np
     _install(allocator)
     np.ones(1)
+    base, pymalloc_base = rss_bytes(), pymalloc_figures()["in_arenas"]
     rows = []
     for size in sizes:
-        start = rss_bytes()
+        before = glibc_figures()
         kept = [np.ones(size // 8) for _ in range(max(1, TARGET_BYTES // size))]
-        peak = rss_bytes()
+        peak, during, handler = rss_bytes(), glibc_figures(), _handler(kept[0])
         del kept
         time.sleep(IDLE_SECONDS)
-        rows.append({"size": size, "start": start, "peak": peak, "end": rss_bytes()})
+        rows.append({"size": size, "handler": handler, "peak": peak - base, "end": rss_bytes() - base,
+                     "glibc_mapped": during and during["mapped"] - before["mapped"],
+                     "glibc_free": (glibc_figures() or {}).get("arena_free"),
+                     "pymalloc": pymalloc_figures()["in_arenas"] - pymalloc_base, "ebb": _ebb_row(allocator, size)})
     return rows
+
+
+def _ebb_row(allocator, size):
+    if allocator != "ebb":
+        return None
+    import ebb
+    return {"tier": ebb.explain(size)["tier"], "resident": ebb.stats()["resident"]}
 
 
 KINDS = {"arrays": arrays, "objects": objects, "sweep": sweep}

@@ -3,6 +3,11 @@
 each in a child process of its own (ebb._experiments), under NumPy's and
 CPython's own allocators and under ebb.install()."""
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 
 from ebb import _experiments
@@ -45,3 +50,29 @@ def test_sparse_objects_go_back_with_objects_true():
     assert under_ebb["peak"] - under_ebb["start"] >= 16 * MiB
     assert kept(under_ebb) <= bound
     assert kept(default) >= 16 * MiB   # pymalloc keeps every arena that holds one kept object
+
+
+ROW = re.compile(r"^ *(\S+ \S+) \| +([\d.-]+) +([\d.-]+) +(mmap|arena|-) +([\d.-]+) +([\d.-]+) \| "
+                 r"+([\d.-]+) +([\d.-]+) +(small|medium|wide|large) +([\d.-]+) +([\d.-]+)$", re.M)
+
+
+def test_demo_quick_shows_ebb_giving_back_what_glibc_keeps():
+    proc = subprocess.run([sys.executable, "-m", "ebb", "demo", "--quick"], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stdout)
+    rows = {m[0]: [m[3], m[8]] + [float(x) for x in m[1:3] + m[4:6] + m[6:8] + m[9:11]]
+            for m in ROW.findall(proc.stdout)}
+    assert set(rows) == {"800 KB", "80 KB"}, proc.stdout
+    for line in ("  with     MiB of RSS above the process's start while the row's arrays are alive",
+                 "  after    MiB of RSS above the process's start one idle second after `del`",
+                 "Who kept what.", "mmap threshold (128 KiB at start", "up to\n32 MiB",
+                 "NumPy's own cache keeps at most 7", "pymalloc's arenas hold the array objects",
+                 "one purge delay (100 ms) after the free"):
+        assert line in proc.stdout, line
+    for size, (glibc_from, tier, d_with, d_after, glibc_free, _, e_with, e_after, e_resident, _) in rows.items():
+        assert d_with >= 200 and e_with >= 200, size        # the arrays were made and written
+        assert e_after <= 2 and e_resident <= 1, size       # ebb: 1 MiB, and pages the interpreter touched
+    assert rows["800 KB"][:2] == ["mmap", "large"] and rows["800 KB"][3] <= 2   # both give these back
+    assert rows["80 KB"][:2] == ["arena", "wide"]
+    assert rows["80 KB"][3] >= 32 and rows["80 KB"][4] >= 32                    # glibc's arenas keep them
