@@ -246,9 +246,13 @@ static PyDataMem_Handler *default_handler; /* what default_capsule held */
 static PyObject *context_before;      /* the installing context's handler before ours */
 static bool numpy_ready;
 
-static void handler_init(np_handler_t *h, const PyDataMem_Handler *def) {
+/* `name`: "ebb" for the context's handler; NumPy's own name for the one put
+ * inside NumPy's default capsule, which stays NumPy's default to everyone who
+ * asks (PyDataMem_SetHandler(NULL) then get_handler_name() must say
+ * "default_allocator": NumPy's test_mem_policy checks it). */
+static void handler_init(np_handler_t *h, const PyDataMem_Handler *def, const char *name) {
   memset(h, 0, sizeof *h);
-  snprintf(h->handler.name, sizeof h->handler.name, "ebb");
+  snprintf(h->handler.name, sizeof h->handler.name, "%s", name);
   h->handler.version = 1;
   h->handler.allocator = (PyDataMemAllocator){h, np_malloc, np_calloc, np_realloc, np_free};
   h->prev = def->allocator;
@@ -273,8 +277,8 @@ static bool numpy_prepare(void) {
   if (default_capsule == NULL) return false;
   default_handler = PyCapsule_GetPointer(default_capsule, "mem_handler");
   if (default_handler == NULL) return false;
-  handler_init(&ours, default_handler);
-  handler_init(&takeover, default_handler);
+  handler_init(&ours, default_handler, "ebb");
+  handler_init(&takeover, default_handler, default_handler->name);
   ours_capsule = PyCapsule_New(&ours.handler, "mem_handler", NULL);
   if (ours_capsule == NULL) return false;
   numpy_ready = true;

@@ -261,3 +261,23 @@ def test_the_process_malloc_is_not_replaced(child):
         libc.free(ctypes.c_void_p(p))
     """)
     assert out.strip() == "hidden"
+
+
+def test_pytest_plugin_keeps_ebb_installed_and_names_a_test_that_removed_it(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "test_sample.py").write_text(
+        "import numpy as np, ebb\n"
+        "def test_under_ebb():\n    assert ebb.handler_name(np.ones(10)) == 'ebb'\n"
+        "def test_removes_it():\n    ebb.uninstall()\n"
+        "def test_after():\n    assert ebb.state()['numpy']\n")
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "ebb.pytest_plugin"]
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(ebb.__file__))))
+    proc = subprocess.run(args + [str(tmp_path / "test_sample.py")], capture_output=True, text=True, cwd=tmp_path,
+                          env=env)
+    assert proc.returncode == 1 and "3 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "ebb: error: after test_sample.py::test_removes_it: numpy, raw, mem" in proc.stderr, proc.stderr
+    assert "ebb: error: 1 tests left another allocator in place: test_sample.py::test_removes_it" in proc.stdout
+    proc = subprocess.run(args + ["-k", "not removes", str(tmp_path / "test_sample.py")], capture_output=True,
+                          text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and "ebb: installed through all 2 tests (embedded" in proc.stdout, proc.stdout
