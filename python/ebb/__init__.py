@@ -22,7 +22,7 @@ import threading
 
 from . import _ebb
 
-__all__ = ["install", "uninstall", "installed", "stats", "stats_help", "trim", "explain",
+__all__ = ["install", "uninstall", "installed", "stats", "stats_help", "trim", "explain", "option",
            "handler_name", "version", "mode", "state"]
 
 #: ebb's version ("0.1.0"), from the library in use.
@@ -143,30 +143,43 @@ def trim():
     return _ebb.trim()
 
 
-def _purge_delay_text():
-    import os
-    value = os.environ.get("EBB_PURGE_DELAY_MS")
-    if value is None:
-        return "the purge delay (EBB_PURGE_DELAY_MS, 100 ms by default)"
-    return f"the purge delay (EBB_PURGE_DELAY_MS={value} in this process's environment)"
+def option(name):
+    """The value in effect of ebb's option `name` ("PURGE_DELAY_MS" or "EBB_PURGE_DELAY_MS"), an int:
+    sizes in bytes, switches 0/1, choices their index, a path 1 when set (ebb_option_get)."""
+    if not isinstance(name, str):
+        raise TypeError(f"ebb: error: option() takes an option's name (a str), not {name!r}")
+    return _ebb.option(name)
+
+
+_WHERE = {
+    "small": "a block in a 64 KiB page of blocks of its class",
+    "medium": "a block in a 512 KiB page of blocks of its class",
+    "wide": "a block in a 4 MiB page of blocks of its class",
+    "large": "a mapping of its own (above EBB_LARGE_THRESHOLD)",
+}
 
 
 def explain(size):
-    """What ebb does with a block of `size` bytes: a dict with size, usable (its size class:
-    ebb_malloc_usable_size of such a block), tier and returns (when its memory goes back)."""
+    """What ebb does with a request of `size` bytes, from malloc's own functions and the options
+    in effect (ebb_size_info): a dict with size, usable (the bytes handed out: its size class, or
+    whole 4 KiB pages when large), tier ("small", "medium", "wide" or "large"), page and
+    blocks_per_page (where it is carved from), large_threshold, purge_delay_ms, where and returns
+    (when its memory goes back to the OS). A large request that a freed block in the large cache
+    serves gets that block as it is: bigger than `usable` by up to max(size / 4, 1 MiB)."""
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"ebb: error: explain() takes a size in bytes (an int), not {size!r}")
-    usable, own_mapping = _ebb.probe(size)
-    if own_mapping:
-        tier = "large: a mapping of its own"
-        back = (f"on free it waits in the large cache; after {_purge_delay_text()} "
-                "its pages go back to the OS (ebb.trim(): now)")
+    info = _ebb.size_info(size)
+    delay = f"{info['purge_delay_ms']} ms (EBB_PURGE_DELAY_MS)"
+    if info["tier"] == "large":
+        back = (f"on free it waits in the large cache; {delay} later its pages go back to the OS "
+                "(ebb.trim(): now)")
     else:
-        tier = "small or medium: a block in a page of a 4 MiB segment, among blocks of its class"
-        back = (f"when every block of its page is free, the page waits {_purge_delay_text()}, "
-                "then goes back to the OS; free blocks in a page with live ones give back their whole "
-                "OS pages on the same deadline (ebb.trim(): now)")
-    return {"size": size, "usable": usable, "tier": tier, "returns": back}
+        back = (f"when every block of its page is free, the page goes back to the OS {delay} later; "
+                "free blocks in a page with live ones give back the whole 4 KiB OS pages they cover "
+                "on the same deadline (ebb.trim(): now)")
+    return {"size": size, "usable": info["block"], "tier": info["tier"], "page": info["page"],
+            "blocks_per_page": info["blocks_per_page"], "large_threshold": info["large_threshold"],
+            "purge_delay_ms": info["purge_delay_ms"], "where": _WHERE[info["tier"]], "returns": back}
 
 
 def handler_name(array):

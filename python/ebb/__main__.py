@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """python3 -m ebb run [--no-preload] SCRIPT ARGS...   run a script with ebb, then say what happened to its memory
-python3 -m ebb demo                                   NumPy arrays under NumPy's default allocator and under ebb"""
+python3 -m ebb demo [--quick]                         NumPy arrays under NumPy's default allocator and under ebb"""
 
 import ctypes.util
 import json
@@ -79,31 +79,77 @@ def run(argv):
     return code
 
 
-DEMO_SIZES = [10 ** 4 * 8, 10 ** 5 * 8] + [1 << k for k in range(10, 27, 2)]
+KiB = 1 << 10
+# In this order so that glibc's moving mmap threshold shows: 800 KB arrays get mappings of their
+# own and go back at free, which raises the threshold to 800 KB; then 256 KiB arrays, mapped on
+# their own at start, come from its arenas, which keep them; every later size reuses that memory.
+DEMO_SIZES = [800_000, 256 * KiB, 80_000, 8 * MiB, 64 * MiB]
+QUICK_SIZES = [800_000, 80_000]
+
+LEGEND = """\
+Each row: NumPy arrays of SIZE bytes (float64, written) made until about 256 MiB, deleted, then one
+idle second. Each allocator runs every row in turn in one process of its own, as a program would.
+  with     MiB of RSS above the process's start while the row's arrays are alive
+  after    MiB of RSS above the process's start one idle second after `del`: what it still holds
+  from     where glibc put the row's data: "mmap" (a mapping of its own, unmapped at free) or
+           "arena" (its heap: below its mmap threshold, or free memory its arenas already held)
+  glibc    MiB free inside glibc's arenas after the second (mallinfo2 fordblks): kept, not given back
+  pymalloc MiB of pymalloc's arenas above the process's start (1 MiB each, whatever of it is
+           resident): the array objects, about 100 B each
+  tier     ebb.explain(SIZE)["tier"]: a block in ebb's small/medium/wide pages, or large (a mapping
+           of its own)
+  ebb      MiB resident in ebb after the second (ebb.stats()["resident"]: live, free and metadata)"""
 
 EXPLANATION = """\
-Rows: arrays of SIZE bytes (float64, written) made until about 256 MiB, deleted, then one idle
-second; each column's process runs the rows in turn, as a program would. Cells: MiB of RSS
-above the row's start, at the peak and one second after the delete.
-Who kept what under NumPy's default allocator: arrays below glibc's mmap threshold (128 KiB at
-start; glibc raises it to the size of each mmapped block it frees, up to 32 MiB) come from its
-arenas, which keep freed memory unless it sits at the top of the heap; above the threshold each
-array is its own mapping and goes back at once. NumPy itself caches only tiny data blocks (under
-1 KiB), and array objects live in pymalloc's arenas, which stay while one object in them lives.
-Under ebb.install() every array's data comes from ebb, which gives free pages back one purge
-delay after the free, whatever the size; what remains is ebb's metadata and pymalloc's arenas."""
+Who kept what. Under NumPy's default allocator an array's data comes from glibc's malloc: below
+its mmap threshold (128 KiB at start; freeing a mapped block raises it to that block's size, up to
+32 MiB) from its arenas, which keep what is freed (the glibc column) unless it sits at the top of
+the heap, and serve every later size from it; above the threshold an array gets a mapping of its
+own that goes back at free. NumPy's own cache keeps at most 7 freed data blocks of each size under
+1 KiB (under 4 MiB in all), and pymalloc's arenas hold the array objects, each arena until its last
+object goes. Under ebb.install() every array's data comes from ebb, which gives free pages back
+one purge delay ({delay} ms) after the free, whatever the size: a second later the process holds
+only ebb's metadata (the ebb column) and what pymalloc kept."""
 
 
-def demo():
-    print("ebb demo: NumPy arrays, NumPy's default allocator vs ebb.install() (two processes) ...", flush=True)
-    columns = {a: _experiments.run_child("sweep", a, DEMO_SIZES) for a in ("default", "ebb")}
-    print(f"{'size':>10} | {'default peak':>12} {'after 1 s':>10} | {'ebb peak':>9} {'after 1 s':>10}")
-    for default, ebb_row in zip(columns["default"], columns["ebb"]):
-        cells = [(r["peak"] - r["start"]) / MiB for r in (default, ebb_row)]
-        after = [(r["end"] - r["start"]) / MiB for r in (default, ebb_row)]
-        print(f"{_size_text(default['size']):>10} | {cells[0]:12.1f} {after[0]:10.1f} | {cells[1]:9.1f} {after[1]:10.1f}")
-    print(EXPLANATION)
+def _mib(value):
+    return "-" if value is None else f"{value / MiB:.1f}"
+
+
+def _demo_line(size, default, under_ebb):
+    glibc_from = "-" if default["glibc_mapped"] is None else \
+        "mmap" if default["glibc_mapped"] >= TARGET_HALF else "arena"
+    return (f"{_size_text(size):>8} | {_mib(default['peak']):>6} {_mib(default['end']):>6} {glibc_from:>5} "
+            f"{_mib(default['glibc_free']):>6} {_mib(default['pymalloc']):>8} | {_mib(under_ebb['peak']):>6} "
+            f"{_mib(under_ebb['end']):>6} {under_ebb['ebb']['tier']:>6} {_mib(under_ebb['ebb']['resident']):>6} "
+            f"{_mib(under_ebb['pymalloc']):>8}")
+
+
+TARGET_HALF = _experiments.TARGET_BYTES // 2
+
+
+def demo(argv):
+    if argv not in ([], ["--quick"]):
+        raise SystemExit("usage: python3 -m ebb demo [--quick]   (--quick: the 80 KB and 800 KB rows only)")
+    sizes = QUICK_SIZES if argv else DEMO_SIZES
+    print("ebb demo: NumPy's arrays under NumPy's default allocator, then under ebb.install() "
+          "(a process each) ...", flush=True)
+    columns = {a: _experiments.run_child("sweep", a, sizes) for a in ("default", "ebb")}
+    print(LEGEND)
+    print()
+    print(f"{'':>8} | {'NumPy default allocator (glibc)':^36} | {'ebb.install()':^37}")
+    print(f"{'size':>8} | {'with':>6} {'after':>6} {'from':>5} {'glibc':>6} {'pymalloc':>8} | "
+          f"{'with':>6} {'after':>6} {'tier':>6} {'ebb':>6} {'pymalloc':>8}")
+    for size, default, under_ebb in zip(sizes, columns["default"], columns["ebb"]):
+        print(_demo_line(size, default, under_ebb))
+    print()
+    print(EXPLANATION.format(delay=_ebb_option("PURGE_DELAY_MS")))
     return 0
+
+
+def _ebb_option(name):
+    import ebb
+    return ebb.option(name)
 
 
 def _size_text(size):
@@ -118,8 +164,8 @@ def main(argv):
         return run(argv[1:])
     if argv[:1] == ["_child"]:
         return child(argv[1], argv[2:])
-    if argv == ["demo"]:
-        return demo()
+    if argv[:1] == ["demo"]:
+        return demo(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 

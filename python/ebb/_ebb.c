@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* python/ebb/_ebb.c - ebb inside a running CPython: the allocator wrappers
  * for CPython's RAW, MEM and OBJ domains and NumPy's NEP 49 handler, and the
- * calls behind ebb.stats(), ebb.trim() and ebb.explain().
+ * calls behind ebb.stats(), ebb.trim(), ebb.explain() and ebb.option().
  *
  * One ebb per process. The extension links libebb-prefix.a (ebb_ names
  * only, hidden from other modules by --exclude-libs), so importing it never
@@ -26,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,36 +48,39 @@ typedef struct {
   size_t (*usable_size)(const void *);
   size_t (*collect)(bool);
   bool (*stats_get_sized)(ebb_stats_t *, size_t);
+  bool (*size_info)(size_t, ebb_size_info_t *, size_t);
+  bool (*option_get)(const char *, long long *);
   const char *(*version)(void);
 } ebb_api_t;
 
-static ebb_api_t api = {ebb_malloc, ebb_calloc, ebb_realloc, ebb_free, ebb_owns,
-                        ebb_malloc_usable_size, ebb_collect, ebb_stats_get_sized, ebb_version};
+static ebb_api_t api = {ebb_malloc, ebb_calloc, ebb_realloc, ebb_free, ebb_owns, ebb_malloc_usable_size,
+                        ebb_collect, ebb_stats_get_sized, ebb_size_info, ebb_option_get, ebb_version};
 static char mode_text[PATH_MAX + 64] = "embedded";
 
 /* Looks every function up in the process's global scope, where the
- * embedded copy is not (--exclude-libs); false if the process has no ebb
- * or one that lacks a function this module needs. */
-static bool api_from_process(ebb_api_t *out) {
+ * embedded copy is not (--exclude-libs). Returns NULL when `out` is
+ * filled, else the first name the process's ebb lacks (an older one). */
+static const char *api_from_process(ebb_api_t *out) {
   static const char *const names[] = {"ebb_malloc", "ebb_calloc", "ebb_realloc", "ebb_free", "ebb_owns",
                                       "ebb_malloc_usable_size", "ebb_collect", "ebb_stats_get_sized",
-                                      "ebb_version"};
+                                      "ebb_size_info", "ebb_option_get", "ebb_version"};
   void *found[sizeof names / sizeof names[0]];
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     found[i] = dlsym(RTLD_DEFAULT, names[i]);
-    if (found[i] == NULL) return false;
+    if (found[i] == NULL) return names[i];
   }
   _Static_assert(sizeof found == sizeof *out, "one pointer per ebb_api_t field, in order");
   memcpy(out, found, sizeof found);
-  return true;
+  return NULL;
 }
 
 static void choose_api(void) {
   void *version = dlsym(RTLD_DEFAULT, "ebb_version");
   if (version == NULL || version == (void *)&ebb_version) return;
   ebb_api_t process;
-  if (!api_from_process(&process)) {
-    snprintf(mode_text, sizeof mode_text, "embedded (the ebb in the process lacks ebb_stats_get_sized: too old)");
+  const char *missing = api_from_process(&process);
+  if (missing != NULL) {
+    snprintf(mode_text, sizeof mode_text, "embedded (the ebb in the process lacks %s: too old)", missing);
     return;
   }
   api = process;
@@ -242,9 +246,13 @@ static PyDataMem_Handler *default_handler; /* what default_capsule held */
 static PyObject *context_before;      /* the installing context's handler before ours */
 static bool numpy_ready;
 
-static void handler_init(np_handler_t *h, const PyDataMem_Handler *def) {
+/* `name`: "ebb" for the context's handler; NumPy's own name for the one put
+ * inside NumPy's default capsule, which stays NumPy's default to everyone who
+ * asks (PyDataMem_SetHandler(NULL) then get_handler_name() must say
+ * "default_allocator": NumPy's test_mem_policy checks it). */
+static void handler_init(np_handler_t *h, const PyDataMem_Handler *def, const char *name) {
   memset(h, 0, sizeof *h);
-  snprintf(h->handler.name, sizeof h->handler.name, "ebb");
+  snprintf(h->handler.name, sizeof h->handler.name, "%s", name);
   h->handler.version = 1;
   h->handler.allocator = (PyDataMemAllocator){h, np_malloc, np_calloc, np_realloc, np_free};
   h->prev = def->allocator;
@@ -269,8 +277,8 @@ static bool numpy_prepare(void) {
   if (default_capsule == NULL) return false;
   default_handler = PyCapsule_GetPointer(default_capsule, "mem_handler");
   if (default_handler == NULL) return false;
-  handler_init(&ours, default_handler);
-  handler_init(&takeover, default_handler);
+  handler_init(&ours, default_handler, "ebb");
+  handler_init(&takeover, default_handler, default_handler->name);
   ours_capsule = PyCapsule_New(&ours.handler, "mem_handler", NULL);
   if (ours_capsule == NULL) return false;
   numpy_ready = true;
@@ -370,25 +378,49 @@ static PyObject *py_trim(PyObject *self, PyObject *unused) {
   Py_END_ALLOW_THREADS return PyLong_FromSize_t(released);
 }
 
-static uint64_t large_live_now(void) {
-  ebb_stats_t st;
-  return api.stats_get_sized(&st, sizeof st) ? st.large_live : 0;
+/* The request size of explain(): a non-negative int; sizes past size_t
+ * are as impossible as those past PTRDIFF_MAX, so both become SIZE_MAX
+ * and ebb_size_info refuses them with ENOMEM. */
+static bool request_size(PyObject *arg, size_t *out) {
+  int overflow;
+  long long n = PyLong_AsLongLongAndOverflow(arg, &overflow);
+  if (n == -1 && PyErr_Occurred()) return false;
+  if (overflow < 0 || (overflow == 0 && n < 0)) {
+    PyErr_Format(PyExc_ValueError, "ebb: error: size %R is negative", arg);
+    return false;
+  }
+  *out = overflow > 0 ? SIZE_MAX : (size_t)n;
+  return true;
 }
 
-/* One block of `size` bytes: its usable size and whether it got a mapping
- * of its own (live large bytes grew by at least its size while it lived). */
-static PyObject *py_probe(PyObject *self, PyObject *arg) {
+/* size_info(size): ebb_size_info's answer, from the ebb in use. */
+static PyObject *py_size_info(PyObject *self, PyObject *arg) {
   (void)self;
-  Py_ssize_t size = PyLong_AsSsize_t(arg);
-  if (size == -1 && PyErr_Occurred()) return NULL;
-  if (size < 0) return PyErr_Format(PyExc_ValueError, "ebb: error: size %zd is negative", size);
-  uint64_t before = large_live_now();
-  void *p = api.malloc((size_t)size);
-  if (p == NULL) return PyErr_Format(PyExc_MemoryError, "ebb: error: %zd bytes could not be allocated", size);
-  size_t usable = api.usable_size(p);
-  bool own_mapping = large_live_now() >= before + usable;
-  api.free(p);
-  return Py_BuildValue("(nO)", (Py_ssize_t)usable, own_mapping ? Py_True : Py_False);
+  size_t request;
+  if (!request_size(arg, &request)) return NULL;
+  ebb_size_info_t info;
+  if (!api.size_info(request, &info, sizeof info)) {
+    if (errno == ENOMEM)
+      return PyErr_Format(PyExc_MemoryError, "ebb: error: %R bytes is more than malloc can serve (PTRDIFF_MAX)", arg);
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  return Py_BuildValue("{s:K,s:K,s:s,s:K,s:K,s:K,s:K}", "request", (unsigned long long)info.request, "block",
+                       (unsigned long long)info.block, "tier", info.tier, "page", (unsigned long long)info.page,
+                       "blocks_per_page", (unsigned long long)info.blocks_per_page, "large_threshold",
+                       (unsigned long long)info.large_threshold, "purge_delay_ms",
+                       (unsigned long long)info.purge_delay_ms);
+}
+
+/* option(name): ebb_option_get's value, from the ebb in use. */
+static PyObject *py_option(PyObject *self, PyObject *arg) {
+  (void)self;
+  const char *name = PyUnicode_AsUTF8(arg);
+  if (name == NULL) return NULL;
+  long long value;
+  if (!api.option_get(name, &value))
+    return PyErr_Format(PyExc_ValueError, "ebb: error: %R is not an ebb option (man 7 ebb lists them)",
+                        arg);
+  return PyLong_FromLongLong(value);
 }
 
 /* ---- test helpers: what a C extension does with CPython's allocators -- */
@@ -435,6 +467,14 @@ static PyObject *py_owns(PyObject *self, PyObject *addr) {
   return PyBool_FromLong(api.owns(p));
 }
 
+static PyObject *py_usable_size(PyObject *self, PyObject *addr) {
+  (void)self;
+  void *p = PyLong_AsVoidPtr(addr);
+  if (p == NULL && PyErr_Occurred()) return NULL;
+  if (!api.owns(p)) return PyErr_Format(PyExc_ValueError, "ebb: error: %R is not a block of ebb's", addr);
+  return PyLong_FromSize_t(api.usable_size(p));
+}
+
 static PyMethodDef methods[] = {
     {"set_domain", py_set_domain, METH_VARARGS, "set_domain(name, on): ebb for CPython's raw, mem or obj domain"},
     {"domain_state", py_domain_state, METH_O, "domain_state(name): {'hooked': ..., 'active': ...}"},
@@ -446,7 +486,9 @@ static PyMethodDef methods[] = {
     {"stats", py_stats, METH_NOARGS, "ebb's statistics as a dict"},
     {"stats_help", py_stats_help, METH_NOARGS, "what each statistic means"},
     {"trim", py_trim, METH_NOARGS, "ebb_collect(true): bytes given back"},
-    {"probe", py_probe, METH_O, "probe(size): (usable size, own mapping)"},
+    {"size_info", py_size_info, METH_O, "size_info(size): ebb_size_info as a dict"},
+    {"option", py_option, METH_O, "option(name): ebb_option_get"},
+    {"usable_size", py_usable_size, METH_O, "usable_size(address): ebb_malloc_usable_size of an ebb block"},
     {"owns", py_owns, METH_O, "owns(address): ebb_owns"},
     {"_pymem_alloc", py_pymem_alloc, METH_VARARGS, "test helper: a filled block from a CPython domain"},
     {"_pymem_free", py_pymem_free, METH_VARARGS, "test helper: check the fill and free it in its domain"},

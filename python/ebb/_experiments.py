@@ -7,6 +7,7 @@ prints one JSON line. ALLOCATOR is "default" (NumPy's and CPython's own) or
 "ebb" (ebb.install() first, objects=True for the objects experiment).
 """
 
+import ctypes
 import json
 import os
 import subprocess
@@ -55,20 +56,73 @@ def _handler(array):
     return get_handler_name(array)
 
 
-def objects(allocator, count):
-    """`count` bytes objects of 200 bytes, 1 % kept (every 100th), one idle second."""
+OS_PAGE = 4096
+
+
+def page_floor(objs):
+    """Bytes of the distinct 4 KiB OS pages that the objects occupy ([id, id + getsizeof): in CPython
+    id() is the address): what an allocator that cannot move live blocks must keep resident."""
+    pages = set()
+    for obj in objs:
+        start = id(obj)
+        pages.update(range(start // OS_PAGE, (start + sys.getsizeof(obj) - 1) // OS_PAGE + 1))
+    return len(pages) * OS_PAGE
+
+
+EBB_SMALL_PAGE = 64 << 10
+
+
+def page_tails(objs):
+    """Bytes of the last OS page of each 64 KiB page of ebb's (small blocks) that holds one of the
+    objects, where that OS page holds none: ebb's purge of a page in use stops at the last OS page
+    wholly inside its blocks, so the one the blocks end in stays resident."""
+    floor_pages, windows = set(), set()
+    for obj in objs:
+        start = id(obj)
+        floor_pages.update(range(start // OS_PAGE, (start + sys.getsizeof(obj) - 1) // OS_PAGE + 1))
+        windows.add(start // EBB_SMALL_PAGE)
+    last = EBB_SMALL_PAGE // OS_PAGE - 1
+    return sum(OS_PAGE for w in windows if w * (EBB_SMALL_PAGE // OS_PAGE) + last not in floor_pages)
+
+
+def _made(count, layout):
+    """(all, kept): `count` bytes objects of 200 B; 1 % kept: every 100th ("sparse"), or the
+    last 1 % made, one after another ("together": a long-lived cache filled in one go)."""
+    made = [bytes([i & 0xff]) * 200 for i in range(count)]
+    return made, made[::100] if layout == "sparse" else made[count - count // 100:]
+
+
+def objects(allocator, count, layout="sparse"):
+    """`count` bytes objects of 200 bytes, 1 % kept (see _made), one idle second; then ebb.trim()."""
     _install(allocator, numpy=False, objects=True)
     start = rss_bytes()
-    made = [bytes([i & 0xff]) * 200 for i in range(count)]
+    made, kept = _made(count, layout)
+    first = count - len(kept) if layout == "together" else 0
+    step = 100 if layout == "sparse" else 1
     peak = rss_bytes()
-    kept = made[::100]
     del made
     time.sleep(IDLE_SECONDS)
     live = sum(sys.getsizeof(b) for b in kept) + sys.getsizeof(kept)
-    intact = all(b == bytes([(i * 100) & 0xff]) * 200 for i, b in enumerate(kept))
-    end = rss_bytes()
-    return {"count": count, "kept": len(kept), "live": live, "start": start, "peak": peak,
-            "end": end, "intact": intact, "pymalloc": pymalloc_figures(), "ebb": _ebb_figures(allocator)}
+    intact = all(b == bytes([(first + i * step) & 0xff]) * 200 for i, b in enumerate(kept))
+    end, floor, tails, idle = rss_bytes(), page_floor(kept), page_tails(kept), _ebb_figures(allocator)
+    trimmed = _trim() if allocator == "ebb" else None
+    after_trim, ebb_after_trim = rss_bytes(), _ebb_figures(allocator)
+    return {"count": count, "layout": layout, "kept": len(kept), "live": live, "floor": floor, "tails": tails,
+            "start": start, "peak": peak, "end": end, "intact": intact, "pymalloc": pymalloc_figures(),
+            "ebb": idle, "trimmed": trimmed, "after_trim": after_trim, "ebb_after_trim": ebb_after_trim}
+
+
+def objects_together(allocator, count):
+    return objects(allocator, count, "together")
+
+
+def _trim():
+    import ebb
+    return ebb.trim()
+
+
+EBB_FIELDS = ("live", "free_in_pages", "free_in_live_pages", "free_in_empty_pages", "dirty", "segment_cache",
+              "large_cache", "metadata", "resident", "segments_count")
 
 
 def _ebb_figures(allocator):
@@ -76,7 +130,7 @@ def _ebb_figures(allocator):
         return None
     import ebb
     st = ebb.stats()
-    return {k: st[k] for k in ("live", "free_in_pages", "dirty", "resident", "metadata", "segment_cache")}
+    return {k: st[k] for k in EBB_FIELDS}
 
 
 def pymalloc_figures():
@@ -102,23 +156,54 @@ def pymalloc_figures():
     return figures
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def glibc_figures():
+    """glibc's own view (mallinfo2, every arena): bytes of blocks in their own mappings (hblkhd) and
+    bytes free inside its arenas (fordblks: freed, still resident unless glibc trimmed them).
+    None when the process's malloc is not glibc's (a preloaded ebb answers for itself)."""
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallinfo2") or hasattr(libc, "ebb_malloc"):
+        return None
+    libc.mallinfo2.restype = _Mallinfo2
+    info = libc.mallinfo2()
+    return {"mapped": info.hblkhd, "arena_free": info.fordblks}
+
+
 def sweep(allocator, sizes):
-    """arrays() for each size in turn, in this one process (as a program would meet them)."""
+    """For each size in turn, in this one process (as a program meets them): arrays of that many
+    bytes (float64, written) to TARGET_BYTES, deleted, one idle second. RSS figures are above the
+    process's start, so what one row keeps is still counted in the next ones."""
     import numpy as np
     _install(allocator)
     np.ones(1)
+    base, pymalloc_base = rss_bytes(), pymalloc_figures()["in_arenas"]
     rows = []
     for size in sizes:
-        start = rss_bytes()
+        before = glibc_figures()
         kept = [np.ones(size // 8) for _ in range(max(1, TARGET_BYTES // size))]
-        peak = rss_bytes()
+        peak, during, handler = rss_bytes(), glibc_figures(), _handler(kept[0])
         del kept
         time.sleep(IDLE_SECONDS)
-        rows.append({"size": size, "start": start, "peak": peak, "end": rss_bytes()})
+        rows.append({"size": size, "handler": handler, "peak": peak - base, "end": rss_bytes() - base,
+                     "glibc_mapped": during and during["mapped"] - before["mapped"],
+                     "glibc_free": (glibc_figures() or {}).get("arena_free"),
+                     "pymalloc": pymalloc_figures()["in_arenas"] - pymalloc_base, "ebb": _ebb_row(allocator, size)})
     return rows
 
 
-KINDS = {"arrays": arrays, "objects": objects, "sweep": sweep}
+def _ebb_row(allocator, size):
+    if allocator != "ebb":
+        return None
+    import ebb
+    return {"tier": ebb.explain(size)["tier"], "resident": ebb.stats()["resident"]}
+
+
+KINDS = {"arrays": arrays, "objects": objects, "objects_together": objects_together, "sweep": sweep}
 
 
 def run_child(kind, allocator, arg, env=None):
@@ -137,7 +222,7 @@ def run_child(kind, allocator, arg, env=None):
 
 def main(argv):
     if len(argv) != 3 or argv[0] not in KINDS:
-        raise SystemExit("usage: python3 -m ebb._experiments arrays|objects default|ebb SIZE_OR_COUNT")
+        raise SystemExit("usage: python3 -m ebb._experiments arrays|objects|objects_together|sweep default|ebb SIZE_OR_COUNT")
     arg = [int(x) for x in argv[2].split(",")] if argv[0] == "sweep" else int(argv[2])
     print(json.dumps(KINDS[argv[0]](argv[1], arg)))
 

@@ -103,8 +103,13 @@ def test_bad_arguments_are_refused():
         ebb.explain("80k")
     with pytest.raises(ValueError, match="ebb: error: size -1 is negative"):
         ebb.explain(-1)
-    with pytest.raises(MemoryError, match="ebb: error"):
-        ebb.explain(1 << 62)
+    with pytest.raises(ValueError, match="ebb: error: size -1267650600228229401496703205376 is negative"):
+        ebb.explain(-(1 << 100))
+    for too_big in (1 << 63, 1 << 100):
+        with pytest.raises(MemoryError, match=f"ebb: error: {too_big} bytes is more than malloc can serve"):
+            ebb.explain(too_big)
+    with pytest.raises(ValueError, match="ebb: error: 0 is not a block of ebb's"):
+        ebb._ebb.usable_size(0)
 
 
 def test_stats_has_every_field_of_the_header():
@@ -125,12 +130,80 @@ def test_trim_gives_back_what_was_freed():
     assert released >= 16 << 20 and ebb.trim() < released
 
 
-def test_explain_size_classes_and_tiers():
-    small = ebb.explain(100)
-    assert small["usable"] >= 100 and small["usable"] < 128 and small["tier"].startswith("small or medium")
+KiB = 1 << 10
+# Around the edges of the small, medium and wide pages and of the large threshold.
+AROUND = [n + d for n in (8 * KiB, 64 * KiB, 512 * KiB) for d in (-1, 0, 1)] + [0, 1, 100]
+
+EXPLAIN_CHECK = """
+    import json, numpy as np, ebb
+    sizes = %r
+    ebb.install()
+    rows = []
+    for n in sizes:
+        info = ebb.explain(n)
+        ebb.trim()     # an empty large cache: a cached bigger block would serve a large request as it is
+        array = np.empty(max(n, 1), np.uint8)          # a real block of n bytes, from NumPy through ebb
+        raw = ebb._ebb._pymem_alloc("raw", n)          # and one from PyMem_RawMalloc
+        large_before = ebb.stats()["large_live"]
+        again = np.empty(max(n, 1), np.uint8)
+        grew = ebb.stats()["large_live"] - large_before
+        rows.append([n, info["usable"], ebb._ebb.usable_size(array.ctypes.data), ebb._ebb.usable_size(raw),
+                     info["tier"], grew >= info["usable"], info["large_threshold"], info["purge_delay_ms"]])
+        ebb._ebb._pymem_free("raw", raw, n)
+        del array, again
+    print(json.dumps({"rows": rows, "threshold": ebb.option("LARGE_THRESHOLD"), "delay": ebb.option("EBB_PURGE_DELAY_MS")}))
+"""
+
+
+def explained(child, sizes, env=None):
+    import json
+    return json.loads(child(EXPLAIN_CHECK % (sizes,), env=env))
+
+
+def check_explained(figures):
+    """explain()'s usable size is a real block's; "large" exactly when the block got a mapping of its own."""
+    for n, usable, from_numpy, from_raw, tier, own_mapping, threshold, delay in figures["rows"]:
+        assert usable == from_numpy == from_raw and usable >= n, (n, usable, from_numpy, from_raw)
+        assert (tier == "large") == own_mapping == (n > threshold), (n, tier, own_mapping, threshold)
+        assert threshold == figures["threshold"] and delay == figures["delay"]
+
+
+def test_explain_agrees_with_real_blocks(child):
+    figures = explained(child, AROUND)
+    check_explained(figures)
+    tiers = {n: tier for n, _, _, _, tier, *_ in figures["rows"]}
+    assert figures["threshold"] == 512 * KiB and figures["delay"] == 100
+    assert tiers[100] == "small" and tiers[512 * KiB] != "large" and tiers[512 * KiB + 1] == "large"
+    assert {"small", "medium", "wide", "large"} <= set(tiers.values()), tiers
+
+
+def test_explain_follows_the_options_in_the_environment(child):
+    figures = explained(child, AROUND, env={"EBB_LARGE_THRESHOLD": "65536", "EBB_PURGE_DELAY_MS": "250"})
+    check_explained(figures)
+    tiers = {n: tier for n, _, _, _, tier, *_ in figures["rows"]}
+    assert figures["threshold"] == 64 * KiB and figures["delay"] == 250
+    assert tiers[64 * KiB] != "large" and tiers[64 * KiB + 1] == "large" and tiers[512 * KiB] == "large"
+    text = child("import ebb; print(ebb.explain(100_000)['returns'])", env={"EBB_PURGE_DELAY_MS": "250"})
+    assert "250 ms (EBB_PURGE_DELAY_MS)" in text
+
+
+def test_explain_fields():
+    info = ebb.explain(100)
+    assert info["tier"] == "small" and info["page"] == 64 * KiB and 100 <= info["usable"] < 128
+    assert info["blocks_per_page"] == info["page"] // info["usable"]
     large = ebb.explain(8 << 20)
-    assert large["usable"] >= 8 << 20 and large["tier"].startswith("large")
-    assert "purge delay" in large["returns"] and ebb.explain(0)["usable"] > 0
+    assert large["tier"] == "large" and large["usable"] == 8 << 20 and large["blocks_per_page"] == 1
+    assert "large cache" in large["returns"] and "own" in large["where"]
+    assert ebb.explain(1 << 62)["usable"] == 1 << 62      # told, never allocated
+
+
+def test_option_values_and_names():
+    assert ebb.option("PURGE_DELAY_MS") == ebb.option("EBB_PURGE_DELAY_MS") == ebb.explain(1)["purge_delay_ms"]
+    assert ebb.option("MADVISE") in (0, 1) and ebb.option("STATS_FILE") in (0, 1)
+    with pytest.raises(ValueError, match="ebb: error: 'PURGE_DELAY' is not an ebb option"):
+        ebb.option("PURGE_DELAY")
+    with pytest.raises(TypeError, match="ebb: error: option\\(\\) takes an option's name"):
+        ebb.option(7)
 
 
 def test_version_and_mode():
@@ -156,6 +229,22 @@ def test_preloaded_ebb_is_the_one_used(child):
     assert out.strip() == "ok"
 
 
+def test_explain_and_option_ask_the_preloaded_ebb(child):
+    lib = os.path.join(ROOT, "build", "libebb.so")
+    figures = explained(child, AROUND, env={"LD_PRELOAD": lib, "EBB_LARGE_THRESHOLD": "65536"})
+    check_explained(figures)
+    assert figures["threshold"] == 64 * KiB
+    out = child("""
+        import ctypes, ebb
+        assert ebb.mode.startswith("preloaded (")
+        assert ebb.option("LARGE_THRESHOLD") == 65536
+        ctypes.CDLL(None).mallopt(-3, 8192)                # M_MMAP_THRESHOLD, in the preloaded ebb only
+        assert ebb.option("LARGE_THRESHOLD") == 8192 and ebb.explain(8193)["tier"] == "large"
+        print("ok")
+    """, env={"LD_PRELOAD": lib, "EBB_LARGE_THRESHOLD": "65536"})
+    assert out.strip() == "ok"
+
+
 def test_the_process_malloc_is_not_replaced(child):
     out = child("""
         import ctypes, ebb
@@ -172,3 +261,23 @@ def test_the_process_malloc_is_not_replaced(child):
         libc.free(ctypes.c_void_p(p))
     """)
     assert out.strip() == "hidden"
+
+
+def test_pytest_plugin_keeps_ebb_installed_and_names_a_test_that_removed_it(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "test_sample.py").write_text(
+        "import numpy as np, ebb\n"
+        "def test_under_ebb():\n    assert ebb.handler_name(np.ones(10)) == 'ebb'\n"
+        "def test_removes_it():\n    ebb.uninstall()\n"
+        "def test_after():\n    assert ebb.state()['numpy']\n")
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "ebb.pytest_plugin"]
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(ebb.__file__))))
+    proc = subprocess.run(args + [str(tmp_path / "test_sample.py")], capture_output=True, text=True, cwd=tmp_path,
+                          env=env)
+    assert proc.returncode == 1 and "3 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "ebb: error: after test_sample.py::test_removes_it: numpy, raw, mem" in proc.stderr, proc.stderr
+    assert "ebb: error: 1 tests left another allocator in place: test_sample.py::test_removes_it" in proc.stdout
+    proc = subprocess.run(args + ["-k", "not removes", str(tmp_path / "test_sample.py")], capture_output=True,
+                          text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and "ebb: installed through all 2 tests (embedded" in proc.stdout, proc.stdout
