@@ -265,7 +265,7 @@ class Report:
         add("")
         self.workload_table(add, lambda w, a, c: fmt(mib(c["end_kb"]), 1))
         gaps = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gaps.md")
-        if os.path.exists(gaps):  # the hand-written analysis of where ebb misses the bar
+        if os.path.exists(gaps):  # the hand-written analysis of where ebb trails the others
             add("")
             with open(gaps) as f:
                 add(f.read().rstrip("\n"))
