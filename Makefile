@@ -97,7 +97,7 @@ lint:
 # inside its time - `real_programs`, `python`, the `cli*` tests and the
 # map-count limit cases (minutes of python/git/gcc runs, of the command's
 # sampling and of mapping churn over the same library code paths as the
-# rest; all run in the release and debug builds).
+# rest; all run in the release build, all but real_programs in the debug one).
 UBSAN_SKIP = ^(options|demo_.*|real_programs|python|cli.*|consumer_.*|install_tree|uninstall_tree|limits_map_count_.*)$$
 
 check-ubsan:
