@@ -111,8 +111,9 @@ static void test_limit_near(void) {
   _ebb_init_process(); /* the options are read */
   CHECK(_ebb_option_set(EBB_OPT_VERBOSE, 1));
   captured(limit_near, err, sizeof(err));
-  /* 40 MiB and what the test's own stdio holds. */
-  const char *line = strstr(err, "ebb: limit: 40");
+  /* 40 MiB and what the process held before (the test's stdio; under a
+   * sanitizer, its runtime's blocks): 40 to 49 MiB. */
+  const char *line = strstr(err, "ebb: limit: 4");
   CHECK_MSG(line != NULL && strstr(line, " MiB in use and 10 MiB free is past 48 MiB, the memory limit less "
                                          "EBB_LIMIT_MARGIN (25%): free memory is purged at once\n") != NULL,
             "%s", err);
