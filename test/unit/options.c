@@ -114,13 +114,13 @@ static void test_option_ranges(void) {
 }
 
 /* ---- reading the environment ------------------------------------------------ */
-/* Runs _ebb_options_init with stderr captured into buf. */
-static void init_captured(char *buf, size_t cap) {
+/* Runs fn with stderr captured into buf. */
+static void captured(void (*fn)(void), char *buf, size_t cap) {
   fflush(stderr);
   FILE *tmp = tmpfile();
   int saved = dup(2);
   dup2(fileno(tmp), 2);
-  _ebb_options_init();
+  fn();
   dup2(saved, 2);
   close(saved);
   rewind(tmp);
@@ -134,7 +134,7 @@ static void test_options_init(void) {
   setenv("EBB_SEGMENT_CACHE", "7", 1);
   setenv("EBB_DIRTY_MAX", "3m", 1);
   setenv("EBB_MADVISE", "FREE", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(err[0] == 0, "%s", err);
   CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 7);
   CHECK(_ebb_option(EBB_OPT_DIRTY_MAX) == 3 << 20);
@@ -144,48 +144,48 @@ static void test_options_init(void) {
 
   /* A bad value: one line, naming the variable, the range and the default. */
   setenv("EBB_SEGMENT_CACHE", "999", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE=999 is invalid: expected a number from 0 to 64; using 16\n") ==
                 0,
             "%s", err);
   CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
   setenv("EBB_SEGMENT_CACHE", "", 1); /* empty: invalid like any other bad value */
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(strcmp(err, "ebb: warning: EBB_SEGMENT_CACHE= is invalid: expected a number from 0 to 64; using 16\n") == 0,
             "%s", err);
   CHECK(_ebb_option(EBB_OPT_SEGMENT_CACHE) == 16);
   unsetenv("EBB_SEGMENT_CACHE");
 
   setenv("EBB_LIMIT_MARGIN", "101", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(strcmp(err, "ebb: warning: EBB_LIMIT_MARGIN=101 is invalid: expected a number from 0 to 100; using 25\n") ==
                 0,
             "%s", err);
   CHECK(_ebb_option(EBB_OPT_LIMIT_MARGIN) == 25);
   setenv("EBB_LIMIT_MARGIN", "10", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(err[0] == 0, "%s", err);
   CHECK(_ebb_option(EBB_OPT_LIMIT_MARGIN) == 10);
   unsetenv("EBB_LIMIT_MARGIN");
 
   setenv("EBB_PURGE_THREAD", "maybe", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(strcmp(err, "ebb: warning: EBB_PURGE_THREAD=maybe is invalid: expected 1, 0, yes, no, on, off, true or "
                       "false; using 1\n") == 0, "%s", err);
   unsetenv("EBB_PURGE_THREAD");
   setenv("EBB_MADVISE", "sometimes", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(
       strcmp(err, "ebb: warning: EBB_MADVISE=sometimes is invalid: expected dontneed or free; using dontneed\n") == 0,
       "%s", err);
   CHECK(_ebb_option(EBB_OPT_MADVISE) == 0);
   unsetenv("EBB_MADVISE");
   setenv("EBB_LARGE_THRESHOLD", "1", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(strstr(err, "ebb: warning: EBB_LARGE_THRESHOLD=1 is invalid: expected a size") == err, "%s", err);
   CHECK(_ebb_large_threshold == 512 * 1024);
   unsetenv("EBB_LARGE_THRESHOLD");
-  init_captured(err, sizeof(err)); /* back to the defaults */
+  captured(_ebb_options_init, err, sizeof(err)); /* back to the defaults */
 }
 
 /* An EBB_ variable that is no option: one line naming the closest one;
@@ -195,7 +195,7 @@ static void test_unknown_variables(void) {
   setenv("EBB_PURGE_DELAY", "5", 1);
   setenv("EBB_LARGE_TRESHOLD", "1m", 1);
   setenv("EBB_STRESS_SCALE", "0.5", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(strstr(err, "ebb: warning: EBB_PURGE_DELAY is not an ebb option (did you mean EBB_PURGE_DELAY_MS?)\n"),
             "%s", err);
   CHECK_MSG(strstr(err, "ebb: warning: EBB_LARGE_TRESHOLD is not an ebb option (did you mean EBB_LARGE_THRESHOLD?)\n"),
@@ -206,46 +206,31 @@ static void test_unknown_variables(void) {
   unsetenv("EBB_STRESS_SCALE");
   /* Out of range: the range in the units the option is typed in. */
   setenv("EBB_DIRTY_MAX", "2t", 1);
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(strcmp(err, "ebb: warning: EBB_DIRTY_MAX=2t is invalid: expected a size from 0 to 1t (k, m, g, t "
                         "suffixes); using 1g\n") == 0,
             "%s", err);
   unsetenv("EBB_DIRTY_MAX");
-  init_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
   CHECK_MSG(err[0] == 0, "%s", err);
-}
-
-/* Runs _ebb_options_print with stderr captured. */
-static void print_captured(char *buf, size_t cap) {
-  fflush(stderr);
-  FILE *tmp = tmpfile();
-  int saved = dup(2);
-  dup2(fileno(tmp), 2);
-  _ebb_options_print();
-  dup2(saved, 2);
-  close(saved);
-  rewind(tmp);
-  size_t n = fread(buf, 1, cap - 1, tmp);
-  buf[n] = 0;
-  fclose(tmp);
 }
 
 static void test_options_print(void) {
   static char err[4096];
   setenv("EBB_LARGE_CACHE", "1024m", 1);
-  init_captured(err, sizeof(err));
-  print_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err));
+  captured(_ebb_options_print, err, sizeof(err));
   CHECK_MSG(strstr(err, "ebb:   EBB_LARGE_CACHE = 1g (environment)\n") != NULL, "%s", err);
   CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 1g (default)\n") != NULL, "%s", err);
   CHECK(ebb_mallopt(M_TRIM_THRESHOLD, 3 << 20) == 1);
-  print_captured(err, sizeof(err));
+  captured(_ebb_options_print, err, sizeof(err));
   CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 3m (mallopt)\n") != NULL, "%s", err);
   CHECK(ebb_mallopt(M_TRIM_THRESHOLD, -1) == 0); /* refused: the source stays */
-  print_captured(err, sizeof(err));
+  captured(_ebb_options_print, err, sizeof(err));
   CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 3m (mallopt)\n") != NULL, "%s", err);
   unsetenv("EBB_LARGE_CACHE");
-  init_captured(err, sizeof(err)); /* back to the defaults, and their source */
-  print_captured(err, sizeof(err));
+  captured(_ebb_options_init, err, sizeof(err)); /* back to the defaults, and their source */
+  captured(_ebb_options_print, err, sizeof(err));
   CHECK_MSG(strstr(err, "ebb:   EBB_DIRTY_MAX = 1g (default)\n") != NULL, "%s", err);
   CHECK_MSG(strstr(err, "(environment)") == NULL && strstr(err, "(mallopt)") == NULL, "%s", err);
 }
