@@ -48,6 +48,10 @@ DESCRIPTIONS = {
     "realloc": "vectors doubling by realloc and strings growing a few bytes per realloc, "
                "interleaved, then shrunk to a quarter",
     "bigbuf": "256 KiB..64 MiB blocks allocated, every page touched, freed (2 alive at once)",
+    "threads": "rounds of 2..4 short-lived threads, 16 B..32 KiB, a few objects of each thread freed "
+               "by the next round",
+    "leak": "short-lived threads, 2 at a time, that leak one block in 10,000 (16..512 B); peak RSS "
+            "against the leaked bytes",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "
