@@ -385,6 +385,7 @@ extern ebb_segment_t *_ebb_segment_registry;  /* every mapped segment, via all_n
 extern ebb_segment_t *_ebb_segment_abandoned; /* exited threads' segments, via next (global lock) */
 extern size_t _ebb_segment_abandoned_count;   /* global lock */
 void _ebb_segment_abandoned_push(ebb_segment_t *seg);
+ebb_segment_t *_ebb_segment_abandoned_pop(void); /* NULL if none */
 /* Statistics by layer (ebb.h), gathered by the walk under the global
  * lock; stats.c copies them into the named fields. */
 typedef struct ebb_layer_walk_s {
@@ -541,7 +542,7 @@ void _ebb_purge_on_entry(void);          /* purge thread off: purge from here */
 size_t _ebb_purge_run(bool force);       /* one pass; returns bytes released */
 /* The passes over segments (purge.c; named for what they walk). */
 size_t _ebb_segment_purge_idle(uint64_t now, uint64_t delay, bool force);
-size_t _ebb_segment_purge_abandoned(void);
+size_t _ebb_segment_purge_abandoned(uint64_t now, uint64_t delay, bool force);
 void _ebb_segment_reoffer_remote(void);
 /* A mapping was refused: give back the address space ebb keeps (caches,
  * exited threads' empty segments). True if there was any: try again. */

@@ -452,19 +452,27 @@ void _ebb_segment_reoffer_remote(void) {
 }
 
 /* A pass holds this segment alone (popped from the abandoned list):
- * collects the frees other threads made, returns empty pages, purges what
- * is free. Returns bytes released; *gone if the segment was released. */
-static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *gone) {
+ * collects the frees other threads made and returns empty pages (their
+ * dirty memory is offered, and waits its delay like any free page). Once
+ * the purge delay has passed since the owner left (`expired`), it also
+ * purges the free parts of the pages still in use; before that the next
+ * thread that needs a page may adopt the segment and use them as they are
+ * (a program that starts a thread per task would otherwise fault in again
+ * what every exited thread left). Free pages are the idle pass's: an
+ * unexpired pass leaves them offered. Returns bytes released; *gone if the
+ * segment was released. */
+static size_t purge_abandoned_segment(ebb_segment_t *seg, bool expired, bool *gone) {
   ebb_purge_batch_t batch = {0};
   for (uint32_t i = 0; i < seg->page_count; i++) {
     ebb_page_t *page = &seg->pages[i];
+    if (!expired && !page->in_use) continue;
     _ebb_page_claim(page);
     if (page->in_use) _ebb_page_collect(page);
-    _ebb_purge_page(seg, page, &batch);
+    if (expired) _ebb_purge_page(seg, page, &batch);
   }
   _ebb_purge_batch_flush(&batch);
-  /* Empty pages go back to the segment (purged: is_fresh, not offered);
-   * the last one releases the segment itself. */
+  /* Empty pages go back to the segment (purged: is_fresh, not offered;
+   * else offered); the last one releases the segment itself. */
   for (uint32_t i = 0; i < seg->page_count; i++) {
     ebb_page_t *page = &seg->pages[i];
     if (!page->in_use || _ebb_page_used(page) != 0) continue;
@@ -478,21 +486,30 @@ static size_t purge_abandoned_segment(ebb_segment_t *seg, bool *gone) {
   return batch.released;
 }
 
-/* Collects and purges every abandoned segment. */
-size_t _ebb_segment_purge_abandoned(void) {
+/* Collects every abandoned segment and purges those whose delay has
+ * passed (all of them with force). Segments are popped one at a time and
+ * pushed back together at the end, so that a thread looking for a page
+ * meanwhile still finds the ones not yet seen. While some segment waits
+ * for its delay, the hint stays set: a later pass comes back to it. */
+size_t _ebb_segment_purge_abandoned(uint64_t now, uint64_t delay, bool force) {
   size_t released = 0;
-  _ebb_lock();
-  ebb_segment_t *list = _ebb_segment_abandoned;
-  _ebb_segment_abandoned = NULL;
-  EBB_STORE(_ebb_segment_abandoned_count, 0);
-  _ebb_unlock();
-  while (list != NULL) {
-    ebb_segment_t *seg = list;
-    list = seg->next;
-    bool gone = false;
-    released += purge_abandoned_segment(seg, &gone);
-    if (!gone) _ebb_segment_abandoned_push(seg);
+  bool waiting = false;
+  ebb_segment_t *seen = NULL; /* popped and kept, linked through next */
+  ebb_segment_t *seg;
+  while ((seg = _ebb_segment_abandoned_pop()) != NULL) {
+    bool expired = force || (now > seg->cached_since && now - seg->cached_since >= delay), gone = false;
+    released += purge_abandoned_segment(seg, expired, &gone);
+    if (gone) continue;
+    waiting |= !expired;
+    seg->next = seen;
+    seen = seg;
   }
+  while (seen != NULL) {
+    seg = seen;
+    seen = seg->next;
+    _ebb_segment_abandoned_push(seg);
+  }
+  if (waiting) atomic_store_explicit(&_ebb_abandoned_hint, 1, memory_order_relaxed);
   return released;
 }
 
@@ -560,7 +577,7 @@ static size_t purge_run(bool force, pass_why_t why) {
   p.segment_cache = _ebb_segment_purge_cache(now, delay, unmap, force);
   p.large_cache = _ebb_large_purge_cache(now, delay, force || unmap);
   if (atomic_exchange_explicit(&_ebb_abandoned_hint, 0, memory_order_relaxed) || force)
-    p.exited = _ebb_segment_purge_abandoned();
+    p.exited = _ebb_segment_purge_abandoned(now, delay, force);
   _ebb_os_retry_stranded(); /* address space only: nothing resident to count */
   size_t released = p.quiet + p.pages + p.segment_cache + p.large_cache + p.exited;
   if (released > 0 && _ebb_verbose_on()) say_pass(&p, released, why, delay);
@@ -909,7 +926,7 @@ ebb_export size_t ebb_collect(bool force) {
 static size_t release_address_space(void) {
   uint64_t now = _ebb_purge_clock_ms();
   /* Exited threads' empty segments go to the segment cache first. */
-  size_t released = _ebb_segment_purge_abandoned();
+  size_t released = _ebb_segment_purge_abandoned(now, delay_ms(), true);
   released += _ebb_segment_purge_cache(now, delay_ms(), true, true);
   released += _ebb_large_purge_cache(now, delay_ms(), true);
   released += _ebb_os_retry_stranded();

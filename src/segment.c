@@ -7,8 +7,9 @@
  *    in no particular order (owner thread only).
  *  - abandoned: segments of exited threads that still hold live blocks,
  *    LIFO (global lock). A thread that needs a page adopts one; a purge
- *    pass pops them all, collects and purges them, and pushes back the ones
- *    still in use.
+ *    pass pops them one at a time, collects them, purges them once the purge
+ *    delay has passed since their owner left, and pushes back the ones still
+ *    in use when it has seen them all (meanwhile the others stay adoptable).
  *  - cache: whole free segments kept for reuse, at most EBB_SEGMENT_CACHE,
  *    purged after purge_delay and unmapped after 10 x purge_delay (global
  *    lock).
@@ -381,6 +382,7 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
     EBB_STORE(seg->heap, NULL);
     clear_local_tags(seg);
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
+    seg->cached_since = _ebb_purge_clock_ms(); /* its free memory waits the purge delay from here */
     _ebb_lock();
     seg->next = _ebb_segment_abandoned;
     _ebb_segment_abandoned = seg;
@@ -390,7 +392,7 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
   atomic_store_explicit(&_ebb_abandoned_hint, 1, memory_order_relaxed);
 }
 
-static ebb_segment_t *abandoned_pop(void) {
+ebb_segment_t *_ebb_segment_abandoned_pop(void) {
   if (__atomic_load_n(&_ebb_segment_abandoned_count, __ATOMIC_RELAXED) == 0) return NULL;
   _ebb_lock();
   ebb_segment_t *seg = _ebb_segment_abandoned;
@@ -427,7 +429,7 @@ static void adopt_page(ebb_heap_t *heap, ebb_page_t *page) {
 
 /* Adopts one abandoned segment. True if one was found. */
 static bool adopt_one(ebb_heap_t *heap) {
-  ebb_segment_t *seg = abandoned_pop();
+  ebb_segment_t *seg = _ebb_segment_abandoned_pop();
   if (seg == NULL) return false;
   seg->next = seg->prev = NULL;
   seg->in_free_queue = false;

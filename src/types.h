@@ -231,7 +231,10 @@ typedef struct ebb_segment_s {
    * keep their offset, which the free fast path folds into one lea. */
   uint32_t cache_resident_pages;
   /* Purge clock (ms) when it entered a cache: the releasing thread sets it
-   * before the cache takes it; then the global lock (0: a large block in use). */
+   * before the cache takes it; then the global lock (0: a large block in use).
+   * A small/medium/wide segment on the abandoned list keeps here when its
+   * owner left it: the exiting owner stores it before the push (global
+   * lock); a pass that popped the segment reads it (purge.c). */
   uint64_t cached_since;
   /* OS pages whose block starts are purged: a word covers pages of more
    * than one page descriptor, so each holder changes its bits with atomic

@@ -42,6 +42,9 @@
  *      blocks; its next call (asked after a quiet second) returns them
  *   v  a thread blocked inside a signal handler (it may have interrupted a
  *      malloc) is not taken over; its next call returns its pages' memory
+ *   w  threads one after another, each freeing the blocks the one before
+ *      left: the next thread adopts their segments and reuses the free
+ *      memory there before the purge delay (no purge, few segments)
  *
  * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
  * loaded machine only makes a case slower, not fail. Usage:
@@ -1074,6 +1077,112 @@ typedef struct {
   const char *env[4]; /* EBB_ variables for the case's process */
 } test_case_t;
 
+/* ---- w. an exited thread's segments adopted ------------------------------ */
+/* Threads run one after another. Each allocates ADOPT_EACH blocks of every
+ * size of adopt_sizes (its first page adopts a segment the previous thread
+ * left, if ebb hands them over), then checks and frees the blocks the
+ * previous thread left behind - blocks in the segments it adopted - and
+ * frees its own but ADOPT_LEFT of each size, which survive it. A pattern
+ * of (thread, block, offset) fills every block and is checked at its free.
+ * Between two threads main waits 20 ms, so that the purge thread's passes
+ * (every 10 ms after a thread exits) see the abandoned segments, well
+ * within the purge delay (100 ms): what an exited thread freed is reused by
+ * the next thread, not purged and faulted in again, and the segments stay
+ * few:
+ * a thread adopts the segments of the one before instead of mapping fresh
+ * ones. */
+enum { ADOPT_THREADS = 100, ADOPT_EACH = 128, ADOPT_LEFT = 3, ADOPT_SEGMENTS_MAX = 12 };
+/* Purged over the run: 6-12 MiB measured (pages the next thread did not
+ * need wait out their delay); 113-131 MiB when every pass purged the free
+ * parts of abandoned segments at once. */
+#define ADOPT_PURGED_MAX (48 * MiB)
+static const size_t adopt_sizes[] = {48, 256, 3000, 12000}; /* about 1.9 MiB a thread: under the 4 MiB dirty budget */
+enum { ADOPT_NSIZES = sizeof(adopt_sizes) / sizeof(adopt_sizes[0]), ADOPT_KEPT = ADOPT_NSIZES * ADOPT_LEFT };
+
+typedef struct {
+  unsigned char *p[ADOPT_KEPT]; /* blocks that outlive their thread */
+  size_t size[ADOPT_KEPT];
+  unsigned owner;               /* the thread that filled them */
+  size_t bad;                   /* bytes found wrong (every thread's checks) */
+} adopt_left_t;
+
+static unsigned char adopt_byte(unsigned owner, size_t block, size_t offset) {
+  return (unsigned char)(owner * 131u + block * 17u + offset * 7u + 1u);
+}
+
+static void adopt_fill(unsigned char *p, size_t size, unsigned owner, size_t block) {
+  for (size_t i = 0; i < size; i++) p[i] = adopt_byte(owner, block, i);
+}
+
+static size_t adopt_check_free(unsigned char *p, size_t size, unsigned owner, size_t block) {
+  size_t bad = 0;
+  for (size_t i = 0; i < size; i++) bad += p[i] != adopt_byte(owner, block, i);
+  free(p);
+  return bad;
+}
+
+/* Main hands each thread the previous one's blocks (pthread_create and
+ * pthread_join order the accesses). */
+static void *adopting_thread(void *arg) {
+  adopt_left_t *left = arg;
+  unsigned me = left->owner + 1;
+  unsigned char *mine[ADOPT_NSIZES * ADOPT_EACH];
+  size_t n = 0;
+  for (size_t k = 0; k < ADOPT_NSIZES; k++) {
+    for (size_t j = 0; j < ADOPT_EACH; j++, n++) {
+      mine[n] = malloc(adopt_sizes[k]);
+      if (mine[n] == NULL) _exit(3);
+      adopt_fill(mine[n], adopt_sizes[k], me, n);
+    }
+  }
+  for (size_t i = 0; i < ADOPT_KEPT && me > 1; i++)
+    left->bad += adopt_check_free(left->p[i], left->size[i], left->owner, i);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t size = adopt_sizes[i / ADOPT_EACH];
+    if (i % ADOPT_EACH < ADOPT_LEFT) {
+      /* Refilled under the index it will be checked by. */
+      adopt_fill(mine[i], size, me, kept);
+      left->p[kept] = mine[i];
+      left->size[kept++] = size;
+    } else {
+      left->bad += adopt_check_free(mine[i], size, me, i);
+    }
+  }
+  left->owner = me;
+  return NULL;
+}
+
+static void case_adopt(void) {
+  adopt_left_t left = {.owner = 0};
+  /* The purge thread runs, and looks at exited threads' segments every
+   * few milliseconds while threads exit. */
+  free(malloc(100));
+  sleep_ms(300);
+  ebb_stats_t s0 = stats();
+  size_t most_segments = 0, most_abandoned = 0;
+  for (unsigned t = 0; t < ADOPT_THREADS; t++) {
+    pthread_t th;
+    if (!CHECK(pthread_create(&th, NULL, adopting_thread, &left) == 0)) return;
+    pthread_join(th, NULL);
+    sleep_ms(20); /* a pass sees the exited thread's segments before the next thread adopts them */
+    ebb_stats_t st = stats();
+    if (st.segments_count > most_segments) most_segments = st.segments_count;
+    if (st.abandoned_count > most_abandoned) most_abandoned = st.abandoned_count;
+  }
+  for (size_t i = 0; i < ADOPT_KEPT; i++) left.bad += adopt_check_free(left.p[i], left.size[i], left.owner, i);
+  ebb_stats_t s1 = stats();
+  CHECK_MSG(left.bad == 0, "%zu bytes of blocks that outlived their thread were wrong at their free", left.bad);
+  CHECK_MSG(most_segments <= ADOPT_SEGMENTS_MAX,
+            "%zu segments mapped at most (%zu abandoned) for threads that each leave %d blocks: exited threads' "
+            "segments were not adopted", most_segments, most_abandoned, ADOPT_KEPT);
+  size_t purged = (size_t)(s1.purged_total - s0.purged_total);
+  CHECK_MSG(purged < ADOPT_PURGED_MAX, "%zu KiB purged: exited threads' free memory was purged instead of reused by "
+            "the next thread", purged / KiB);
+  printf("  w: %d threads: at most %zu segments, %zu abandoned; %zu KiB purged\n", ADOPT_THREADS, most_segments,
+         most_abandoned, purged / KiB);
+}
+
 static const test_case_t cases[] = {
   {'a', "idle main thread", case_idle_main, {NULL}},
   {'b', "idle other thread", case_idle_thread, {NULL}},
@@ -1099,6 +1208,7 @@ static const test_case_t cases[] = {
   {'t', "every size class, head pages, idle thread", case_every_class_thread, {NULL}},
   {'u', "a running thread is asked, answers at its next call", case_running_thread, {NULL}},
   {'v', "a thread blocked in a signal handler is not taken over", case_in_handler, {NULL}},
+  {'w', "an exited thread's segments adopted", case_adopt, {NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 
