@@ -48,6 +48,8 @@ DESCRIPTIONS = {
     "realloc": "vectors doubling by realloc and strings growing a few bytes per realloc, "
                "interleaved, then shrunk to a quarter",
     "bigbuf": "256 KiB..64 MiB blocks allocated, every page touched, freed (2 alive at once)",
+    "larson": "2 threads replace random blocks of 10 B..1 KiB in arrays of 5,000 that pass from "
+              "thread to thread every 10,000 steps: 43% of the frees are of another thread's blocks",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "
