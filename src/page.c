@@ -7,11 +7,13 @@
  *               `free` runs dry, so allocation and free never touch the
  *               same list head
  *   thread_free blocks other threads freed, pushed with one CAS; the owner
- *               takes the whole list with one CAS
+ *               takes the whole list with one CAS, its length with it
+ *               (types.h), without walking it
  * The low two bits of thread_free hold the delayed-free state (types.h): a
  * full page is not on any queue the allocator looks at, so while it is
  * full, remote frees go to the heap's delayed_free list instead, which the
- * owner drains on its slow path - that is how a full page comes back.
+ * owner drains on its slow path - that is how a full page comes back, once
+ * an eighth of its blocks are free (full_page_stays).
  *
  * Queues: heap->queues[bin] holds the pages of a size class that may have
  * free blocks, most recently useful first; heap->queues[EBB_BIN_FULL] holds
