@@ -52,6 +52,8 @@ DESCRIPTIONS = {
                "by the next round",
     "leak": "short-lived threads, 2 at a time, that leak one block in 10,000 (16..512 B); peak RSS "
             "against the leaked bytes",
+    "larson": "2 threads replace random blocks of 10 B..1 KiB in arrays of 5,000 that pass from "
+              "thread to thread every 10,000 steps: 43% of the frees are of another thread's blocks",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "

@@ -95,6 +95,7 @@ realloc|bench_realloc|--buffers 3000 --vec-max 1048576|--buffers 400 --vec-max 1
 bigbuf|bench_bigbuf|--iters 50|--iters 6|--iters 4 --max 4194304
 threads|bench_threads|--rounds 600|--rounds 150|--rounds 10 --ops 300
 leak|bench_leak|--threads 600|--threads 150|--threads 20 --ops 2000
+larson|bench_larson|--ops 20000000|--ops 4000000|--ops 100000 --slots 500 --handover 1000
 python|python|--scale 10|--scale 1|--scale 1
 python-malloc|python|--scale 6|--scale 1|--scale 1
 EOF

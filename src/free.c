@@ -24,8 +24,7 @@ static ebb_noinline void free_remote(ebb_page_t *page, ebb_block_t *block, uintp
     if (use_delayed) {
       desired = (tf & ~EBB_TF_STATE_MASK) | EBB_DELAYED_FREEING;
     } else {
-      block->next = (ebb_block_t *)(tf & ~EBB_TF_STATE_MASK);
-      desired = (uintptr_t)block | (tf & EBB_TF_STATE_MASK);
+      desired = _ebb_tf_pushed(tf, block);
     }
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired, memory_order_release,
                                                   memory_order_relaxed));

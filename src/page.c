@@ -7,11 +7,13 @@
  *               `free` runs dry, so allocation and free never touch the
  *               same list head
  *   thread_free blocks other threads freed, pushed with one CAS; the owner
- *               takes the whole list with one CAS
+ *               takes the whole list with one CAS, its length with it
+ *               (types.h), without walking it
  * The low two bits of thread_free hold the delayed-free state (types.h): a
  * full page is not on any queue the allocator looks at, so while it is
  * full, remote frees go to the heap's delayed_free list instead, which the
- * owner drains on its slow path - that is how a full page comes back.
+ * owner drains on its slow path - that is how a full page comes back, once
+ * an eighth of its blocks are free (full_page_stays).
  *
  * Queues: heap->queues[bin] holds the pages of a size class that may have
  * free blocks, most recently useful first; heap->queues[EBB_BIN_FULL] holds
@@ -33,7 +35,8 @@
 
 /* ---- delayed-free state ------------------------------------------------- */
 static ebb_delayed_t tf_state(uintptr_t tf) { return (ebb_delayed_t)(tf & EBB_TF_STATE_MASK); }
-static ebb_block_t *tf_block(uintptr_t tf) { return (ebb_block_t *)(tf & ~EBB_TF_STATE_MASK); }
+static ebb_block_t *tf_block(uintptr_t tf) { return (ebb_block_t *)(tf & EBB_TF_BLOCK_MASK); }
+static uint32_t tf_count(uintptr_t tf) { return (uint32_t)(tf >> EBB_TF_COUNT_SHIFT); }
 
 /* Sets the page's delayed state. Waits while a remote thread is in the
  * middle of a delayed free (it reads page->heap). NEVER is sticky unless
@@ -83,27 +86,40 @@ static ebb_noinline uint32_t secure_walk(ebb_page_t *page, ebb_block_t **head, e
   return n;
 }
 
-/* Takes the blocks other threads freed. Returns how many. */
+/* Blocks on a list of remote frees from `head`; aborts if it loops. */
+static uint32_t list_length(const ebb_page_t *page, const ebb_block_t *head, const ebb_block_t **tail) {
+  uint32_t n = 1;
+  while (head->next != NULL) {
+    head = head->next;
+    /* A free block is on one list once (the freed mark sees to it): a
+     * longer list loops, and only a write into freed memory makes one. */
+    if (ebb_unlikely(++n > page->capacity)) list_loops(page, head);
+  }
+  *tail = head;
+  return n;
+}
+
+/* Takes the blocks other threads freed onto `free`. Returns how many. The
+ * count comes with the list (types.h): onto an empty `free` the list goes
+ * as it is, unwalked; the blocks are touched when they are handed out. */
 static uint32_t collect_thread_free(ebb_page_t *page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   do {
     if (tf_block(tf) == NULL) return 0;
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, tf & EBB_TF_STATE_MASK,
                                                   memory_order_acquire, memory_order_relaxed));
-  ebb_block_t *head = tf_block(tf), *tail = head;
-  uint32_t n = 1;
+  ebb_block_t *head = tf_block(tf), *tail = NULL;
+  uint32_t n = tf_count(tf);
   if (ebb_unlikely(_ebb_secure)) {
     n = secure_walk(page, &head, &tail);
     if (n == 0) return 0;
-  } else {
-    while (tail->next != NULL) {
-      tail = tail->next;
-      /* A free block is on one list once (the freed mark sees to it): a
-       * longer list loops, and only a write into freed memory makes one. */
-      if (ebb_unlikely(++n > page->capacity)) list_loops(page, head);
-    }
+  } else if (page->free != NULL || EBB_DEBUG >= 3) {
+    const ebb_block_t *last;
+    uint32_t walked = list_length(page, head, &last);
+    ebb_assert(walked == n);
+    tail = (ebb_block_t *)last;
   }
-  tail->next = page->free;
+  if (page->free != NULL) tail->next = page->free;
   page->free = head;
   ebb_assert(_ebb_page_used(page) >= n);
   page->margin -= (int32_t)n;
@@ -111,26 +127,26 @@ static uint32_t collect_thread_free(ebb_page_t *page) {
   return n;
 }
 
-/* Moves local and remote frees (and a parked page's stash) onto `free`. */
+/* Moves local and remote frees (and a parked page's stash) onto `free`:
+ * the owner's own frees in front (they are the likeliest to be in its
+ * cache), the remote ones taken first so that they need no walk. */
 void _ebb_page_collect(ebb_page_t *page) {
   if (page->stash != NULL) {
     ebb_assert(page->free == NULL);
     page->free = page->stash;
     page->stash = NULL;
   }
+  collect_thread_free(page);
   if (page->local_free != NULL) {
-    if (page->free == NULL) {
-      page->free = page->local_free;
-    } else {
+    if (page->free != NULL) {
       ebb_block_t *tail = page->local_free;
       while (tail->next != NULL) tail = tail->next;
       tail->next = page->free;
-      page->free = page->local_free;
     }
+    page->free = page->local_free;
     page->local_free = NULL;
     page->free_is_zero = 0;
   }
-  collect_thread_free(page);
 }
 
 /* ---- carving --------------------------------------------------------------- */
@@ -283,8 +299,13 @@ static void direct_update(ebb_heap_t *heap, unsigned qi) {
  * page leaves it. Any other page leaves when it becomes sparse. (The purge
  * passes reach the free memory of both once the thread is quiet.) */
 static uint32_t sparse_at(const ebb_page_t *page) {
-  ebb_assert(page->reserved >= 4); /* so only a head page has park_at 0 */
-  return page->reserved / 4;
+  /* A quarter of the blocks carved, not of those that fit: a page that
+   * left the head before it was carved to its end (another page came back
+   * to the front) is not sparse while its few blocks are in use (bench
+   * larson parked pages of 28 of 30 blocks in use, for 768 B to offer, and
+   * took them back soon after). Never 0, so only a head page has park_at
+   * 0; a page's capacity changes only while it is at the head. */
+  return page->capacity >= 8 ? page->capacity / 4 : 1;
 }
 
 /* A page in use also leaves the free fast path after every EBB_TELL_BYTES
@@ -603,7 +624,7 @@ void _ebb_page_reap(ebb_heap_t *heap) {
     for (ebb_page_t *page = first ? first->next : NULL, *next; page != NULL; page = next) {
       next = page->next;
       if (page->flags != 0) continue;
-      if ((atomic_load_explicit(&page->thread_free, memory_order_relaxed) & ~EBB_TF_STATE_MASK) == 0) continue;
+      if (tf_block(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == NULL) continue;
       _ebb_page_collect(page);
       if (page->margin <= 0) _ebb_page_after_free(heap, page);
     }
@@ -635,6 +656,28 @@ static void settle_displaced(ebb_heap_t *heap, ebb_page_t *page) {
 }
 
 /* ---- local frees that need more than a push -------------------------------------------- */
+/* A full page goes back to its queue once an eighth of its blocks are
+ * free, not at the first: where threads free blocks all over each other's
+ * pages, a page that returned for one block was full again at the next
+ * allocation, and each round trip rewrote up to 128 entries of the direct
+ * table twice (bench larson, 2 M steps: 266,765 round trips, 23% of all
+ * instructions in set_head). At most an eighth of a full page's blocks
+ * wait there, on its local_free or free list (the purge passes leave full
+ * pages alone: those blocks are scattered, rarely a whole OS page). */
+static uint32_t unfull_at(const ebb_page_t *page) { return page->reserved - page->reserved / 8; }
+
+/* A free just went to the full `page` (margin counted). True if it stays
+ * on the full queue. While it does, remote frees must keep coming through
+ * the heap's delayed list, where the owner counts them: the first delayed
+ * free set the state back to NO_DELAYED (free.c), so it is set again, and
+ * what reached thread_free meanwhile is collected onto `free`. */
+static bool full_page_stays(ebb_page_t *page) {
+  if (_ebb_page_used(page) <= unfull_at(page)) return false;
+  _ebb_page_set_delayed(page, EBB_USE_DELAYED, false);
+  if (tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire)) != NULL) collect_thread_free(page);
+  return _ebb_page_used(page) > unfull_at(page);
+}
+
 /* The page's flags are set: full, or parked. */
 void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *block) {
   if ((page->flags & EBB_PAGE_PARKED) && _ebb_page_used(page) == 0) {
@@ -647,22 +690,23 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
     /* Parked: a purge may own the lists. Push like a remote free. */
     if (ebb_unlikely(_ebb_secure) && !_ebb_secure_is_live(page, block)) return;
     uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
-    do {
-      block->next = tf_block(tf);
-    } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, (uintptr_t)block | (tf & EBB_TF_STATE_MASK),
-                                                    memory_order_release, memory_order_relaxed));
+    while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, _ebb_tf_pushed(tf, block), memory_order_release,
+                                                  memory_order_relaxed))
+      ;
     _ebb_page_reoffer(page);
     return;
   }
   if (ebb_unlikely(_ebb_secure) && !_ebb_secure_on_free(page, block)) return;
+  block->next = page->local_free;
+  page->local_free = block;
+  page->margin--;
+  if (full_page_stays(page)) return;
   ebb_page_t *old_head = heap->queues[page->bin].first;
   _ebb_page_unfull(heap, page);
   /* The page it displaces at the head may already be empty (parked in
    * place) or sparse, and may see no more frees: settle it now. */
   if (old_head != NULL) settle_displaced(heap, old_head);
-  block->next = page->local_free;
-  page->local_free = block;
-  if (--page->margin <= 0) _ebb_page_after_free(heap, page);
+  if (page->margin <= 0) _ebb_page_after_free(heap, page);
 }
 
 /* A local free left used <= park_at: park the page if it is empty, or

@@ -64,7 +64,12 @@ typedef struct ebb_block_s {
   struct ebb_block_s *next; /* free-list link, in the freed block itself */
 } ebb_block_t;
 
-/* page->thread_free packs a block pointer and a 2-bit delayed-free state. */
+/* page->thread_free packs, from the low bits up, a 2-bit delayed-free
+ * state, the first block of the list (user addresses have 47 bits: below
+ * bit 48) and, in bits 48..63, how many blocks the list holds, so that the
+ * holder takes the list without walking it (every block on it was just
+ * written by another core: one cache miss each). At most 4096 blocks fit a
+ * page, so the count cannot overflow. */
 typedef enum ebb_delayed_e {
   EBB_NO_DELAYED = 0,       /* remote frees push onto thread_free */
   EBB_USE_DELAYED = 1,      /* page is full: remote frees go to heap->delayed_free */
@@ -72,6 +77,9 @@ typedef enum ebb_delayed_e {
   EBB_NEVER_DELAYED = 3     /* page has no heap (abandoned or being freed) */
 } ebb_delayed_t;
 #define EBB_TF_STATE_MASK ((uintptr_t)3)
+#define EBB_TF_COUNT_SHIFT 48
+#define EBB_TF_COUNT_ONE ((uintptr_t)1 << EBB_TF_COUNT_SHIFT)
+#define EBB_TF_BLOCK_MASK ((EBB_TF_COUNT_ONE - 1) & ~EBB_TF_STATE_MASK)
 
 typedef enum ebb_page_kind_e {
   EBB_PAGE_SMALL,
@@ -163,9 +171,10 @@ typedef struct ebb_page_s {
    * the holder stores it on an offer and a claim, a pass reads it when it
    * takes the page or re-offers it (relaxed atomic accesses). */
   uint32_t offered;
-  /* Remote frees (LIFO) | ebb_delayed_t: other threads push (CAS,
-   * release); the holder takes the list (CAS, acquire); the state changes
-   * by CAS (acq_rel, _ebb_page_set_delayed). */
+  /* Remote frees (LIFO) | their count | ebb_delayed_t (the packing is
+   * at EBB_TF_COUNT_SHIFT): other threads push (CAS, release; the count
+   * changes with the head, in the same CAS); the holder takes the list (CAS,
+   * acquire); the state changes by CAS (acq_rel, _ebb_page_set_delayed). */
   _Atomic(uintptr_t) thread_free;
   /* Owner heap: the owner stores it (release) before the page takes
    * frees; a remote free reads it (acquire) only while DELAYED_FREEING,
