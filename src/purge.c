@@ -340,8 +340,12 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
   /* Not fresh: anything up to the page's end may be dirty, past the last
    * block of this class too (a class used the page before, with another
    * block size), and the reset below marks all of it fresh. */
-  size_t size = page->is_fresh ? os_round_up((size_t)page->capacity * page->block_size)
-                               : _ebb_segment_page_size(seg, page, NULL);
+  /* With huge pages the part never carved is resident too (the kernel
+   * faulted the whole huge page in): all of it goes, or the huge page
+   * would not go whole. */
+  bool carved_only = page->is_fresh && !_ebb_os_thp_on();
+  size_t size = carved_only ? os_round_up((size_t)page->capacity * page->block_size)
+                            : _ebb_segment_page_size(seg, page, NULL);
   decommit(batch, page->start, size);
   _ebb_page_reset_purged(page);
 }
