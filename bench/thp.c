@@ -109,7 +109,12 @@ int main(int argc, char **argv)
     if (!plain && getenv("BENCH_THP_ON") == NULL) {
         set_thp_switch();
         setenv("BENCH_THP_ON", "1", 1);
-        execv("/proc/self/exe", argv);
+        char self[4096]; /* the program's own path: exec'd as /proc/self/exe it would be named "exe" */
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+            self[n] = 0;
+            execv(self, argv);
+        }
         perror("bench_thp: exec");
         return 1;
     }
