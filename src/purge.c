@@ -400,7 +400,9 @@ static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, ui
  *    (the batch merges them into one call);
  *  - free memory in a huge page that still holds live data (or a page its
  *    owner allocates from) waits EBB_THP_PARTIAL_DELAY_MS: a page emptied
- *    and filled again within it never splits the huge page.
+ *    and filled again within it never splits the huge page. A quiet
+ *    thread's own pages, which hold its live blocks, are reached after
+ *    that delay too (seize.c).
  * The first huge page of a segment holds the header, which stays: purging
  * its pages splits it all the same. Read racily (the owners run): a wrong
  * guess only moves a purge by one delay. */
