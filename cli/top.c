@@ -53,6 +53,12 @@ static void print_block(FILE *f, pid_t pid, const ebb_snapshot_t *snap, bool all
     else fmt_bytes(b, sizeof(b), v);
     fprintf(f, "  %-26s %12s\n", name, b);
   }
+  uint64_t huge;
+  if (!all && stat_by_name(&snap->stats, "anon_huge_pages", &huge)) {
+    /* ebb's own mappings beside the whole process's (smaps_rollup) */
+    fprintf(f, "  %-26s %12s\n", "anon_huge_pages", fmt_bytes(b, sizeof(b), huge));
+    fprintf(f, "  %-26s %12s\n", "AnonHugePages (kernel)", fmt_bytes(b, sizeof(b), x.anon_huge));
+  }
   if (layers_present(&snap->stats)) {
     fputs("by layer:\n", f);
     print_layer_table(f, &snap->stats);

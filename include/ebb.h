@@ -91,7 +91,10 @@ EBB_API size_t ebb_collect(bool force);
  * against an older header reads the fields it knows at the offsets it
  * knows. Version 1 ended at madvise_calls (160 bytes); version 2 appended
  * free_in_live_pages, free_in_empty_pages and unmapped_total (184 bytes);
- * version 3 the layers, from small_live to oldest_dirty_ms (392 bytes).
+ * version 3 the layers, from small_live to oldest_dirty_ms (392 bytes);
+ * version 4 anon_huge_pages (400 bytes), read from the kernel's page
+ * tables of ebb's mappings at each call (one PAGEMAP_SCAN ioctl per
+ * segment or large block, which walks only that range).
  *
  * Layers: the figures of each kind of memory, which add up to the totals.
  * small_, medium_ and wide_ pages have live, free (resident, in no live
@@ -103,7 +106,7 @@ EBB_API size_t ebb_collect(bool force);
  * medium_free + wide_free = free_in_pages, the five _dirty = dirty, and
  * the six _purged_total = purged_total. The JSON is one flat object of
  * these same names. */
-#define EBB_STATS_VERSION 3
+#define EBB_STATS_VERSION 4
 #define EBB_STATS_FIELDS(X)                                                                   \
   X(live, "bytes in live blocks, rounded to their size class (large included); blocks freed by another thread, or into a parked page, count until their page collects them") \
   X(large_live, "of which live large blocks (their own mappings)")                           \
@@ -137,7 +140,8 @@ EBB_API size_t ebb_collect(bool force);
   X(large_cache_dirty, "of dirty, cached large blocks (their whole mappings)")                \
   X(large_cache_purged_total, "of purged_total, from cached large blocks (unmapped)")         \
   X(large_cache_count, "mappings in the large cache")                                         \
-  X(oldest_dirty_ms, "age of the oldest dirty memory, from when it began to wait for the purge delay; 0 if none")
+  X(oldest_dirty_ms, "age of the oldest dirty memory, from when it began to wait for the purge delay; 0 if none") \
+  X(anon_huge_pages, "of ebb's mappings, bytes the kernel backs with 2 MiB transparent huge pages (smaps' AnonHugePages; 0 before Linux 6.7)")
 
 /* The six figures of one kind of page (small, medium, wide) in
  * EBB_STATS_FIELDS, named <kind>_live, _free, _dirty, _purged_total,

@@ -325,6 +325,8 @@ typedef enum ebb_option_e {
   EBB_OPT_DIRTY_FRACTION,
   EBB_OPT_LARGE_CACHE,
   EBB_OPT_MADVISE,       /* 0 = dontneed, 1 = free */
+  EBB_OPT_THP,           /* 0 = auto, 1 = never, 2 = always (os.c) */
+  EBB_OPT_THP_PARTIAL_DELAY_MS, /* the purge delay of a huge page's free part while it holds live data (purge.c) */
   EBB_OPT_LIMIT_MARGIN,  /* percent of a memory limit kept free of ebb's dirty memory */
   EBB_OPT_SECURE,        /* every free and allocation checked against a bitmap (secure.c) */
   EBB_OPT_SNAPSHOT,      /* publish the statistics in /dev/shm/ebb-<pid> (snapshot.c) */
@@ -376,6 +378,10 @@ size_t _ebb_os_retry_stranded(void);          /* purge passes: unmap what could 
 size_t _ebb_os_stranded_bytes(void);          /* mapped, decommitted, waiting for an unmap */
 void _ebb_os_fork_child(void);
 void _ebb_os_map_set(const void *slot_start, uint8_t kind);
+bool _ebb_os_thp_on(void);                     /* segments are backed by 2 MiB huge pages (EBB_THP, the system's setting) */
+void _ebb_os_thp_advise(void *segment);        /* a fresh segment: MADV_HUGEPAGE / MADV_NOHUGEPAGE as EBB_THP says */
+#define EBB_HUGE_SHIFT 21                      /* transparent huge pages: 2 MiB, two per segment */
+#define EBB_HUGE_SIZE ((size_t)1 << EBB_HUGE_SHIFT)
 extern _Atomic(size_t) _ebb_os_mapped;
 extern _Atomic(size_t) _ebb_os_mapped_peak;
 void _ebb_os_mapped_add(size_t bytes); /* counts a mapping's growth, and the peak */
@@ -406,6 +412,7 @@ typedef struct ebb_stats_walk_s {
   uint64_t oldest_dirty_ms;   /* the largest age seen of dirty memory */
 } ebb_stats_walk_t;
 void _ebb_segment_stats(ebb_stats_t *st, ebb_stats_walk_t *walk); /* caller holds the global lock */
+uint64_t _ebb_segment_huge_bytes_locked(int pagemap); /* huge-page bytes of every registered mapping (global lock) */
 void _ebb_large_cache_stats_locked(ebb_stats_t *st, ebb_stats_walk_t *walk); /* caller holds the global lock */
 /* Blocks of one size class, over every page in use (malloc_info). */
 typedef struct ebb_bin_stats_s {

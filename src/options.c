@@ -84,6 +84,15 @@ static const option_desc_t options[EBB_OPT_COUNT] = {
    * ebb peaked at 47-49 MiB against glibc's 47-48 (whose 16-byte headers
    * cost it a quarter more for small blocks). The margin also absorbs what
    * the program allocates while a pass purges. */
+  /* auto by default: on a system whose setting is "always" the kernel
+   * backs ebb's 4 MiB segments with two huge pages each, and ebb's purges
+   * then keep them whole where they can (purge.c); on "madvise" (Debian's
+   * default) nothing changes unless a program asks for always. */
+  [EBB_OPT_THP] = {"THP", OPT_CHOICE, 0, 0, 2, {"auto", "never", "always"},
+                   "transparent huge pages for segments: auto (the system's setting), never, or always (MADV_HUGEPAGE)"},
+  /* 1000 (ten purge delays) by bench thp: see purge.c, "huge pages". */
+  [EBB_OPT_THP_PARTIAL_DELAY_MS] = {"THP_PARTIAL_DELAY_MS", OPT_COUNT, 1000, 0, 60000, {0},
+                                    "with huge pages: free memory in a 2 MiB huge page that still holds live data waits this long"},
   [EBB_OPT_LIMIT_MARGIN] = {"LIMIT_MARGIN", OPT_COUNT, 25, 0, 100, {0},
                             "percent of a memory limit (cgroup, RLIMIT_AS/DATA) not filled with free memory"},
   /* Off by default: every malloc and free then takes a slow path (about

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* os.c - address space from the OS: aligned mappings for segments and large
- * blocks, the segment map that says which 4 MiB slots are ebb's, and the
- * ranges the kernel would not unmap at its map-count limit.
+ * blocks, the segment map that says which 4 MiB slots are ebb's, the
+ * ranges the kernel would not unmap at its map-count limit, and whether
+ * segments get transparent huge pages.
  *
  * Concurrency: the map is an array of relaxed atomic bytes. A slot is set
  * after its mapping exists and cleared before it is unmapped; a pointer the
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 #include "prim.h"
@@ -163,4 +165,40 @@ size_t _ebb_os_unmap(void *p, size_t size) {
   _ebb_os_release(p, size);
   atomic_fetch_sub_explicit(&_ebb_os_mapped, size, memory_order_relaxed);
   return resident;
+}
+
+/* ---- transparent huge pages ------------------------------------------------------
+ * A segment is 4 MiB aligned, so where the kernel gives anonymous memory
+ * huge pages it backs each segment with two 2 MiB ones, each faulted in
+ * whole at its first touch. EBB_THP=always asks for them with
+ * MADV_HUGEPAGE (the system setting "madvise" then applies them to ebb's
+ * segments only), never keeps them away (MADV_NOHUGEPAGE), auto leaves the
+ * system's setting. Large blocks keep the system's setting (large.c). */
+enum { THP_AUTO = 0, THP_NEVER = 1, THP_ALWAYS = 2 };
+static_assert(EBB_SEGMENT_SIZE % EBB_HUGE_SIZE == 0, "a segment, 4 MiB aligned, is whole huge pages");
+/* The system setting, read once: 0 not yet, 1 "always", 2 anything else.
+ * Any thread may store it (relaxed): they all read the same file. */
+static _Atomic(int) system_thp;
+
+static bool system_thp_always(void) {
+  int known = atomic_load_explicit(&system_thp, memory_order_relaxed);
+  if (known == 0) {
+    char buf[128];
+    _ebb_prim_read_file("/sys/kernel/mm/transparent_hugepage/enabled", 0, buf, sizeof(buf));
+    known = strncmp(buf, "[always]", 8) == 0 ? 1 : 2;
+    atomic_store_explicit(&system_thp, known, memory_order_relaxed);
+  }
+  return known == 1;
+}
+
+bool _ebb_os_thp_on(void) {
+  long long mode = _ebb_option(EBB_OPT_THP);
+  if (mode == THP_AUTO) return system_thp_always();
+  return mode == THP_ALWAYS;
+}
+
+/* One madvise per fresh mapping: a cached segment keeps its flag. */
+void _ebb_os_thp_advise(void *segment) {
+  long long mode = _ebb_option(EBB_OPT_THP);
+  if (mode != THP_AUTO) _ebb_prim_advise_huge(segment, EBB_SEGMENT_SIZE, mode == THP_ALWAYS);
 }

@@ -37,6 +37,21 @@ void *_ebb_prim_remap(void *p, size_t old_size, size_t new_size, void *fixed_to,
  * show the difference until then; the range may or may not read as zero.
  * 0 or errno. */
 int _ebb_prim_decommit(void *p, size_t size, bool lazy);
+/* Transparent huge pages for [p, p+size): huge true asks for them
+ * (MADV_HUGEPAGE: the kernel backs each aligned 2 MiB with one huge page
+ * where it can, even when the system setting is "madvise"), false keeps
+ * them away (MADV_NOHUGEPAGE). Counted as a madvise call. 0 or errno
+ * (EINVAL on a kernel built without them: nothing changes). */
+int _ebb_prim_advise_huge(void *p, size_t size, bool huge);
+/* The process's page map (/proc/self/pagemap), read-only: a descriptor
+ * for _ebb_prim_huge_resident, or -1 (close it with _ebb_prim_close).
+ * Open it per use: a fork child's /proc/self is not its parent's. */
+int _ebb_prim_pagemap_open(void);
+/* Bytes of [p, p+size) mapped by huge pages (PMD-mapped transparent huge
+ * pages: what smaps counts as AnonHugePages), from the PAGEMAP_SCAN ioctl,
+ * which walks the range's page tables only. UINT64_MAX when the kernel
+ * cannot say (before Linux 6.7). */
+uint64_t _ebb_prim_huge_resident(int fd, const void *p, size_t size);
 /* Bytes of [p, p+size) the kernel holds resident (mincore; p OS-page
  * aligned, size rounded up to OS pages): what a purge or unmap of the
  * range gives back. size if the kernel cannot say (never expected: the

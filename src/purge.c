@@ -340,8 +340,12 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
   /* Not fresh: anything up to the page's end may be dirty, past the last
    * block of this class too (a class used the page before, with another
    * block size), and the reset below marks all of it fresh. */
-  size_t size = page->is_fresh ? os_round_up((size_t)page->capacity * page->block_size)
-                               : _ebb_segment_page_size(seg, page, NULL);
+  /* With huge pages the part never carved is resident too (the kernel
+   * faulted the whole huge page in): all of it goes, or the huge page
+   * would not go whole. */
+  bool carved_only = page->is_fresh && !_ebb_os_thp_on();
+  size_t size = carved_only ? os_round_up((size_t)page->capacity * page->block_size)
+                            : _ebb_segment_page_size(seg, page, NULL);
   decommit(batch, page->start, size);
   _ebb_page_reset_purged(page);
 }
@@ -381,14 +385,84 @@ static bool claim_expired(ebb_segment_t *seg, ebb_page_t *page, uint64_t now, ui
   return true;
 }
 
+/* ---- huge pages ----------------------------------------------------------------
+ * Where segments get transparent huge pages (os.c), a segment is two 2 MiB
+ * huge pages. madvise on part of one splits it into 4 KiB pages: the TLB
+ * then needs 512 entries for it, the split memory is freed only when the
+ * kernel's deferred-split shrinker runs (its memory cgroup keeps the
+ * charge until then, though RSS drops at once), and khugepaged
+ * (max_ptes_none 511 by default) may collapse the range into a huge page
+ * again, faulting the purged holes back in as zeroes. So, past neither the
+ * dirty budget nor an ebb_collect, which purge everything as always:
+ *  - a huge page with no live data goes back whole: its offered pages wait
+ *    until the last one offered has waited the purge delay (but never
+ *    past the partial delay below), and one pass purges them together
+ *    (the batch merges them into one call);
+ *  - free memory in a huge page that still holds live data (or a page its
+ *    owner allocates from) waits EBB_THP_PARTIAL_DELAY_MS: a page emptied
+ *    and filled again within it never splits the huge page. A quiet
+ *    thread's own pages, which hold its live blocks, are reached after
+ *    that delay too (seize.c).
+ * The first huge page of a segment holds the header, which stays: purging
+ * its pages splits it all the same. Read racily (the owners run): a wrong
+ * guess only moves a purge by one delay. */
+typedef struct huge_plan_s {
+  unsigned live;    /* bit h: huge page h holds live data, or a page in use by its owner */
+  unsigned waiting; /* bit h: an offered page in huge page h has not waited the purge delay yet */
+} huge_plan_t;
+
+/* The huge pages a page lies in: one, or both for a wide page. */
+static unsigned huge_bits(const ebb_segment_t *seg, uint32_t index) {
+  uint32_t shift = EBB_LOAD(seg->page_shift);
+  if (shift > EBB_HUGE_SHIFT) return (1u << (EBB_SEGMENT_SIZE >> EBB_HUGE_SHIFT)) - 1;
+  return 1u << (((size_t)index << shift) >> EBB_HUGE_SHIFT);
+}
+
+static bool page_holds_live(const ebb_page_t *page) {
+  if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED)) return false;
+  uint32_t claim = atomic_load_explicit(&page->claim, memory_order_acquire);
+  if (claim == EBB_CLAIM_OWNED) return true;
+  if (__atomic_load_n(&page->flags, __ATOMIC_RELAXED) & EBB_PAGE_IN_PLACE) return false; /* empty */
+  return _ebb_page_used(page) != 0;
+}
+
+static bool not_waited(const ebb_page_t *page, uint64_t now, uint64_t delay) {
+  if (atomic_load_explicit(&page->claim, memory_order_relaxed) != EBB_CLAIM_IDLE) return false;
+  uint32_t since = atomic_load_explicit(&page->idle_since, memory_order_relaxed);
+  return since == 0 || (uint32_t)((uint32_t)now - since) < delay;
+}
+
+static huge_plan_t huge_plan(const ebb_segment_t *seg, uint64_t now, uint64_t delay) {
+  huge_plan_t plan = {0, 0};
+  for (uint32_t i = 0, count = EBB_LOAD(seg->page_count); i < count; i++) {
+    const ebb_page_t *page = &seg->pages[i];
+    if (page_holds_live(page)) plan.live |= huge_bits(seg, i);
+    if (not_waited(page, now, delay)) plan.waiting |= huge_bits(seg, i);
+  }
+  return plan;
+}
+
+/* The delay page `index` waits under the plan. A page held back for the
+ * huge page's other offered pages waits at most the partial delay too: a
+ * page its owner empties again and again (parked in place, its stamp
+ * renewed each time) must not keep its neighbours resident for ever. */
+static uint64_t huge_delay(const ebb_segment_t *seg, uint32_t index, const huge_plan_t *plan, uint64_t delay) {
+  if (((plan->live | plan->waiting) & huge_bits(seg, index)) == 0) return delay;
+  uint64_t partial = (uint64_t)_ebb_option(EBB_OPT_THP_PARTIAL_DELAY_MS);
+  return partial > delay ? partial : delay;
+}
+
 /* Purges a segment's expired offered pages, adjacent ones in one call. */
 static void purge_segment_idle(ebb_segment_t *seg, uint64_t now, uint64_t delay, bool force, idle_scan_t *scan) {
   ebb_page_t *held[EBB_MAX_PAGES];
   uint32_t n = 0;
   ebb_purge_batch_t batch = {0};
+  bool huge = !force && _ebb_os_thp_on();
+  huge_plan_t plan = huge ? huge_plan(seg, now, delay) : (huge_plan_t){0, 0};
   for (uint32_t i = 0, count = EBB_LOAD(seg->page_count); i < count; i++) {
     ebb_page_t *page = &seg->pages[i];
-    if (!claim_expired(seg, page, now, delay, force, scan)) continue;
+    uint64_t wait = huge ? huge_delay(seg, i, &plan, delay) : delay;
+    if (!claim_expired(seg, page, now, wait, force, scan)) continue;
     _ebb_purge_page(seg, page, &batch);
     held[n++] = page;
   }

@@ -281,6 +281,7 @@ static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
   if (fresh) {
     seg = _ebb_purge_map_aligned(EBB_SEGMENT_SIZE, EBB_SEGMENT_SIZE, 0);
     if (seg == NULL) return NULL;
+    _ebb_os_thp_advise(seg);
     if (_ebb_verbose_on()) say_mapped(kind);
   }
   bool dirty = segment_init(seg, kind, fresh);
@@ -630,4 +631,18 @@ void _ebb_segment_stats(ebb_stats_t *st, ebb_stats_walk_t *walk) {
     for (uint32_t i = 0, n = EBB_LOAD(seg->page_count); i < n; i++) page_stats(seg, &seg->pages[i], st, layer, walk);
   }
   st->abandoned_count = _ebb_segment_abandoned_count;
+}
+
+/* Bytes of every registered mapping (segments, cached ones included, and
+ * large blocks) that huge pages back, as smaps' AnonHugePages counts them:
+ * one PAGEMAP_SCAN per mapping, which walks its page tables only (a 4 MiB
+ * segment is two PMD entries). 0 if the kernel cannot say. */
+uint64_t _ebb_segment_huge_bytes_locked(int pagemap) {
+  uint64_t bytes = 0;
+  for (const ebb_segment_t *seg = _ebb_segment_registry; seg != NULL; seg = seg->all_next) {
+    uint64_t huge = _ebb_prim_huge_resident(pagemap, seg, EBB_LOAD(seg->size));
+    if (huge == UINT64_MAX) return 0;
+    bytes += huge;
+  }
+  return bytes;
 }

@@ -244,6 +244,13 @@ size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force) {
   ebb_heap_t *self = _ebb_tls_heap;
   size_t released = 0;
   bool hinted = atomic_exchange_explicit(&_ebb_seize_hint, 0, memory_order_seq_cst) != 0;
+  /* The pages a heap allocates from hold live blocks: with huge pages
+   * their free parts wait the partial delay (purge.c, "huge pages"). */
+  uint64_t quiet = delay;
+  if (!force && _ebb_os_thp_on()) {
+    uint64_t partial = (uint64_t)_ebb_option(EBB_OPT_THP_PARTIAL_DELAY_MS);
+    if (partial > quiet) quiet = partial;
+  }
   /* The heap list needs no lock (_ebb_heap_first); reach() checks under
    * the lock that the heap is still live and has the same owner. */
   for (ebb_heap_t *heap = _ebb_heap_first(); heap != NULL; heap = heap->all_next) {
@@ -257,7 +264,7 @@ size_t _ebb_seize_pass(uint64_t now, uint64_t delay, bool force) {
     /* Forced (ebb_collect(true)): every heap, even one that has only
      * run its fast paths since it was last cleaned. */
     if (!force && (!atomic_load_explicit(&heap->unclean, memory_order_relaxed) ||
-                   now - atomic_load_explicit(&heap->active_at, memory_order_relaxed) < delay))
+                   now - atomic_load_explicit(&heap->active_at, memory_order_relaxed) < quiet))
       continue;
     /* Cleaning clears `unclean`; an owner that was asked and has not
      * answered yet, or could not be reached, is tried again later. */

@@ -26,7 +26,10 @@ static_assert(EBB_STATS_V1_SIZE == 160, "version-1 fields keep their offsets");
 /* Version 2 ended at unmapped_total; version 3 appended the layers. */
 #define EBB_STATS_V2_SIZE offsetof(ebb_stats_t, small_live)
 static_assert(EBB_STATS_V2_SIZE == 184, "version-2 fields keep their offsets");
-static_assert(sizeof(ebb_stats_t) == 392, "version 3 is 392 bytes: a new field is appended and bumps the version");
+/* Version 3 ended at oldest_dirty_ms; version 4 appended anon_huge_pages. */
+#define EBB_STATS_V3_SIZE offsetof(ebb_stats_t, anon_huge_pages)
+static_assert(EBB_STATS_V3_SIZE == 392, "version-3 fields keep their offsets");
+static_assert(sizeof(ebb_stats_t) == 400, "version 4 is 400 bytes: a new field is appended and bumps the version");
 
 /* The walk's figures of one kind of page, into its six named fields. */
 #define EBB_LAYER_COPY(out, kind, walk, purged)     \
@@ -68,11 +71,14 @@ static void stats_fill(ebb_stats_t *out) {
   ebb_stats_walk_t walk;
   memset(&walk, 0, sizeof(walk));
   walk.now_ms = _ebb_purge_clock_ms();
+  int pagemap = _ebb_prim_pagemap_open(); /* opened outside the lock */
   _ebb_lock();
   _ebb_segment_stats(out, &walk);
   _ebb_large_cache_stats_locked(out, &walk);
   _ebb_heap_stats(out);
+  if (pagemap >= 0) out->anon_huge_pages = _ebb_segment_huge_bytes_locked(pagemap);
   _ebb_unlock();
+  if (pagemap >= 0) _ebb_prim_close(pagemap);
   /* Its parts first: a release counts its layer before them (budget.c). */
   out->purged_lazy_total = atomic_load_explicit(&_ebb_lazy_total, memory_order_relaxed);
   out->unmapped_total = atomic_load_explicit(&_ebb_unmapped_total, memory_order_relaxed);

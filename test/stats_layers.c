@@ -14,7 +14,8 @@
  *    the time it waits;
  *  - every snapshot satisfies test/stats_check.h's identities, the layer
  *    sums included;
- *  - the struct is 392 bytes, version 3; a version-2 caller gets 184;
+ *  - the struct is 400 bytes, version 4; a version-3 caller gets 392, a
+ *    version-2 one 184;
  *  - the text has the layer table, and the JSON the layer fields.
  * Run with EBB_PURGE_THREAD=0 and a long delay (test/CMakeLists.txt): no
  * pass runs but the ones the test asks for. */
@@ -199,17 +200,23 @@ static void dirty_age(void) {
   CHECK_EQ(snapshot().oldest_dirty_ms, (uint64_t)0);
 }
 
-/* Version 3: 392 bytes; a caller that knows version 2 gets its 184. */
+/* Version 4: 400 bytes; callers that know version 3 or 2 get their 392
+ * or 184. */
 static void versions(void) {
   check_context("versions");
-  CHECK_EQ(sizeof(ebb_stats_t), (size_t)392);
+  CHECK_EQ(sizeof(ebb_stats_t), (size_t)400);
   CHECK_EQ(offsetof(ebb_stats_t, small_live), (size_t)184);
+  CHECK_EQ(offsetof(ebb_stats_t, anon_huge_pages), (size_t)392);
   ebb_stats_t st;
   memset(&st, 0xee, sizeof st);
   REQUIRE(ebb_stats_get(&st, sizeof st));
   CHECK_EQ(st.version, (uint32_t)EBB_STATS_VERSION);
-  CHECK_EQ(st.version, (uint32_t)3);
+  CHECK_EQ(st.version, (uint32_t)4);
+  CHECK_EQ(st.size, (uint32_t)400);
+  memset(&st, 0xee, sizeof st);
+  REQUIRE(ebb_stats_get(&st, 392));
   CHECK_EQ(st.size, (uint32_t)392);
+  CHECK_EQ(st.anon_huge_pages, (uint64_t)0xeeeeeeeeeeeeeeeeULL);
   memset(&st, 0xee, sizeof st);
   REQUIRE(ebb_stats_get(&st, 184));
   CHECK_EQ(st.size, (uint32_t)184);
@@ -240,14 +247,16 @@ static void text_and_json(void) {
                                      "ebb:   large blocks ", "ebb:   segment cache ", "ebb:   large cache "};
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) CHECK_MSG(strstr(text, rows[i]) != NULL, "%s", rows[i]);
   CHECK(strstr(text, "ebb:   oldest_dirty_ms ") != NULL);
+  CHECK(strstr(text, "ebb:   anon_huge_pages ") != NULL);
   CHECK(strstr(text, "ebb:   small_live") == NULL); /* in the table, not a line of its own */
   CHECK(strstr(text, "ebb:   large_live ") != NULL); /* older totals keep their lines */
   char json[8192];
   size_t len = ebb_stats_json(json, sizeof json);
   CHECK(len < sizeof json);
-  static const char *const keys[] = {"\"version\": 3", "\"small_live\": ", "\"wide_pages_count\": ",
+  static const char *const keys[] = {"\"version\": 4", "\"small_live\": ", "\"wide_pages_count\": ",
                                      "\"large_purged_total\": ", "\"segment_cache_dirty\": ",
-                                     "\"large_cache_count\": ", "\"oldest_dirty_ms\": "};
+                                     "\"large_cache_count\": ", "\"oldest_dirty_ms\": ",
+                                     "\"anon_huge_pages\": "};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) CHECK_MSG(strstr(json, keys[i]) != NULL, "%s", keys[i]);
 }
 

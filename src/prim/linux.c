@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* prim/linux.c - the Linux implementation of prim.h: mmap, mprotect,
- * munmap, mremap, madvise, the clock, stderr, small /proc and /sys files
- * and rlimits. Stateless except for syscall counters (relaxed atomics,
+ * munmap, mremap, madvise, the clock, stderr, small /proc and /sys files,
+ * the kernel's page map (huge pages) and rlimits. Stateless except for syscall counters (relaxed atomics,
  * read by the statistics). */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
@@ -85,6 +86,56 @@ int _ebb_prim_decommit(void *p, size_t size, bool lazy) {
     return e;
   }
   return 0;
+}
+
+int _ebb_prim_advise_huge(void *p, size_t size, bool huge) {
+  count(&_ebb_prim_madvise_calls);
+  return madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : errno;
+}
+
+/* PAGEMAP_SCAN (linux/fs.h of Linux 6.7; Debian 12's headers predate it):
+ * the ioctl fills page_region entries with the runs of pages that match
+ * the categories asked for, and walk_end says where it stopped. */
+#define EBB_PAGEMAP_SCAN _IOWR('f', 16, struct ebb_pm_scan_arg)
+#define EBB_PAGE_IS_PFNZERO (1ULL << 5)
+#define EBB_PAGE_IS_HUGE (1ULL << 6)
+struct ebb_page_region {
+  uint64_t start, end, categories;
+};
+struct ebb_pm_scan_arg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
+int _ebb_prim_pagemap_open(void) {
+  int saved = errno, fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  errno = saved;
+  return fd;
+}
+
+/* Huge pages, but not the shared huge zero page (smaps counts only pages
+ * of the process's own in AnonHugePages). */
+uint64_t _ebb_prim_huge_resident(int fd, const void *p, size_t size) {
+  struct ebb_page_region vec[8];
+  uint64_t bytes = 0, at = (uintptr_t)p, end = (uintptr_t)p + size;
+  int saved = errno;
+  while (at < end) {
+    struct ebb_pm_scan_arg arg = {.size = sizeof(arg), .start = at, .end = end, .vec = (uintptr_t)vec,
+                                  .vec_len = sizeof(vec) / sizeof(vec[0]),
+                                  .category_inverted = EBB_PAGE_IS_PFNZERO,
+                                  .category_mask = EBB_PAGE_IS_HUGE | EBB_PAGE_IS_PFNZERO,
+                                  .return_mask = EBB_PAGE_IS_HUGE};
+    long n = ioctl(fd, EBB_PAGEMAP_SCAN, &arg);
+    if (n < 0) {
+      bytes = UINT64_MAX; /* before Linux 6.7, or not a page map */
+      break;
+    }
+    for (long i = 0; i < n; i++) bytes += vec[i].end - vec[i].start;
+    if (arg.walk_end <= at) break;
+    at = arg.walk_end;
+  }
+  errno = saved;
+  return bytes;
 }
 
 size_t _ebb_prim_resident(const void *p, size_t size) {
