@@ -92,11 +92,11 @@ server|bench_server|--ops 800000|--ops 40000|--ops 3000 --slots 200
 prodcons|bench_prodcons|--count 16000000|--count 800000|--count 20000
 waves|bench_waves|--waves 6 --peak-mb 256 --idle-ms 1500|--waves 3 --peak-mb 64 --idle-ms 800|--waves 2 --peak-mb 8 --idle-ms 200
 realloc|bench_realloc|--buffers 3000 --vec-max 1048576|--buffers 400 --vec-max 1048576|--buffers 50 --vec-max 65536
-thp|bench_thp|--live-mb 96 --rounds 40|--live-mb 32 --rounds 10 --idle-ms 1300|--live-mb 4 --rounds 2 --burst 500 --idle-ms 200
 bigbuf|bench_bigbuf|--iters 50|--iters 6|--iters 4 --max 4194304
 threads|bench_threads|--rounds 600|--rounds 150|--rounds 10 --ops 300
 leak|bench_leak|--threads 600|--threads 150|--threads 20 --ops 2000
 larson|bench_larson|--ops 20000000|--ops 4000000|--ops 100000 --slots 500 --handover 1000
+thp|bench_thp|--live-mb 96 --rounds 40|--live-mb 32 --rounds 10 --idle-ms 1300|--live-mb 4 --rounds 2 --burst 500 --idle-ms 200
 python|python|--scale 10|--scale 1|--scale 1
 python-malloc|python|--scale 6|--scale 1|--scale 1
 EOF
