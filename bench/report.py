@@ -48,6 +48,8 @@ DESCRIPTIONS = {
     "realloc": "vectors doubling by realloc and strings growing a few bytes per realloc, "
                "interleaved, then shrunk to a quarter",
     "bigbuf": "256 KiB..64 MiB blocks allocated, every page touched, freed (2 alive at once)",
+    "rbtree": "a red-black tree of 100,000 nodes of 48..64 B, each with a 16 B..4 KiB value "
+              "(log-uniform), under churn: delete a random key, insert a new one",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "
