@@ -302,7 +302,10 @@ static uint32_t park_at_for(const ebb_page_t *page, uint32_t at) {
 
 static void set_head(ebb_heap_t *heap, unsigned qi) {
   ebb_page_t *first = heap->queues[qi].first;
-  if (first != NULL) _ebb_page_set_park_at(first, park_at_for(first, 0));
+  if (first != NULL) {
+    first->back_from_full = 0;
+    _ebb_page_set_park_at(first, park_at_for(first, 0));
+  }
   direct_update(heap, qi);
 }
 
@@ -368,16 +371,25 @@ bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page) {
   return false;
 }
 
-/* Brings a full page back to its size class queue (a block was freed). */
-void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page) {
+/* Brings a full page back to its size class queue: at the front (it is
+ * allocated from next) or at the back. */
+static void unfull_to(ebb_heap_t *heap, ebb_page_t *page, bool front) {
   ebb_assert(page->flags == EBB_PAGE_IN_FULL);
   /* Blocks that raced onto thread_free before USE_DELAYED was set are
    * collected when the page is next used; no remote free is lost. */
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, false);
   _ebb_queue_remove(heap, EBB_BIN_FULL, page);
   _ebb_page_set_flags(page, 0);
-  _ebb_queue_push_front(heap, page->bin, page);
+  if (front) {
+    _ebb_queue_push_front(heap, page->bin, page);
+  } else {
+    _ebb_queue_push_back(heap, page->bin, page);
+    page->back_from_full = heap->queues[page->bin].first != page;
+  }
 }
+
+/* A full page took blocks back (remote or delayed frees, collected). */
+void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page) { unfull_to(heap, page, true); }
 
 /* ---- finding a page with a free block ------------------------------------------------ */
 /* Makes `page` able to allocate: collects its frees, or carves more. */
@@ -655,11 +667,14 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
     return;
   }
   if (ebb_unlikely(_ebb_secure) && !_ebb_secure_on_free(page, block)) return;
-  ebb_page_t *old_head = heap->queues[page->bin].first;
-  _ebb_page_unfull(heap, page);
-  /* The page it displaces at the head may already be empty (parked in
-   * place) or sparse, and may see no more frees: settle it now. */
-  if (old_head != NULL) settle_displaced(heap, old_head);
+  /* To the back of its queue: the head keeps serving the class. At the
+   * front, a full page that takes one free would displace the head, serve
+   * one malloc, go full again and hand the head back - two direct-table
+   * rewrites (up to 64 stores each) and a slow malloc per free when frees
+   * land at random in full pages (bench rbtree: 11% of its instructions
+   * were the head changes). At the back it gathers more frees before its
+   * turn comes. */
+  unfull_to(heap, page, false);
   block->next = page->local_free;
   page->local_free = block;
   if (--page->margin <= 0) _ebb_page_after_free(heap, page);
@@ -677,6 +692,16 @@ static ebb_noinline void after_free_other(ebb_heap_t *heap, ebb_page_t *page, bo
   } else if (used > at || head) {
     _ebb_page_set_park_at(page, park_at_for(page, at));
     return;
+  } else if (page->back_from_full) {
+    /* Came back from the full queue and was freed down to sparse: the
+     * program is freeing what it holds, not churning it. Parked now, the
+     * rest of its frees would go through thread_free and count as live
+     * until a collect; as the head it empties and parks in place, as it
+     * did when a page left the full queue at the front. */
+    ebb_page_t *old_head = heap->queues[page->bin].first;
+    _ebb_queue_remove(heap, page->bin, page);
+    _ebb_queue_push_front(heap, page->bin, page);
+    settle_displaced(heap, old_head);
   } else {
     _ebb_page_park(heap, page);
   }
