@@ -54,6 +54,8 @@ DESCRIPTIONS = {
             "against the leaked bytes",
     "larson": "2 threads replace random blocks of 10 B..1 KiB in arrays of 5,000 that pass from "
               "thread to thread every 10,000 steps: 43% of the frees are of another thread's blocks",
+    "rbtree": "a red-black tree of 100,000 nodes of 48..64 B, each with a 16 B..4 KiB value "
+              "(log-uniform), under churn: delete a random key, insert a new one",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "

@@ -13,7 +13,7 @@
  * full page is not on any queue the allocator looks at, so while it is
  * full, remote frees go to the heap's delayed_free list instead, which the
  * owner drains on its slow path - that is how a full page comes back, once
- * an eighth of its blocks are free (full_page_stays).
+ * a thirty-second of its blocks are free (full_page_stays).
  *
  * Queues: heap->queues[bin] holds the pages of a size class that may have
  * free blocks, most recently useful first; heap->queues[EBB_BIN_FULL] holds
@@ -323,7 +323,10 @@ static uint32_t park_at_for(const ebb_page_t *page, uint32_t at) {
 
 static void set_head(ebb_heap_t *heap, unsigned qi) {
   ebb_page_t *first = heap->queues[qi].first;
-  if (first != NULL) _ebb_page_set_park_at(first, park_at_for(first, 0));
+  if (first != NULL) {
+    first->back_from_full = 0;
+    _ebb_page_set_park_at(first, park_at_for(first, 0));
+  }
   direct_update(heap, qi);
 }
 
@@ -389,25 +392,51 @@ bool _ebb_page_to_full(ebb_heap_t *heap, ebb_page_t *page) {
   return false;
 }
 
-/* Brings a full page back to its size class queue (a block was freed). */
-void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page) {
+/* Brings a full page back to its size class queue: at the front (it is
+ * allocated from next) or at the back. */
+static void unfull_to(ebb_heap_t *heap, ebb_page_t *page, bool front) {
   ebb_assert(page->flags == EBB_PAGE_IN_FULL);
   /* Blocks that raced onto thread_free before USE_DELAYED was set are
    * collected when the page is next used; no remote free is lost. */
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, false);
   _ebb_queue_remove(heap, EBB_BIN_FULL, page);
   _ebb_page_set_flags(page, 0);
-  _ebb_queue_push_front(heap, page->bin, page);
+  if (front) {
+    _ebb_queue_push_front(heap, page->bin, page);
+  } else {
+    _ebb_queue_push_back(heap, page->bin, page);
+    page->back_from_full = heap->queues[page->bin].first != page;
+  }
 }
 
+/* A full page took blocks back (remote or delayed frees, collected). */
+void _ebb_page_unfull(ebb_heap_t *heap, ebb_page_t *page) { unfull_to(heap, page, true); }
+
 /* ---- finding a page with a free block ------------------------------------------------ */
-/* Makes `page` able to allocate: collects its frees, or carves more. */
-static bool page_make_ready(ebb_page_t *page) {
+/* Makes `page` able to allocate from blocks it has: collects its frees. */
+static bool page_make_ready_freed(ebb_page_t *page) {
   if (page->free != NULL) return true;
   _ebb_page_collect(page);
-  if (page->free != NULL) return true;
+  return page->free != NULL;
+}
+
+/* True if the page could carve blocks: purged ones, or memory never used. */
+static bool page_can_carve(const ebb_page_t *page) {
+  return page->purged_blocks > 0 || page->capacity < page->reserved;
+}
+
+/* Makes `page` able to allocate: collects its frees, or carves more. */
+static bool page_make_ready(ebb_page_t *page) {
+  if (page_make_ready_freed(page)) return true;
   if (page->purged_blocks > 0 && _ebb_page_recarve(page)) return true;
   return _ebb_page_extend(page);
+}
+
+/* Puts `page` at the head of its queue if it is not there. */
+static void queue_to_front(ebb_heap_t *heap, unsigned bin, ebb_page_t *page) {
+  if (page == heap->queues[bin].first) return;
+  _ebb_queue_remove(heap, bin, page);
+  _ebb_queue_push_front(heap, bin, page);
 }
 
 static ebb_page_t *page_fresh(ebb_heap_t *heap, unsigned bin) {
@@ -423,24 +452,35 @@ static ebb_page_t *page_fresh(ebb_heap_t *heap, unsigned bin) {
 }
 
 /* The page to allocate a block of class `bin` from, first in its queue;
- * NULL if out of memory. Pages found full on the way move to the full
- * queue, so each is skipped once. */
+ * NULL if out of memory. Blocks freed in the queue's pages come before
+ * carving (memory a page never used, or purged, costs RSS: bench waves'
+ * peak was 2% higher when the head carved while pages queued behind it,
+ * back from the full queue, held free blocks). Pages found full on the
+ * way move to the full queue, so each is skipped once. */
+#define EBB_FIND_PAST_CARVE 8 /* a page that can carve waits for at most this many more pages' frees */
 ebb_page_t *_ebb_page_find_free(ebb_heap_t *heap, unsigned bin) {
   ebb_page_queue_t *q = &heap->queues[bin];
-  ebb_page_t *page = q->first;
-  while (page != NULL) {
+  ebb_page_t *page = q->first, *can_carve = NULL;
+  unsigned looked_past = 0; /* pages looked at since can_carve was found */
+  while (page != NULL && looked_past < EBB_FIND_PAST_CARVE) {
     ebb_page_t *next = page->next;
     if (page->flags & EBB_PAGE_PARKED) _ebb_page_take_back(page);
     ebb_assert_expensive(_ebb_page_is_valid(page));
-    if (page_make_ready(page)) {
-      if (page != q->first) {
-        _ebb_queue_remove(heap, bin, page);
-        _ebb_queue_push_front(heap, bin, page);
-      }
+    if (page_make_ready_freed(page)) {
+      queue_to_front(heap, bin, page);
       return page;
     }
-    if (!_ebb_page_to_full(heap, page) && page_make_ready(page)) return page;
+    if (can_carve != NULL) looked_past++;
+    if (page_can_carve(page)) {
+      if (can_carve == NULL) can_carve = page;
+    } else if (!_ebb_page_to_full(heap, page) && page_make_ready(page)) {
+      return page;
+    }
     page = next;
+  }
+  if (can_carve != NULL && page_make_ready(can_carve)) {
+    queue_to_front(heap, bin, can_carve);
+    return can_carve;
   }
   /* Parked pages of the class before a fresh one. */
   while (heap->parked[bin] != NULL) {
@@ -656,15 +696,19 @@ static void settle_displaced(ebb_heap_t *heap, ebb_page_t *page) {
 }
 
 /* ---- local frees that need more than a push -------------------------------------------- */
-/* A full page goes back to its queue once an eighth of its blocks are
- * free, not at the first: where threads free blocks all over each other's
- * pages, a page that returned for one block was full again at the next
- * allocation, and each round trip rewrote up to 128 entries of the direct
- * table twice (bench larson, 2 M steps: 266,765 round trips, 23% of all
- * instructions in set_head). At most an eighth of a full page's blocks
- * wait there, on its local_free or free list (the purge passes leave full
- * pages alone: those blocks are scattered, rarely a whole OS page). */
-static uint32_t unfull_at(const ebb_page_t *page) { return page->reserved - page->reserved / 8; }
+/* A full page goes back to its queue once a thirty-second of its blocks
+ * are free (pages of fewer than 32 blocks at the first), not at the first:
+ * where threads free blocks all over each other's pages, a page that
+ * returned for one block was full again at the next allocation, and each
+ * round trip rewrote up to 128 entries of the direct table twice (bench
+ * larson, 2 M steps: 266,765 round trips, 23% of all instructions in
+ * set_head). A larger share held more memory where frees land at random
+ * in full pages and the live set stays level (bench rbtree peak RSS, with
+ * glibc's at 124.0 MB: an eighth 132.0 MB, a sixteenth 127.7 MB, a
+ * thirty-second 127.0 MB; callgrind counts within 2% of each other). The
+ * blocks that wait on a full page's local_free or free list are scattered,
+ * rarely a whole OS page; the purge passes leave full pages alone. */
+static uint32_t unfull_at(const ebb_page_t *page) { return page->reserved - page->reserved / 32; }
 
 /* A free just went to the full `page` (margin counted). True if it stays
  * on the full queue. While it does, remote frees must keep coming through
@@ -701,11 +745,13 @@ void _ebb_page_free_flagged(ebb_heap_t *heap, ebb_page_t *page, ebb_block_t *blo
   page->local_free = block;
   page->margin--;
   if (full_page_stays(page)) return;
-  ebb_page_t *old_head = heap->queues[page->bin].first;
-  _ebb_page_unfull(heap, page);
-  /* The page it displaces at the head may already be empty (parked in
-   * place) or sparse, and may see no more frees: settle it now. */
-  if (old_head != NULL) settle_displaced(heap, old_head);
+  /* To the back of its queue: the head keeps serving the class. At the
+   * front, a page back from full would displace the head, serve a few
+   * mallocs, go full again and hand the head back - two direct-table
+   * rewrites and a slow malloc each time, when frees land at random in
+   * full pages (bench rbtree: 11% of its instructions were the head
+   * changes). At the back it gathers more frees before its turn comes. */
+  unfull_to(heap, page, false);
   if (page->margin <= 0) _ebb_page_after_free(heap, page);
 }
 
@@ -721,6 +767,16 @@ static ebb_noinline void after_free_other(ebb_heap_t *heap, ebb_page_t *page, bo
   } else if (used > at || head) {
     _ebb_page_set_park_at(page, park_at_for(page, at));
     return;
+  } else if (page->back_from_full) {
+    /* Came back from the full queue and was freed down to sparse: the
+     * program is freeing what it holds, not churning it. Parked now, the
+     * rest of its frees would go through thread_free and count as live
+     * until a collect; as the head it empties and parks in place, as it
+     * did when a page left the full queue at the front. */
+    ebb_page_t *old_head = heap->queues[page->bin].first;
+    _ebb_queue_remove(heap, page->bin, page);
+    _ebb_queue_push_front(heap, page->bin, page);
+    settle_displaced(heap, old_head);
   } else {
     _ebb_page_park(heap, page);
   }

@@ -157,7 +157,11 @@ typedef struct ebb_page_s {
    * sets it for a free page it claimed); statistics read it (relaxed). */
   uint8_t is_fresh;
   uint8_t bin;                /* size class index (set by _ebb_page_init) */
-  uint8_t pad1[3];
+  /* Queued at the back when it left the full queue (a local free), and not
+   * at the head since: it goes to the head, not to the parked list, when it
+   * turns sparse (page.c, after_free_other). The holder. */
+  uint8_t back_from_full;
+  uint8_t pad1[2];
   /* ---- slow-path fields ---- */
   uint32_t block_size;        /* bytes per block (set by _ebb_page_init; statistics read it) */
   uint32_t capacity;          /* blocks carved so far (the holder; statistics read it, relaxed) */
