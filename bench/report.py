@@ -48,6 +48,8 @@ DESCRIPTIONS = {
     "realloc": "vectors doubling by realloc and strings growing a few bytes per realloc, "
                "interleaved, then shrunk to a quarter",
     "bigbuf": "256 KiB..64 MiB blocks allocated, every page touched, freed (2 alive at once)",
+    "bigchurn": "2 threads replace 64 KiB..2 MiB blocks (uniform sizes) at random in a live set of 12 "
+                "each, every page written and read back",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "

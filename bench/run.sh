@@ -93,6 +93,7 @@ prodcons|bench_prodcons|--count 16000000|--count 800000|--count 20000
 waves|bench_waves|--waves 6 --peak-mb 256 --idle-ms 1500|--waves 3 --peak-mb 64 --idle-ms 800|--waves 2 --peak-mb 8 --idle-ms 200
 realloc|bench_realloc|--buffers 3000 --vec-max 1048576|--buffers 400 --vec-max 1048576|--buffers 50 --vec-max 65536
 bigbuf|bench_bigbuf|--iters 50|--iters 6|--iters 4 --max 4194304
+bigchurn|bench_bigchurn|--steps 8000|--steps 2000|--steps 100
 python|python|--scale 10|--scale 1|--scale 1
 python-malloc|python|--scale 6|--scale 1|--scale 1
 EOF
