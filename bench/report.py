@@ -56,6 +56,8 @@ DESCRIPTIONS = {
               "thread to thread every 10,000 steps: 43% of the frees are of another thread's blocks",
     "rbtree": "a red-black tree of 100,000 nodes of 48..64 B, each with a 16 B..4 KiB value "
               "(log-uniform), under churn: delete a random key, insert a new one",
+    "bigchurn": "2 threads replace 64 KiB..2 MiB blocks (uniform sizes) at random in a live set of 12 "
+                "each, every page written and read back",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "

@@ -96,8 +96,9 @@ bigbuf|bench_bigbuf|--iters 50|--iters 6|--iters 4 --max 4194304
 threads|bench_threads|--rounds 600|--rounds 150|--rounds 10 --ops 300
 leak|bench_leak|--threads 600|--threads 150|--threads 20 --ops 2000
 larson|bench_larson|--ops 20000000|--ops 4000000|--ops 100000 --slots 500 --handover 1000
-thp|bench_thp|--live-mb 96 --rounds 40|--live-mb 32 --rounds 10 --idle-ms 1300|--live-mb 4 --rounds 2 --burst 500 --idle-ms 200
 rbtree|bench_rbtree|--nodes 100000 --steps 300000|--nodes 30000 --steps 100000|--nodes 2000 --steps 5000
+bigchurn|bench_bigchurn|--steps 8000|--steps 2000|--steps 100
+thp|bench_thp|--live-mb 96 --rounds 40|--live-mb 32 --rounds 10 --idle-ms 1300|--live-mb 4 --rounds 2 --burst 500 --idle-ms 200
 python|python|--scale 10|--scale 1|--scale 1
 python-malloc|python|--scale 6|--scale 1|--scale 1
 EOF

@@ -42,12 +42,15 @@ static _Atomic int init_state = INIT_NONE; /* CAS to RUNNING by the initialising
 
 bool _ebb_is_initialized(void) { return atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE; }
 
-/* Order: the purge pass lock first (a pass takes the global lock). */
+/* Order: the purge pass lock first (a pass takes the global lock), the
+ * large cache's lock last (statistics take it under the global lock). */
 void _ebb_fork_prepare(void) {
   _ebb_purge_fork_prepare();
   _ebb_lock();
+  _ebb_large_fork_prepare();
 }
 void _ebb_fork_parent(void) {
+  _ebb_large_fork_parent();
   _ebb_unlock();
   _ebb_purge_fork_parent();
 }
@@ -57,6 +60,7 @@ void _ebb_fork_child(void) {
   _ebb_segment_orphan_others(_ebb_thread_id());
   _ebb_heap_orphan_others(self);
   pthread_mutex_init(&_ebb_global_lock, NULL);
+  _ebb_large_fork_child();
   _ebb_os_fork_child();
   _ebb_purge_fork_child();
   _ebb_snapshot_fork_child();

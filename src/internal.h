@@ -281,7 +281,8 @@ extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
 
 /* ---- global state (init.c) -------------------------------------------- */
 /* One lock for the slow global state: segment registry, segment cache,
- * large cache, abandoned list, heap pool, live heaps. No mapping is made
+ * abandoned list, heap pool, live heaps (the large cache has its own lock,
+ * large.c, taken after this one). No mapping is made
  * under it (mmap, mremap: so a refused mapping may release memory, which
  * takes it). The purge passes hold it across madvise and munmap: the pass
  * over offered pages walks the registry under it and purges each
@@ -413,7 +414,7 @@ typedef struct ebb_stats_walk_s {
 } ebb_stats_walk_t;
 void _ebb_segment_stats(ebb_stats_t *st, ebb_stats_walk_t *walk); /* caller holds the global lock */
 uint64_t _ebb_segment_huge_bytes_locked(int pagemap); /* huge-page bytes of every registered mapping (global lock) */
-void _ebb_large_cache_stats_locked(ebb_stats_t *st, ebb_stats_walk_t *walk); /* caller holds the global lock */
+void _ebb_large_cache_stats_locked(ebb_stats_t *st, ebb_stats_walk_t *walk); /* caller holds the global lock; takes the cache's */
 /* Blocks of one size class, over every page in use (malloc_info). */
 typedef struct ebb_bin_stats_s {
   uint64_t free_blocks; /* on free lists or carved and free, not purged */
@@ -427,7 +428,7 @@ void _ebb_segment_clear_tags_locked(uintptr_t thread_id); /* global lock held */
 #define EBB_THREAD_ORPHAN ((uintptr_t)1) /* no thread has this id */
 #if EBB_DEBUG >= 3
 size_t _ebb_segment_dirty_locked(void); /* offered IDLE pages + unpurged cached segments (global lock held) */
-size_t _ebb_large_dirty_locked(void);   /* the large cache's bytes (global lock held) */
+size_t _ebb_large_dirty_locked(void);   /* the large cache's bytes (global lock held; takes the cache's) */
 #endif
 
 /* ---- page.c ----------------------------------------------------------- */
@@ -649,9 +650,12 @@ void _ebb_free_slow(void *p);
 void *_ebb_large_alloc(size_t size, size_t align, bool zero);
 void _ebb_large_free(ebb_segment_t *seg);
 bool _ebb_large_is_cached(const void *p); /* p is a freed large block waiting in the cache */
-size_t _ebb_large_cache_count(void);      /* blocks in the large cache (takes the global lock) */
+size_t _ebb_large_cache_count(void);      /* blocks in the large cache (a relaxed read: a snapshot) */
 void *_ebb_large_realloc(ebb_segment_t *seg, size_t size); /* stays large; NULL only when a grow fails */
 size_t _ebb_large_purge_cache(uint64_t now, uint64_t delay, bool force);
+void _ebb_large_fork_prepare(void); /* the cache's own lock, taken after the global lock */
+void _ebb_large_fork_parent(void);
+void _ebb_large_fork_child(void);
 ebb_segment_t *_ebb_large_segment_of(const void *p);
 
 /* ---- stats.c ---------------------------------------------------------- */
