@@ -337,7 +337,14 @@ static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg) {
 /* Returns an empty page to its segment (heap NULL: an abandoned segment
  * held by a purge pass). Dirty memory is offered for purging; the segment
  * goes when its last page does. */
+static void page_release_keeping(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page, bool keep_segment);
+
 static void page_release(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page) {
+  page_release_keeping(heap, seg, page, false);
+}
+
+/* keep_segment: an empty segment stays with `heap` (adoption decides). */
+static void page_release_keeping(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page, bool keep_segment) {
   ebb_assert(page->in_use && _ebb_page_used(page) == 0);
   if (page->capacity > 0) page->is_fresh = 0; /* carved memory is dirty (unless a purge reset it) */
   page->in_use = 0;
@@ -350,7 +357,7 @@ static void page_release(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page)
   atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
   _ebb_inuse_sub((size_t)1 << seg->page_shift);
   EBB_STORE(seg->used_pages, seg->used_pages - 1);
-  if (seg->used_pages == 0) {
+  if (seg->used_pages == 0 && !keep_segment) {
     segment_release(heap, seg);
     return;
   }
@@ -415,14 +422,14 @@ void _ebb_segment_abandoned_push(ebb_segment_t *seg) {
 
 /* Takes over one abandoned page: its blocks freed by other threads since
  * the owner left are collected; an empty page goes back to the segment. */
-static void adopt_page(ebb_heap_t *heap, ebb_page_t *page) {
+static void adopt_page(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page) {
   _ebb_page_claim(page); /* abandoned pages are OWNED; be sure */
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   _ebb_page_set_delayed(page, EBB_NO_DELAYED, true);
   _ebb_page_collect(page);
   _ebb_page_set_flags(page, 0);
   if (_ebb_page_used(page) == 0) {
-    _ebb_segment_page_free(heap, page);
+    page_release_keeping(heap, seg, page, true);
     return;
   }
   _ebb_queue_push_back(heap, page->bin, page);
@@ -435,13 +442,21 @@ static bool adopt_one(ebb_heap_t *heap) {
   seg->next = seg->prev = NULL;
   seg->in_free_queue = false;
   owned_add(heap, seg);
+  /* A spare: the heap has no other segment of this kind with a free page. */
+  bool spare = seg->kind <= EBB_PAGE_MEDIUM && heap->with_free[seg->kind] == NULL;
   uint32_t count = seg->page_count, remaining = seg->used_pages;
   for (uint32_t i = 0; i < count && remaining > 0; i++) {
     if (!seg->pages[i].in_use) continue;
     remaining--;
-    /* The last adopt_page may free the segment: touch nothing after it. */
-    adopt_page(heap, &seg->pages[i]);
+    adopt_page(heap, seg, &seg->pages[i]);
   }
+  /* Its free pages (dirty ones stay offered, on their delay) serve the
+   * heap's next pages before a fresh or cached segment: what the exited
+   * owner freed is reused, not left to be purged while other memory is
+   * faulted in. An empty one is kept as the heap's spare rather than
+   * cached and taken straight back (a mincore and two lock rounds). */
+  if (seg->used_pages == 0 && !spare) segment_release(heap, seg);
+  else if (seg->used_pages < seg->page_count) free_queue_add(heap, seg);
   return true;
 }
 
