@@ -207,7 +207,7 @@ typedef struct ebb_size_info_s {
   uint32_t size;            /* bytes filled */
   uint32_t reserved;
   uint64_t request;         /* the size asked about */
-  uint64_t block;           /* bytes handed out: its size class; large: whole 4 KiB pages */
+  uint64_t block;           /* bytes handed out: its size class; large: whole 4 KiB pages (reused from the cache: up to max(block/4, 4 MiB) more) */
   uint64_t page;            /* bytes of the page its blocks are carved from; large: its own mapping */
   uint64_t blocks_per_page; /* at most (a segment's first page gives up its header); 1 for large */
   uint64_t large_threshold; /* EBB_LARGE_THRESHOLD in effect: above it, a block gets its own mapping */
