@@ -304,8 +304,13 @@ static uint32_t sparse_at(const ebb_page_t *page) {
    * to the front) is not sparse while its few blocks are in use (bench
    * larson parked pages of 28 of 30 blocks in use, for 768 B to offer, and
    * took them back soon after). Never 0, so only a head page has park_at
-   * 0; a page's capacity changes only while it is at the head. */
-  return page->capacity >= 8 ? page->capacity / 4 : 1;
+   * 0; a page's capacity changes only while it is at the head, or while
+   * a purge holds the head parked in place and resets it to 0 (so the
+   * owner reads it relaxed when a push moves that head back: the
+   * threshold it computes then is replaced when the page is next the
+   * head). */
+  uint32_t capacity = EBB_LOAD(page->capacity);
+  return capacity >= 8 ? capacity / 4 : 1;
 }
 
 /* A page in use also leaves the free fast path after every EBB_TELL_BYTES

@@ -62,7 +62,9 @@ static uint32_t kind_shift(ebb_page_kind_t kind) {
 /* Usable bytes of a page and where its blocks start: page 0 gives up the
  * segment header. */
 size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, uint8_t **start) {
-  size_t psize = (size_t)1 << seg->page_shift;
+  /* Relaxed: statistics call this under the global lock while a segment
+   * taken from the cache is set up again without it (segment_init). */
+  size_t psize = (size_t)1 << EBB_LOAD(seg->page_shift);
   size_t index = _ebb_page_index(seg, page);
   uint8_t *p = (uint8_t *)seg + index * psize;
   if (index == 0) {
