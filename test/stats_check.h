@@ -125,8 +125,13 @@ static inline uint64_t stats_check_anon_bytes(void) {
  * after it. Not `quiet` (a purge thread runs), another thread may release
  * memory between the reads: purged_total then grows by more than the
  * return, and it is purged_total's growth that the kernel's drop must
- * match. 0 if all hold, else 1 with why. */
-static inline int stats_check_collect(const stats_check_api_t *api, bool quiet, char *why, size_t cap) {
+ * match - unless that release fell between a statistics read and the
+ * kernel's, which counts it on one side only (seen once in three runs of
+ * bench waves: 1028 KiB). Such a round is tried again, up to three times:
+ * a second collect finds less to release, but the sums are checked the
+ * same way. 0 if all hold, else 1 with why. */
+static inline int stats_check_collect_once(const stats_check_api_t *api, bool quiet, bool *others, char *why,
+                                           size_t cap) {
   ebb_stats_t before, after;
   api->stats_get(&before, sizeof before);
   uint64_t anon_before = stats_check_anon_bytes();
@@ -135,13 +140,23 @@ static inline int stats_check_collect(const stats_check_api_t *api, bool quiet, 
   api->stats_get(&after, sizeof after);
   uint64_t counted = after.purged_total - before.purged_total;
   uint64_t dropped = anon_before > anon_after ? anon_before - anon_after : 0;
-  bool others = !quiet && counted > returned; /* another thread released meanwhile */
-  if ((counted != returned && !others) || !stats_check_close(others ? counted : returned, dropped, 16 * 1024)) {
+  *others = !quiet && counted > returned; /* another thread released meanwhile */
+  if ((counted != returned && !*others) || !stats_check_close(*others ? counted : returned, dropped, 16 * 1024)) {
     snprintf(why, cap, "ebb_collect(true) returned %zu KiB, purged_total grew %llu KiB, anonymous RSS fell %llu KiB",
              returned / 1024, (unsigned long long)(counted / 1024), (unsigned long long)(dropped / 1024));
     return 1;
   }
   return stats_check_identities(&after, why, cap);
+}
+
+static inline int stats_check_collect(const stats_check_api_t *api, bool quiet, char *why, size_t cap) {
+  bool others = false;
+  int bad = 0;
+  for (int round = 0; round < 3; round++) {
+    bad = stats_check_collect_once(api, quiet, &others, why, cap);
+    if (!bad || !others) return bad;
+  }
+  return bad;
 }
 
 #endif /* EBB_TEST_STATS_CHECK_H */
