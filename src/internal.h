@@ -270,14 +270,15 @@ static inline void _ebb_page_clear_flags_owner(ebb_page_t *page) {
 
 extern __thread ebb_heap_t *_ebb_tls_heap;
 
+extern ebb_heap_t _ebb_heap_empty; /* every thread's heap until its first malloc */
+extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
+
 /* The thread_free word with `block` pushed in front (types.h): its link is
  * the old head, the count one more, the state kept. */
 static inline uintptr_t _ebb_tf_pushed(uintptr_t tf, ebb_block_t *block) {
   block->next = (ebb_block_t *)(tf & EBB_TF_BLOCK_MASK);
   return (uintptr_t)block | ((tf & ~EBB_TF_BLOCK_MASK) + EBB_TF_COUNT_ONE);
 }
-extern ebb_heap_t _ebb_heap_empty; /* every thread's heap until its first malloc */
-extern ebb_page_t _ebb_page_empty; /* a page with nothing free */
 
 /* ---- global state (init.c) -------------------------------------------- */
 /* One lock for the slow global state: segment registry, segment cache,
