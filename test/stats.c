@@ -61,8 +61,10 @@ static void check_now(const char *workload, const char *when) {
   CHECK(ebb_stats_get(&st, sizeof st));
   CHECK_MSG(stats_check_identities(&st, why, sizeof why) == 0, "%s", why);
   uint64_t anon = stats_check_anon_bytes(), ebbs = anon > outside_ebb ? anon - outside_ebb : 0;
-  CHECK_MSG(stats_check_close(st.resident, ebbs, 0), "resident %llu KiB, the kernel's anonymous memory of ebb %llu KiB",
-            (unsigned long long)(st.resident / 1024), (unsigned long long)(ebbs / 1024));
+  char layers[768];
+  stats_check_breakdown(&st, layers, sizeof layers);
+  CHECK_MSG(stats_check_close(st.resident, ebbs, 0), "the kernel's anonymous memory of ebb %llu KiB against %s",
+            (unsigned long long)(ebbs / 1024), layers);
 }
 
 static void check_collect(const char *workload) {

@@ -104,6 +104,25 @@ static inline int stats_check_identities(const ebb_stats_t *st, char *why, size_
   return 1;
 }
 
+/* Where resident sits, layer by layer, for a message when resident and the
+ * kernel's count disagree: which layer holds the difference. */
+static inline void stats_check_breakdown(const ebb_stats_t *st, char *out, size_t cap) {
+#define STATS_KIB(x) (unsigned long long)((x) / 1024)
+  snprintf(out, cap,
+           "resident %llu KiB = live %llu (small %llu medium %llu wide %llu large %llu) + free_in_pages %llu "
+           "(small %llu medium %llu wide %llu; in empty pages %llu) + segment_cache %llu (%llu segments) + "
+           "large_cache %llu (%llu blocks) + metadata %llu; dirty %llu, segments %llu, abandoned %llu, heaps %llu",
+           STATS_KIB(st->resident), STATS_KIB(st->live), STATS_KIB(st->small_live), STATS_KIB(st->medium_live),
+           STATS_KIB(st->wide_live), STATS_KIB(st->large_live), STATS_KIB(st->free_in_pages),
+           STATS_KIB(st->small_free), STATS_KIB(st->medium_free), STATS_KIB(st->wide_free),
+           STATS_KIB(st->free_in_empty_pages), STATS_KIB(st->segment_cache),
+           (unsigned long long)st->segment_cache_count, STATS_KIB(st->large_cache),
+           (unsigned long long)st->large_cache_count, STATS_KIB(st->metadata), STATS_KIB(st->dirty),
+           (unsigned long long)st->segments_count, (unsigned long long)st->abandoned_count,
+           (unsigned long long)st->heaps_count);
+#undef STATS_KIB
+}
+
 /* The "Anonymous:" line of /proc/self/smaps_rollup in bytes; 0 if it
  * cannot be read. */
 static inline uint64_t stats_check_anon_bytes(void) {
