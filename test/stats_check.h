@@ -5,7 +5,10 @@
  * dlsym when it is preloaded, and check nothing under another allocator).
  *
  *   stats_check_identities(st, why, cap)   the sums of ebb.h hold exactly
- *   stats_check_anon_kib()                 the process's anonymous resident
+ *   stats_check_breakdown(st, out, cap)    resident layer by layer, for a
+ *                                          message when it and the kernel
+ *                                          disagree
+ *   stats_check_anon_bytes()               the process's anonymous resident
  *                                          memory, from smaps_rollup
  *   stats_check_collect(api, why, cap)     ebb_collect(true)'s return, the
  *                                          growth of purged_total and the
