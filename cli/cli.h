@@ -29,6 +29,7 @@
 typedef struct {
   double t_ms;        /* since the program started */
   uint64_t rss;       /* smaps_rollup Rss, bytes */
+  uint64_t hwm;       /* VmHWM (/proc/PID/status): the highest RSS so far, between samples too */
   uint64_t anon;      /* Anonymous */
   uint64_t lazyfree;  /* LazyFree: MADV_FREE pages the kernel has not taken yet */
   uint64_t anon_huge; /* AnonHugePages */
@@ -73,6 +74,8 @@ bool sample_kernel(pid_t pid, sample_t *x);
 /* The cgroup memory file of pid ("" if none), found once per process. */
 void cgroup_file_of(pid_t pid, char *buf, size_t cap);
 uint64_t read_u64_file(const char *path);
+/* A figure of /proc/PID/status (pid 0: this process), "VmHWM" say, in bytes; 0 if unreadable. */
+uint64_t proc_status_bytes(pid_t pid, const char *key);
 /* Snapshot states of a pid. */
 typedef enum { SNAP_OK, SNAP_NONE, SNAP_STALE, SNAP_UNREADABLE, SNAP_NOT_READY } snap_state_t;
 /* Opens /dev/shm/ebb-<pid>, copies it consistently into *out. */

@@ -16,10 +16,11 @@ static const char compare_usage[] =
   "usage: ebb compare [-r N] [--with LIST] [-o FILE] -- PROG [ARGS...]\n"
   "Runs PROG under each allocator of LIST (default glibc,ebb,jemalloc,mimalloc,\n"
   "tcmalloc) that is installed, N interleaved times each (default 3), and prints\n"
-  "the medians: wall time, peak RSS, final RSS (the last sample before exit)\n"
-  "and RSS after idle (at the end of the last stretch of >= 500 ms in which the\n"
-  "program used under 10% of a CPU). Draws the RSS curves overlaid (terminal)\n"
-  "and writes them to FILE (.svg or .html). Progress goes to stderr.\n"
+  "the medians: wall time, peak RSS (the kernel's high-water mark), final RSS\n"
+  "(the last sample before exit) and RSS after idle (at the end of the last\n"
+  "stretch of >= 500 ms in which the program used under 10% of a CPU). Draws\n"
+  "the RSS curves overlaid (terminal) and writes them to FILE (.svg or .html).\n"
+  "Progress goes to stderr.\n"
   "Exit status: 0; 1 no allocator found or FILE not written; 2 bad option;\n"
   "127 PROG not found.\n";
 
@@ -36,7 +37,8 @@ typedef struct {
   const char *name;
   char lib[PATH_MAX]; /* "" for glibc */
   double wall[MAX_REPS], peak[MAX_REPS], final[MAX_REPS], idle[MAX_REPS];
-  int reps, idle_reps;
+  int reps, peak_reps, final_reps, idle_reps; /* runs that gave each figure */
+  bool peak_partial; /* a run's peak lacks the time after its last sample (no exit figure) */
   run_result_t first; /* the first repetition's series, for the chart */
 } alloc_t;
 
@@ -123,15 +125,17 @@ static bool run_once(alloc_t *a, char **argv, int rep, int reps) {
     return false;
   }
   summary_t m;
-  summarize(&r.series, &m);
+  summarize(&r, &m);
   if (exit_code_of(r.status) != 0) {
     char how[96];
     describe_exit(r.status, how, sizeof(how));
     cli_note("compare: under %s the program %s", a->name, how);
   }
   a->wall[a->reps] = r.wall_ms;
-  a->peak[a->reps] = (double)m.peak_rss;
-  a->final[a->reps] = (double)m.final_rss;
+  uint64_t peak = m.hwm_rss > m.peak_rss ? m.hwm_rss : m.peak_rss;
+  if (peak > 0) a->peak[a->peak_reps++] = (double)peak;
+  if (r.exit_hwm == 0) a->peak_partial = true;
+  if (r.series.n > 0) a->final[a->final_reps++] = (double)m.final_rss;
   double idle = idle_rss(&r.series);
   if (idle >= 0) a->idle[a->idle_reps++] = idle;
   if (a->reps++ == 0) a->first = r;
@@ -139,18 +143,31 @@ static bool run_once(alloc_t *a, char **argv, int rep, int reps) {
   return true;
 }
 
+/* The median of the n figures, formatted; "-" when no run gave one. */
+static const char *median_bytes(double *v, int n, char *buf, size_t cap) {
+  if (n == 0) return snprintf(buf, cap, "-"), buf;
+  return fmt_bytes(buf, cap, (uint64_t)median(v, n));
+}
+
 static void print_table(alloc_t *a, int n) {
   char p[32], f[32], i[32];
+  bool partial = false;
   printf("\n%-10s %10s %12s %12s %16s\n", "allocator", "time", "peak RSS", "final RSS", "RSS after idle");
   for (int k = 0; k < n; k++) {
-    fmt_bytes(p, sizeof(p), (uint64_t)median(a[k].peak, a[k].reps));
-    fmt_bytes(f, sizeof(f), (uint64_t)median(a[k].final, a[k].reps));
-    if (a[k].idle_reps) fmt_bytes(i, sizeof(i), (uint64_t)median(a[k].idle, a[k].idle_reps));
-    else snprintf(i, sizeof(i), "-");
+    median_bytes(a[k].peak, a[k].peak_reps, p, sizeof(p));
+    if (a[k].peak_partial && a[k].peak_reps > 0) strcat(p, "*");
+    partial |= a[k].peak_partial;
+    median_bytes(a[k].final, a[k].final_reps, f, sizeof(f));
+    median_bytes(a[k].idle, a[k].idle_reps, i, sizeof(i));
     printf("%-10s %8.3f s %12s %12s %16s\n", a[k].name, median(a[k].wall, a[k].reps) / 1e3, p, f, i);
   }
-  printf("medians of %d runs each, interleaved. final RSS: the last sample (every 20 ms) before exit. RSS after idle:\n"
-         "at the end of the last stretch of >= 500 ms with under 10%% of a CPU used (\"-\": none).\n", a[0].reps);
+  printf("medians of %d runs each, interleaved. peak RSS: the kernel's high-water mark (VmHWM, and wait4 at exit).\n"
+         "final RSS: the last sample (every 20 ms) before exit. RSS after idle: at the end of the last stretch\n"
+         "of >= 500 ms with under 10%% of a CPU used. \"-\": no figure (the program ended before the first sample,\n"
+         "or never idled).\n", a[0].reps);
+  if (partial)
+    printf("*: at least this: the program stayed smaller than the forked copy of ebb it was started from, whose\n"
+           "pages the kernel's figure at exit includes, so the time after the last sample is not covered.\n");
 }
 
 static bool write_chart(const char *path, const curve_t *c, int n) {

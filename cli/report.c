@@ -180,8 +180,9 @@ static void json_string(FILE *f, const char *s) {
 }
 
 static void json_sample(FILE *f, const sample_t *x) {
-  fprintf(f, "{\"t_ms\": %.1f, \"rss\": %llu, \"anonymous\": %llu, \"lazyfree\": %llu, \"anon_huge_pages\": %llu, "
+  fprintf(f, "{\"t_ms\": %.1f, \"rss\": %llu, \"vm_hwm\": %llu, \"anonymous\": %llu, \"lazyfree\": %llu, \"anon_huge_pages\": %llu, "
              "\"cgroup\": %llu, \"cpu_ns\": %llu, \"ebb\": ", x->t_ms, (unsigned long long)x->rss,
+          (unsigned long long)x->hwm,
           (unsigned long long)x->anon, (unsigned long long)x->lazyfree, (unsigned long long)x->anon_huge,
           (unsigned long long)x->cgroup, (unsigned long long)x->cpu_ns);
   if (x->has_snapshot) stats_print_json(f, &x->st);
@@ -195,11 +196,12 @@ void write_json(FILE *f, const run_result_t *r, const summary_t *m, double inter
   fprintf(f, "{\"pid\": %d, \"interval_ms\": %.0f, \"start_monotonic_ms\": %.3f, \"wall_ms\": %.1f, "
              "\"exit_code\": %d, \"verdict\": ", (int)r->pid, interval_ms, r->start_ms, r->wall_ms, exit_code_of(r->status));
   json_string(f, verdict);
-  fprintf(f, ",\n \"summary\": {\"peak_rss\": %llu, \"final_rss\": %llu, \"peak_live\": %llu, "
+  fprintf(f, ",\n \"summary\": {\"peak_rss\": %llu, \"peak_rss_hwm\": %llu, \"final_rss\": %llu, \"peak_live\": %llu, "
              "\"free_resident_peak\": %llu, \"free_resident_longest_ms\": %.0f, \"purged_total\": %llu, "
              "\"drops\": %zu, \"drops_unsettled\": %zu, \"worst_lag_ms\": %.0f, \"children_not_followed\": %zu},\n "
              "\"samples\": [\n",
-          (unsigned long long)m->peak_rss, (unsigned long long)m->final_rss, (unsigned long long)m->peak_live,
+          (unsigned long long)m->peak_rss, (unsigned long long)m->hwm_rss, (unsigned long long)m->final_rss,
+          (unsigned long long)m->peak_live,
           (unsigned long long)m->free_resident_peak, m->free_resident_longest_ms,
           (unsigned long long)m->purged_total, m->drops, m->drops_unsettled, m->worst_lag_ms, r->children_n);
   for (size_t i = 0; i < r->series.n; i++) {

@@ -107,7 +107,7 @@ int cmd_run(int argc, char **argv) {
     return r.exec_errno == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXEC;
   }
   summary_t m;
-  summarize(&r.series, &m);
+  summarize(&r, &m);
   fflush(stdout);
   if (isatty(STDOUT_FILENO)) print_chart(&r);
   print_summary(stdout, &r, &m, (double)interval);

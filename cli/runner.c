@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* runner.c - starting a program with an allocator preloaded and sampling
- * it every period until it exits. The child reports a failed exec through
- * a close-on-exec pipe (an empty read means the exec succeeded). While the
+ * it every period until it exits. The child reports through a
+ * close-on-exec pipe its own peak RSS before the exec (the kernel's peak
+ * for the program includes it), then a failed exec's errno (nothing more
+ * means the exec succeeded). While the
  * program runs, ebb ignores SIGINT and SIGQUIT as system(3) does: a Ctrl-C
  * reaches the program, and ebb reports how it ended. Single-threaded. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "runner.h"
@@ -39,6 +42,8 @@ static void start_child(const run_opts_t *o, int report_fd) {
   signal(SIGINT, SIG_DFL);
   signal(SIGQUIT, SIG_DFL);
   set_child_env(o);
+  uint64_t hwm = proc_status_bytes(0, "VmHWM"); /* what the kernel's peak for the program holds from before */
+  if (write(report_fd, &hwm, sizeof(hwm)) != (ssize_t)sizeof(hwm)) _exit(EXIT_NOT_EXEC);
   execvp(o->argv[0], o->argv);
   int e = errno;
   if (write(report_fd, &e, sizeof(e)) != (ssize_t)sizeof(e)) _exit(EXIT_NOT_FOUND);
@@ -84,23 +89,40 @@ static void take_sample(run_result_t *r, double t0) {
   series_push(&r->series, &x);
 }
 
-/* Waits for the child's exec: its errno, or 0 once exec succeeded. */
-static int exec_result(int fd) {
-  int e = 0;
-  ssize_t n;
-  while ((n = read(fd, &e, sizeof(e))) < 0 && errno == EINTR) {
+/* Reads n bytes, retrying on EINTR; false at end of file first. */
+static bool read_all(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += (size_t)r;
   }
-  close(fd);
-  return n == (ssize_t)sizeof(e) ? e : 0;
+  return true;
 }
 
-static void sample_until_exit(run_result_t *r, double t0, double interval_ms) {
+/* Waits for the child's exec: its errno, or 0 once exec succeeded; the
+ * child's peak RSS before it in *pre_exec_hwm. */
+static int exec_result(int fd, uint64_t *pre_exec_hwm) {
+  int e = 0;
+  *pre_exec_hwm = UINT64_MAX; /* unknown: no figure at exit is the program's own */
+  if (read_all(fd, pre_exec_hwm, sizeof(*pre_exec_hwm)) && !read_all(fd, &e, sizeof(e))) e = 0;
+  close(fd);
+  return e;
+}
+
+static void sample_until_exit(run_result_t *r, double t0, double interval_ms, uint64_t pre_exec_hwm) {
   for (double next = t0;;) {
     note_image(r);
     take_sample(r, t0);
     note_children(r);
-    pid_t done = waitpid(r->pid, &r->status, WNOHANG);
-    if (done == r->pid) break;
+    struct rusage ru;
+    pid_t done = wait4(r->pid, &r->status, WNOHANG, &ru);
+    if (done == r->pid) {
+      uint64_t peak = (uint64_t)ru.ru_maxrss * 1024; /* KiB on Linux */
+      if (peak > pre_exec_hwm) r->exit_hwm = peak;
+      break;
+    }
     next += interval_ms;
     double wait = next - now_ms();
     if (wait < 0) next = now_ms(); /* a slow reading: keep the period from now on */
@@ -142,11 +164,12 @@ bool run_program(const run_opts_t *o, run_result_t *r) {
   }
   if (r->pid == 0) start_child(o, fds[1]);
   close(fds[1]);
-  r->exec_errno = exec_result(fds[0]);
+  uint64_t pre_exec_hwm;
+  r->exec_errno = exec_result(fds[0], &pre_exec_hwm);
   if (r->exec_errno != 0) {
     waitpid(r->pid, &r->status, 0);
   } else {
-    sample_until_exit(r, t0, o->interval_ms);
+    sample_until_exit(r, t0, o->interval_ms, pre_exec_hwm);
     remove_stale_snapshots(r);
   }
   sigaction(SIGINT, &old_int, NULL);

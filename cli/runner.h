@@ -30,6 +30,9 @@ typedef struct {
   size_t stale_removed;     /* snapshots the program or its children left behind (killed), removed */
   char images[4][256];      /* the programs the pid ran, in order (exec) */
   size_t images_n;
+  uint64_t exit_hwm; /* the kernel's peak RSS of the program at exit (wait4's ru_maxrss) when it
+                        exceeds the child's own peak before the exec, which the count includes;
+                        else 0 (unknown) */
 } run_result_t;
 
 /* Runs the program and samples it; false only if fork failed (message
@@ -43,7 +46,8 @@ void describe_exit(int status, char *buf, size_t cap);
 
 /* ---- summary.c ---- */
 typedef struct {
-  uint64_t peak_rss, final_rss, peak_live;
+  uint64_t peak_rss, final_rss, peak_live; /* of the samples; final_rss 0: no sample */
+  uint64_t hwm_rss;              /* the kernel's high-water mark (VmHWM, wait4); 0: unknown */
   double t_peak_rss, t_peak_live;
   bool has_snapshot;             /* at least one sample had ebb's statistics */
   uint64_t free_resident_peak;   /* peak of resident - live - metadata (free pages and caches) */
@@ -63,7 +67,7 @@ typedef struct {
 
 /* The tolerance "within 1 MiB or 5%" of a target. */
 uint64_t follow_tolerance(uint64_t target);
-void summarize(const series_t *s, summary_t *out);
+void summarize(const run_result_t *r, summary_t *out);
 /* The one-line verdict. */
 void verdict_line(const summary_t *m, double interval_ms, char *buf, size_t cap);
 /* The summary as lines of "label: value" (text), for the terminal and HTML. */

@@ -100,8 +100,23 @@ void cgroup_file_of(pid_t pid, char *buf, size_t cap) {
   fclose(f);
 }
 
+uint64_t proc_status_bytes(pid_t pid, const char *key) {
+  char path[64], line[256];
+  if (pid == 0) snprintf(path, sizeof(path), "/proc/self/status");
+  else snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return 0;
+  uint64_t kib = 0;
+  size_t len = strlen(key);
+  while (fgets(line, sizeof(line), f))
+    if (strncmp(line, key, len) == 0 && line[len] == ':') kib = strtoull(line + len + 1, NULL, 10);
+  fclose(f);
+  return kib * 1024;
+}
+
 bool sample_kernel(pid_t pid, sample_t *x) {
   if (!read_rollup(pid, x)) return false;
+  x->hwm = proc_status_bytes(pid, "VmHWM");
   x->cpu_ns = read_cpu_ns(pid);
   return true;
 }

@@ -38,6 +38,13 @@ static void summarize_kernel(const series_t *s, summary_t *m) {
   if (s->n > 0) m->final_rss = s->v[s->n - 1].rss;
 }
 
+/* The kernel's own peak: the last VmHWM read, or the one wait4 gave at
+ * exit, which also covers the time after the last sample. */
+static void summarize_hwm(const run_result_t *r, summary_t *m) {
+  if (r->series.n > 0) m->hwm_rss = r->series.v[r->series.n - 1].hwm;
+  if (r->exit_hwm > m->hwm_rss) m->hwm_rss = r->exit_hwm;
+}
+
 /* ebb's figures: peaks, the last counters, free-but-resident stretches. */
 static void summarize_ebb(const series_t *s, summary_t *m) {
   double above_since = -1;
@@ -117,9 +124,11 @@ static void summarize_drops(const series_t *s, summary_t *m) {
   }
 }
 
-void summarize(const series_t *s, summary_t *out) {
+void summarize(const run_result_t *r, summary_t *out) {
+  const series_t *s = &r->series;
   *out = (summary_t){0};
   summarize_kernel(s, out);
+  summarize_hwm(r, out);
   summarize_ebb(s, out);
   summarize_drops(s, out);
 }
@@ -184,8 +193,12 @@ size_t summary_rows(const summary_t *m, const run_result_t *r, summary_row_t *ro
   describe_exit(r->status, v, sizeof(v));
   snprintf(v + strlen(v), sizeof(v) - strlen(v), " after %.2f s", r->wall_ms / 1e3);
   add_row(rows, &n, cap, "program", v);
-  snprintf(v, sizeof(v), "%s at %.2f s; final %s", fmt_bytes(a, sizeof(a), m->peak_rss), m->t_peak_rss / 1e3,
-           fmt_bytes(b, sizeof(b), m->final_rss));
+  if (r->series.n == 0) snprintf(v, sizeof(v), "no sample: the program ended within the first period");
+  else snprintf(v, sizeof(v), "highest sample %s at %.2f s; final %s", fmt_bytes(a, sizeof(a), m->peak_rss),
+                m->t_peak_rss / 1e3, fmt_bytes(b, sizeof(b), m->final_rss));
+  if (m->hwm_rss > 0)
+    snprintf(v + strlen(v), sizeof(v) - strlen(v), "; peak %s (the kernel's high-water mark)",
+             fmt_bytes(a, sizeof(a), m->hwm_rss));
   add_row(rows, &n, cap, "RSS", v);
   if (m->lazyfree_peak || m->anon_huge_peak) {
     snprintf(v, sizeof(v), "LazyFree peak %s, AnonHugePages peak %s", fmt_bytes(a, sizeof(a), m->lazyfree_peak),
