@@ -187,6 +187,8 @@ bool _ebb_page_extend(ebb_page_t *page) {
   page->free = (ebb_block_t *)first;
   EBB_STORE(page->capacity, page->capacity + n); /* a pass estimating in-place bytes reads it */
   EBB_STORE(page->span, (size_t)page->capacity * bsize);
+  size_t touched = (page->span + EBB_OS_PAGE - 1) / EBB_OS_PAGE;
+  if (touched > page->touched_os) EBB_STORE(page->touched_os, (uint16_t)touched);
   page->free_is_zero = page->is_fresh;
   ebb_assert_expensive(!page->free_is_zero || blocks_are_zero(first, n, bsize));
   return true;
@@ -270,7 +272,7 @@ void _ebb_page_reset_purged(ebb_page_t *page) {
   EBB_STORE(page->capacity, 0);
   EBB_STORE(page->span, 0);
   page->purged_blocks = 0;
-  page->is_fresh = _ebb_purge_zeroes();
+  _ebb_page_set_fresh(page, _ebb_purge_zeroes());
   page->free_is_zero = 0;
   _ebb_segment_clear_purged(seg, page->start, (size_t)page->reserved * page->block_size);
 }

@@ -290,6 +290,7 @@ static void purge_tail(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *
   memset(page->start + carved, 0, edge - carved);
   decommit(batch, page->start + edge, psize - edge);
   page->is_fresh = 1;
+  EBB_STORE(page->touched_os, (uint16_t)(edge / EBB_OS_PAGE)); /* the carved blocks stay */
 }
 
 /* The pages a heap allocates from, held by the caller with the heap (its
@@ -318,7 +319,7 @@ void _ebb_purge_page(ebb_segment_t *seg, ebb_page_t *page, ebb_purge_batch_t *ba
     if (page->is_fresh) return;
     uint8_t *start;
     size_t size = _ebb_segment_page_size(seg, page, &start);
-    page->is_fresh = _ebb_purge_zeroes();
+    _ebb_page_set_fresh(page, _ebb_purge_zeroes());
     decommit(batch, start, size);
     return;
   }

@@ -112,7 +112,10 @@ static bool segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   EBB_STORE(seg->size, EBB_SEGMENT_SIZE);
   EBB_STORE(seg->cache_purged, false);
   for (uint32_t i = 0; i < count; i++) {
-    seg->pages[i].is_fresh = zero;
+    ebb_page_t *page = &seg->pages[i];
+    _ebb_page_set_fresh(page, zero);
+    /* The last use's layout may have been another: all of it may be dirty. */
+    if (!zero) EBB_STORE(page->touched_os, (uint16_t)(_ebb_segment_page_size(seg, page, NULL) / EBB_OS_PAGE));
   }
   return !zero;
 }
@@ -364,7 +367,7 @@ static void page_release_keeping(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_
     return;
   }
   if (heap != NULL) free_queue_add(heap, seg);
-  if (!page->is_fresh) _ebb_page_offer(page, _ebb_segment_page_size(seg, page, NULL));
+  if (!page->is_fresh) _ebb_page_offer(page, _ebb_page_dirty_bytes(seg, page));
 }
 
 void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {
@@ -554,9 +557,9 @@ static void page_dirty_stats(const ebb_page_t *page, uint64_t in_place_bytes, eb
 
 static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_stats_t *st, ebb_layer_walk_t *layer,
                        ebb_stats_walk_t *walk) {
-  size_t psize = _ebb_segment_page_size(seg, page, NULL);
+  size_t dirty_end = _ebb_page_dirty_bytes(seg, page); /* what earlier carving left resident */
   if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED)) {
-    if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) page_free_bytes(st, layer, false, psize);
+    if (dirty_end != 0) page_free_bytes(st, layer, false, dirty_end);
     page_dirty_stats(page, 0, st, layer, walk);
     return;
   }
@@ -572,8 +575,8 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
   layer->pages++;
   page_free_bytes(st, layer, used != 0, (cap - used - purged) * bsize);
   page_dirty_stats(page, cap * bsize, st, layer, walk);
-  if (!__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED) && cap * bsize < psize)
-    page_free_bytes(st, layer, used != 0, psize - cap * bsize); /* dirty, not yet carved again */
+  if (cap * bsize < dirty_end)
+    page_free_bytes(st, layer, used != 0, dirty_end - cap * bsize); /* dirty, not yet carved again */
 }
 
 /* A cached segment: its resident bytes as the kernel counted them, the

@@ -161,7 +161,12 @@ typedef struct ebb_page_s {
    * at the head since: it goes to the head, not to the parked list, when it
    * turns sparse (page.c, after_free_other). The holder. */
   uint8_t back_from_full;
-  uint8_t pad1[2];
+  /* OS pages from `start` that carving may have made resident since the
+   * page was last fresh: when it is not fresh, its dirty memory lies in
+   * them (a class that never carved to the page's end leaves the rest
+   * untouched). The holder (extend, a purge, a segment's setup) stores it,
+   * statistics read it (relaxed); _ebb_page_set_fresh keeps it in step. */
+  uint16_t touched_os;
   /* ---- slow-path fields ---- */
   uint32_t block_size;        /* bytes per block (set by _ebb_page_init; statistics read it) */
   uint32_t capacity;          /* blocks carved so far (the holder; statistics read it, relaxed) */
