@@ -215,9 +215,24 @@ static ebb_segment_t *large_cache_fit(ebb_segment_t *seg, size_t size) {
  * at once, bench bigchurn (64 KiB..2 MiB) faulted 7 OS pages per block
  * replaced, with rule 3 as it is 0.3. NULL if the cache has nothing
  * suitable. */
+static size_t cache_slack(size_t size) { return size / 4 > EBB_MiB ? size / 4 : EBB_MiB; }
+
+/* Rule 1 alone: a cached block that holds `size` bytes with at most
+ * `spare` to spare, taken whole, or NULL. */
+static ebb_segment_t *large_cache_take_whole(size_t size, size_t spare) {
+  if (EBB_LOAD(cache_count) == 0) return NULL;
+  ebb_segment_t *seg = NULL;
+  pthread_mutex_lock(&cache_lock);
+  cache_pick_t above = cache_find_above(size, EBB_SEGMENT_SIZE);
+  if (above.link != NULL && pick_bytes(above) - size <= spare) seg = pick_take(above);
+  if (seg != NULL) EBB_STORE(seg->cached_since, 0);
+  pthread_mutex_unlock(&cache_lock);
+  return seg;
+}
+
 static ebb_segment_t *large_cache_take(size_t size, size_t align) {
   if (EBB_LOAD(cache_count) == 0) return NULL;
-  size_t slack = size / 4 > EBB_MiB ? size / 4 : EBB_MiB;
+  size_t slack = cache_slack(size);
   ebb_segment_t *seg = NULL;
   pthread_mutex_lock(&cache_lock);
   cache_pick_t above = cache_find_above(size, align);
@@ -457,13 +472,33 @@ static ebb_segment_t *large_resize(ebb_segment_t *seg, size_t total) {
   return moved;
 }
 
+/* A resized block moved into a cached one, whose pages are resident:
+ * `keep` bytes copied, the old block freed (to the cache, on the purge
+ * delay, if it has room). Copying costs less than the page faults a
+ * mremap grow takes in fresh pages (and reads from memory the cache
+ * holds warm), and a shrink that cut the tail would unmap resident pages
+ * that the next growing block faults in again: bench realloc. NULL if the
+ * cache has no block of the size. */
+static void *large_move_to_cached(ebb_segment_t *seg, size_t block, size_t keep) {
+  ebb_segment_t *to = large_cache_take_whole(block, block); /* at most twice: what realloc keeps in place */
+  if (to == NULL) return NULL;
+  memcpy(to->pages[0].start, seg->pages[0].start, keep);
+  _ebb_inuse_add(to->size);
+  _ebb_os_map_set(to->pages[0].start, EBB_MAP_LARGE);
+  _ebb_large_free(seg);
+  return to->pages[0].start;
+}
+
 /* realloc of a large block to a size that stays large: nothing to do if
  * the mapping holds it and is not twice too big (a block taken from the
- * large cache may be bigger than asked); else resize the mapping. NULL
- * only when a grow fails. */
+ * large cache may be bigger than asked); else move it into a cached
+ * block that fits, or resize the mapping. NULL only when a grow fails. */
 void *_ebb_large_realloc(ebb_segment_t *seg, size_t size) {
-  size_t total = round_up(size, EBB_OS_PAGE) + EBB_LARGE_HEADER_SIZE, old_total = seg->size;
+  size_t block = round_up(size, EBB_OS_PAGE), total = block + EBB_LARGE_HEADER_SIZE, old_total = seg->size;
   if (total <= old_total && total >= old_total / 2) return seg->pages[0].start;
+  size_t old_block = large_block_bytes(seg);
+  void *moved = large_move_to_cached(seg, block, size < old_block ? size : old_block);
+  if (moved != NULL) return moved;
   int saved_errno = errno;
   ebb_segment_t *resized = large_resize(seg, total);
   if (resized == NULL && total < old_total) {

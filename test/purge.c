@@ -567,6 +567,64 @@ static void case_madv_free(void) {
 }
 
 /* ---- l. the large cache ------------------------------------------------------ */
+/* True if p[0..n) holds what fill_ramp wrote with `seed`. */
+static bool ramp_intact(const unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 512)
+    if (p[i] != (unsigned char)(i / 512 + seed)) return false;
+  return true;
+}
+
+static void fill_ramp(unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 512) p[i] = (unsigned char)(i / 512 + seed);
+}
+
+/* A cached block of n bytes, resident; its address. */
+static uintptr_t cache_one(size_t n) {
+  unsigned char *c = malloc(n);
+  if (!CHECK(c != NULL)) return 0;
+  memset(c, 9, n);
+  free(c);
+  return (uintptr_t)c;
+}
+
+/* realloc moves a large block into a cached one that holds the new size
+ * with at most as much again to spare, rather than grow its mapping into
+ * fresh pages or cut a tail that is resident: no system call, the content
+ * kept, the old block cached in turn. */
+static void large_realloc_moves(void) {
+  ebb_collect(true); /* the cache empty: the blocks below are the ones it holds */
+  unsigned char *v = malloc(3 * MiB);
+  if (!CHECK(v != NULL)) return;
+  fill_ramp(v, 3 * MiB, 1);
+  uintptr_t three = (uintptr_t)v, five = cache_one(5 * MiB);
+  ebb_stats_t s0 = stats();
+  unsigned char *w = realloc(v, 4 * MiB);
+  ebb_stats_t s1 = stats();
+  if (!CHECK(w != NULL)) return;
+  CHECK_MSG((uintptr_t)w == five, "realloc 3 -> 4 MiB did not move into the cached 5 MiB block");
+  CHECK_MSG(ramp_intact(w, 3 * MiB, 1), "realloc 3 -> 4 MiB into a cached block lost content");
+  CHECK_MSG(s1.mmap_calls == s0.mmap_calls && s1.munmap_calls == s0.munmap_calls && s1.mapped == s0.mapped,
+            "realloc into a cached block made system calls: mmap %lu, munmap %lu, mapped %zu -> %zu KiB",
+            (unsigned long)(s1.mmap_calls - s0.mmap_calls), (unsigned long)(s1.munmap_calls - s0.munmap_calls),
+            (size_t)s0.mapped / KiB, (size_t)s1.mapped / KiB);
+  CHECK_MSG(s1.large_cache_count == s0.large_cache_count, "the 3 MiB block was not cached in turn: %lu -> %lu",
+            (unsigned long)s0.large_cache_count, (unsigned long)s1.large_cache_count);
+  unsigned char *y = realloc(w, 2 * MiB); /* below half: into the cached 3 MiB block; the 5 MiB one cached whole */
+  ebb_stats_t s2 = stats();
+  if (!CHECK(y != NULL)) return;
+  CHECK_MSG((uintptr_t)y == three, "realloc 4 -> 2 MiB did not move into the cached 3 MiB block");
+  CHECK_MSG(ramp_intact(y, 2 * MiB, 1), "realloc 4 -> 2 MiB into a cached block lost content");
+  CHECK_MSG(s2.large_cache >= 5 * MiB, "the 5 MiB block was not cached whole: large_cache %zu KiB",
+            (size_t)s2.large_cache / KiB);
+  CHECK(s2.munmap_calls == s1.munmap_calls && s2.mapped == s1.mapped);
+  /* With no cached block of the size, the mapping itself shrinks. */
+  unsigned char *z = realloc(y, 256 * KiB + 4096);
+  if (!CHECK(z != NULL)) return;
+  CHECK_MSG(z == y && ramp_intact(z, 256 * KiB, 1), "realloc 1 MiB -> 260 KiB with no cached fit moved or lost content");
+  free(z);
+  printf("  l: realloc moved into cached blocks, growing and shrinking, with no system call\n");
+}
+
 /* A program this small has a 4 MiB dirty budget, which a cached 8 MiB
  * block exceeds (it would be purged at once): the ballast raises it. */
 static void case_large_cache(void) {
@@ -629,6 +687,7 @@ static void case_large_cache(void) {
   CHECK_MSG(again[0] == 2 && again[2 * MiB - 1] == 2, "the 2 MiB block is not the cached 6 MiB one");
   CHECK(malloc_usable_size(again) >= 6 * MiB);
   free(again);
+  large_realloc_moves();
   free(keep);
 }
 
