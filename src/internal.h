@@ -393,17 +393,12 @@ ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind);
 void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_segment_abandon_all(ebb_heap_t *heap);
 size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, uint8_t **start);
-/* The bytes of a page, free or in use, that may be resident from its
- * classes' carving: 0 if fresh, else its touched OS pages (at least one),
- * at most the page. Racy reads of another holder's page are fine for
- * statistics. */
-static inline size_t _ebb_page_dirty_bytes(const ebb_segment_t *seg, const ebb_page_t *page) {
-  if (__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) return 0;
-  size_t psize = _ebb_segment_page_size(seg, page, NULL);
-  size_t touched = (size_t)__atomic_load_n(&page->touched_os, __ATOMIC_RELAXED) * EBB_OS_PAGE;
-  if (touched == 0) touched = EBB_OS_PAGE;
-  return touched < psize ? touched : psize;
-}
+/* The bytes of a page from offset `from` on that may be resident from its
+ * classes' carving: 0 if fresh, else its touched OS pages (at least one,
+ * at most the page) but those a purge took while blocks of the page were
+ * in use (marked in purged_os). Racy reads of another holder's page are
+ * fine for statistics. */
+size_t _ebb_page_dirty_bytes(const ebb_segment_t *seg, const ebb_page_t *page, size_t from);
 /* A purge (or a segment's setup) made the page fresh, or found it may be
  * dirty: a fresh page has touched nothing yet. */
 static inline void _ebb_page_set_fresh(ebb_page_t *page, bool fresh) {

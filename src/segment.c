@@ -86,6 +86,23 @@ void _ebb_segment_clear_purged(ebb_segment_t *seg, const uint8_t *start, size_t 
   }
 }
 
+size_t _ebb_page_dirty_bytes(const ebb_segment_t *seg, const ebb_page_t *page, size_t from) {
+  if (__atomic_load_n(&page->is_fresh, __ATOMIC_RELAXED)) return 0;
+  uint8_t *start;
+  size_t psize = _ebb_segment_page_size(seg, page, &start);
+  size_t end = (size_t)__atomic_load_n(&page->touched_os, __ATOMIC_RELAXED) * EBB_OS_PAGE;
+  if (end == 0) end = EBB_OS_PAGE;
+  if (end > psize) end = psize;
+  if (from >= end) return 0;
+  size_t bytes = end - from, base = (size_t)(start - (const uint8_t *)seg) / EBB_OS_PAGE;
+  /* OS pages wholly in [from, end): a purged one holds nothing. */
+  for (size_t k = (from + EBB_OS_PAGE - 1) / EBB_OS_PAGE; (k + 1) * EBB_OS_PAGE <= end; k++) {
+    size_t os = base + k;
+    if ((atomic_load_explicit(&seg->purged_os[os / 64], memory_order_relaxed) >> (os % 64)) & 1) bytes -= EBB_OS_PAGE;
+  }
+  return bytes;
+}
+
 /* Sets up a segment for pages of `kind`. True if its memory is dirty (a
  * cached segment that was not purged yet). */
 static bool segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
@@ -367,7 +384,10 @@ static void page_release_keeping(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_
     return;
   }
   if (heap != NULL) free_queue_add(heap, seg);
-  if (!page->is_fresh) _ebb_page_offer(page, _ebb_page_dirty_bytes(seg, page));
+  if (!page->is_fresh) {
+    size_t dirty = _ebb_page_dirty_bytes(seg, page, 0);
+    _ebb_page_offer(page, dirty > EBB_OS_PAGE ? dirty : EBB_OS_PAGE); /* offered 0 means parked in place */
+  }
 }
 
 void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {
@@ -557,9 +577,9 @@ static void page_dirty_stats(const ebb_page_t *page, uint64_t in_place_bytes, eb
 
 static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_stats_t *st, ebb_layer_walk_t *layer,
                        ebb_stats_walk_t *walk) {
-  size_t dirty_end = _ebb_page_dirty_bytes(seg, page); /* what earlier carving left resident */
   if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED)) {
-    if (dirty_end != 0) page_free_bytes(st, layer, false, dirty_end);
+    size_t dirty = _ebb_page_dirty_bytes(seg, page, 0); /* what its classes' carving left resident */
+    if (dirty != 0) page_free_bytes(st, layer, false, dirty);
     page_dirty_stats(page, 0, st, layer, walk);
     return;
   }
@@ -575,8 +595,8 @@ static void page_stats(const ebb_segment_t *seg, const ebb_page_t *page, ebb_sta
   layer->pages++;
   page_free_bytes(st, layer, used != 0, (cap - used - purged) * bsize);
   page_dirty_stats(page, cap * bsize, st, layer, walk);
-  if (cap * bsize < dirty_end)
-    page_free_bytes(st, layer, used != 0, dirty_end - cap * bsize); /* dirty, not yet carved again */
+  size_t tail = _ebb_page_dirty_bytes(seg, page, cap * bsize); /* dirty, not yet carved again */
+  if (tail != 0) page_free_bytes(st, layer, used != 0, tail);
 }
 
 /* A cached segment: its resident bytes as the kernel counted them, the

@@ -2,8 +2,9 @@
 /* test/stats.c - the statistics add up, after every kind of workload of
  * bench/ and of the demo, scaled down and run one after another in one
  * process: micro, churn, prodcons, server, waves, bigbuf, realloc, the
- * seed rows (demo/seed.c), pages carved at their start only, and threads
- * that each leave one wide block.
+ * seed rows (demo/seed.c), pages carved at their start only, pages
+ * purged while sparse and then emptied, and threads that each leave one
+ * wide block.
  *
  * After each workload, with part of its data still live (every byte of it
  * written) and the rest freed but kept (free pages, cached segments, the
@@ -307,6 +308,35 @@ static void partly_carved(void) {
   check_collect("partly carved");
 }
 
+/* Pages purged while sparse, then emptied: a thread keeps one block in
+ * 64 of 1 KiB through ebb_collect(true), which purges the OS pages around
+ * them, then frees those too (each page but the head of its queue goes
+ * back to its segment) and exits, keeping one small block live so that
+ * its segments stay. An empty page holds what its purge left, not the
+ * whole page: counting whole pages read 3.6 MiB above the kernel here. */
+enum { SPARSE_N = 8192 };
+
+static void *purge_sparse_then_empty(void *arg) {
+  static void *p[SPARSE_N];
+  void *keep = alloc_touched(16);
+  for (size_t i = 0; i < SPARSE_N; i++) p[i] = alloc_touched(1 * KiB);
+  for (size_t i = 0; i < SPARSE_N; i++)
+    if (i % 64 != 0) free(p[i]);
+  ebb_collect(true);
+  for (size_t i = 0; i < SPARSE_N; i += 64) free(p[i]);
+  return keep ? keep : arg;
+}
+
+static void purged_then_empty(void) {
+  pthread_t t;
+  void *keep;
+  REQUIRE(pthread_create(&t, NULL, purge_sparse_then_empty, NULL) == 0);
+  pthread_join(t, &keep);
+  check_within("purged then empty", "an exited thread's pages, purged while sparse, now empty", 512 * KiB);
+  free(keep);
+  check_collect("purged then empty");
+}
+
 /* Threads that each use part of one wide segment and exit: each segment
  * goes to the segment cache with what was touched resident (about 1.8
  * MiB), not its whole 4 MiB. */
@@ -347,6 +377,7 @@ int main(void) {
   grow_realloc();
   seed();
   partly_carved();
+  purged_then_empty();
   thread_segments();
   return check_summary("test_stats");
 }
