@@ -298,14 +298,20 @@ static void *carve_starts(void *arg) {
   return keep ? keep : arg;
 }
 
-static void partly_carved(void) {
+/* Runs fn in a thread that exits leaving one block live (fn's result),
+ * checks within 512 KiB beyond 5%, then frees the block and collects. */
+static void after_exited_thread(void *(*fn)(void *), const char *workload, const char *when) {
   pthread_t t;
   void *keep;
-  REQUIRE(pthread_create(&t, NULL, carve_starts, NULL) == 0);
+  REQUIRE(pthread_create(&t, NULL, fn, NULL) == 0);
   pthread_join(t, &keep);
-  check_within("partly carved", "empty pages of an exited thread, each carved at its start only", 512 * KiB);
+  check_within(workload, when, 512 * KiB);
   free(keep);
-  check_collect("partly carved");
+  check_collect(workload);
+}
+
+static void partly_carved(void) {
+  after_exited_thread(carve_starts, "partly carved", "empty pages of an exited thread, each carved at its start only");
 }
 
 /* Pages purged while sparse, then emptied: a thread keeps one block in
@@ -328,13 +334,8 @@ static void *purge_sparse_then_empty(void *arg) {
 }
 
 static void purged_then_empty(void) {
-  pthread_t t;
-  void *keep;
-  REQUIRE(pthread_create(&t, NULL, purge_sparse_then_empty, NULL) == 0);
-  pthread_join(t, &keep);
-  check_within("purged then empty", "an exited thread's pages, purged while sparse, now empty", 512 * KiB);
-  free(keep);
-  check_collect("purged then empty");
+  after_exited_thread(purge_sparse_then_empty, "purged then empty",
+                      "an exited thread's pages, purged while sparse, now empty");
 }
 
 /* Threads that each use part of one wide segment and exit: each segment
