@@ -22,7 +22,7 @@ static const char compare_usage[] =
   "the RSS curves overlaid (terminal) and writes them to FILE (.svg or .html).\n"
   "Progress goes to stderr.\n"
   "Exit status: 0; 1 no allocator found or FILE not written; 2 bad option;\n"
-  "127 PROG not found.\n";
+  "126 PROG not executable; 127 PROG not found.\n";
 
 #define MAX_ALLOCS 5
 #define MAX_REPS 50
@@ -115,14 +115,15 @@ static int keep_found(alloc_t *a, int n) {
   return kept;
 }
 
-static bool run_once(alloc_t *a, char **argv, int rep, int reps) {
+/* One run; EXIT_OK, or the exit status ebb compare ends with. */
+static int run_once(alloc_t *a, char **argv, int rep, int reps) {
   run_opts_t o = {argv, a->lib[0] ? a->lib : NULL, true, strcmp(a->name, "ebb") == 0, 20};
   run_result_t r;
   fprintf(stderr, "ebb: compare: %s, run %d of %d\n", a->name, rep + 1, reps);
-  if (!run_program(&o, &r)) return false;
+  if (!run_program(&o, &r)) return EXIT_FAILURE_RUN;
   if (r.exec_errno != 0) {
     cli_error("compare: %s: %s", argv[0], r.exec_errno == ENOENT ? "program not found" : strerror(r.exec_errno));
-    return false;
+    return r.exec_errno == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXEC;
   }
   summary_t m;
   summarize(&r, &m);
@@ -140,7 +141,7 @@ static bool run_once(alloc_t *a, char **argv, int rep, int reps) {
   if (idle >= 0) a->idle[a->idle_reps++] = idle;
   if (a->reps++ == 0) a->first = r;
   else run_result_free(&r);
-  return true;
+  return EXIT_OK;
 }
 
 /* The median of the n figures, formatted; "-" when no run gave one. */
@@ -208,9 +209,10 @@ int cmd_compare(int argc, char **argv) {
   int n = parse_with(with, allocs);
   if (n < 0) return EXIT_USAGE;
   if ((n = keep_found(allocs, n)) == 0) return cli_error("compare: none of the allocators asked for is installed"), EXIT_FAILURE_RUN;
+  int status;
   for (int rep = 0; rep < reps; rep++)
     for (int k = 0; k < n; k++)
-      if (!run_once(&allocs[k], argv + optind, rep, (int)reps)) return EXIT_NOT_FOUND;
+      if ((status = run_once(&allocs[k], argv + optind, rep, (int)reps)) != EXIT_OK) return status;
   print_table(allocs, n);
   curve_t curves[MAX_ALLOCS];
   for (int k = 0; k < n; k++) curves[k] = (curve_t){allocs[k].name, &allocs[k].first.series, CURVE_RSS};

@@ -190,6 +190,8 @@ expect 0 'size class 1\.00 KiB' "$work/inst/bin/ebb" explain 1k
 # ebb compare: allocators not found are named, the table has one row each.
 expect 2 '^ebb: error: compare: no program given' "$ebb" compare
 expect 127 '^ebb: error: compare: /nonexistent: program not found' "$ebb" compare -r 1 --with glibc -- /nonexistent
+touch "$work/noexec_cmp"
+expect 126 '^ebb: error: compare: .*/noexec_cmp: Permission denied' "$ebb" compare -r 1 --with glibc -- "$work/noexec_cmp"
 out=$("$ebb" compare -r 1 --with glibc,ebb -o "$work/cmp.svg" -- "$fake" workload 2>"$work/cmp.err")
 grep -Eq '^glibc +[0-9.]+ s +[0-9.]+ MiB' <<<"$out" && grep -Eq '^ebb +[0-9.]+ s +3[0-9]\.[0-9] MiB' <<<"$out" ||
   problem "ebb compare table: $out"
