@@ -57,6 +57,9 @@ uint64_t _ebb_prim_huge_resident(int fd, const void *p, size_t size);
  * range gives back. size if the kernel cannot say (never expected: the
  * range is ebb's own mapping). */
 size_t _ebb_prim_resident(const void *p, size_t size);
+/* The same, page by page: vec[i] & 1 for OS page i of the `pages` (at
+ * most 1024) from p. False if the kernel cannot say. */
+bool _ebb_prim_resident_map(const void *p, size_t pages, unsigned char *vec);
 /* Opens `path` to append to it, created (0644) if missing: a file
  * descriptor, or -1 with errno. */
 int _ebb_prim_open_append(const char *path);

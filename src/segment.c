@@ -103,6 +103,17 @@ size_t _ebb_page_dirty_bytes(const ebb_segment_t *seg, const ebb_page_t *page, s
   return bytes;
 }
 
+/* OS pages of a page up to its last resident one, by the segment's
+ * mincore map (NULL: unknown, the whole page). */
+static uint16_t touched_of(const ebb_segment_t *seg, const ebb_page_t *page, const unsigned char *resident) {
+  uint8_t *start;
+  size_t n = _ebb_segment_page_size(seg, page, &start) / EBB_OS_PAGE;
+  if (resident == NULL) return (uint16_t)n;
+  size_t first = (size_t)(start - (const uint8_t *)seg) / EBB_OS_PAGE;
+  while (n > 0 && !(resident[first + n - 1] & 1)) n--;
+  return (uint16_t)n;
+}
+
 /* Sets up a segment for pages of `kind`. True if its memory is dirty (a
  * cached segment that was not purged yet). */
 static bool segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
@@ -128,11 +139,14 @@ static bool segment_init(ebb_segment_t *seg, ebb_page_kind_t kind, bool fresh) {
   EBB_STORE(seg->page_count, count);
   EBB_STORE(seg->size, EBB_SEGMENT_SIZE);
   EBB_STORE(seg->cache_purged, false);
+  /* The last use's layout may have been another: what of each new page is
+   * dirty is what the kernel holds resident of it (one mincore). */
+  unsigned char resident[EBB_SEGMENT_OS_PAGES];
+  bool known = !zero && _ebb_prim_resident_map(seg, EBB_SEGMENT_OS_PAGES, resident);
   for (uint32_t i = 0; i < count; i++) {
     ebb_page_t *page = &seg->pages[i];
     _ebb_page_set_fresh(page, zero);
-    /* The last use's layout may have been another: all of it may be dirty. */
-    if (!zero) EBB_STORE(page->touched_os, (uint16_t)(_ebb_segment_page_size(seg, page, NULL) / EBB_OS_PAGE));
+    if (!zero) EBB_STORE(page->touched_os, touched_of(seg, page, known ? resident : NULL));
   }
   return !zero;
 }
@@ -314,8 +328,10 @@ static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
     /* Its free pages hold the memory of the segment's last use: offer
      * them like any free page (take_page claims back the one it uses), or
      * they would stay resident until the whole segment is free again. */
-    for (uint32_t i = 0; i < seg->page_count; i++)
-      _ebb_page_offer(&seg->pages[i], _ebb_segment_page_size(seg, &seg->pages[i], NULL));
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      size_t bytes = _ebb_page_dirty_bytes(seg, &seg->pages[i], 0);
+      _ebb_page_offer(&seg->pages[i], bytes > EBB_OS_PAGE ? bytes : EBB_OS_PAGE); /* 0 would mean parked in place */
+    }
     _ebb_purge_notify();
   }
   return seg;

@@ -157,6 +157,13 @@ size_t _ebb_prim_resident(const void *p, size_t size) {
   return resident;
 }
 
+bool _ebb_prim_resident_map(const void *p, size_t pages, unsigned char *vec) {
+  int saved = errno;
+  bool ok = pages <= 1024 && mincore((void *)p, pages * EBB_OS_PAGE, vec) == 0;
+  errno = saved;
+  return ok;
+}
+
 int _ebb_prim_open_append(const char *path) {
   int fd;
   do fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
