@@ -103,6 +103,13 @@ size_t _ebb_page_dirty_bytes(const ebb_segment_t *seg, const ebb_page_t *page, s
   return bytes;
 }
 
+/* Offers a free page that is not fresh for purging: its dirty bytes, one
+ * OS page at least (offered 0 means parked in place). */
+static void offer_dirty(const ebb_segment_t *seg, ebb_page_t *page) {
+  size_t bytes = _ebb_page_dirty_bytes(seg, page, 0);
+  _ebb_page_offer(page, bytes > EBB_OS_PAGE ? bytes : EBB_OS_PAGE);
+}
+
 /* OS pages of a page up to its last resident one, by the segment's
  * mincore map (NULL: unknown, the whole page). */
 static uint16_t touched_of(const ebb_segment_t *seg, const ebb_page_t *page, const unsigned char *resident) {
@@ -328,10 +335,7 @@ static ebb_segment_t *segment_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
     /* Its free pages hold the memory of the segment's last use: offer
      * them like any free page (take_page claims back the one it uses), or
      * they would stay resident until the whole segment is free again. */
-    for (uint32_t i = 0; i < seg->page_count; i++) {
-      size_t bytes = _ebb_page_dirty_bytes(seg, &seg->pages[i], 0);
-      _ebb_page_offer(&seg->pages[i], bytes > EBB_OS_PAGE ? bytes : EBB_OS_PAGE); /* 0 would mean parked in place */
-    }
+    for (uint32_t i = 0; i < seg->page_count; i++) offer_dirty(seg, &seg->pages[i]);
     _ebb_purge_notify();
   }
   return seg;
@@ -400,10 +404,7 @@ static void page_release_keeping(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_
     return;
   }
   if (heap != NULL) free_queue_add(heap, seg);
-  if (!page->is_fresh) {
-    size_t dirty = _ebb_page_dirty_bytes(seg, page, 0);
-    _ebb_page_offer(page, dirty > EBB_OS_PAGE ? dirty : EBB_OS_PAGE); /* offered 0 means parked in place */
-  }
+  if (!page->is_fresh) offer_dirty(seg, page);
 }
 
 void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page) {

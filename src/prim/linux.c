@@ -138,14 +138,20 @@ uint64_t _ebb_prim_huge_resident(int fd, const void *p, size_t size) {
   return bytes;
 }
 
+bool _ebb_prim_resident_map(const void *p, size_t pages, unsigned char *vec) {
+  int saved = errno;
+  bool ok = pages <= 1024 && mincore((void *)p, pages * EBB_OS_PAGE, vec) == 0;
+  errno = saved;
+  return ok;
+}
+
 size_t _ebb_prim_resident(const void *p, size_t size) {
   unsigned char vec[1024]; /* one byte per OS page: 4 MiB per call */
   size_t pages = (size + EBB_OS_PAGE - 1) / EBB_OS_PAGE, resident = 0;
   const uint8_t *at = p;
-  int saved = errno;
   while (pages > 0) {
     size_t n = pages < sizeof(vec) ? pages : sizeof(vec);
-    if (mincore((void *)at, n * EBB_OS_PAGE, vec) != 0) {
+    if (!_ebb_prim_resident_map(at, n, vec)) {
       resident += n * EBB_OS_PAGE;
     } else {
       for (size_t i = 0; i < n; i++) resident += (vec[i] & 1) ? EBB_OS_PAGE : 0;
@@ -153,15 +159,7 @@ size_t _ebb_prim_resident(const void *p, size_t size) {
     at += n * EBB_OS_PAGE;
     pages -= n;
   }
-  errno = saved;
   return resident;
-}
-
-bool _ebb_prim_resident_map(const void *p, size_t pages, unsigned char *vec) {
-  int saved = errno;
-  bool ok = pages <= 1024 && mincore((void *)p, pages * EBB_OS_PAGE, vec) == 0;
-  errno = saved;
-  return ok;
 }
 
 int _ebb_prim_open_append(const char *path) {
