@@ -138,8 +138,16 @@ snap_state_t snapshot_get(pid_t pid, ebb_snapshot_t *out) {
   void *map = mmap(NULL, sizeof(ebb_snapshot_t), PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
   if (map == MAP_FAILED) return SNAP_UNREADABLE;
-  bool ok = ebb_snapshot_read((const volatile ebb_snapshot_t *)map, out);
+  const volatile ebb_snapshot_t *shared = map;
+  bool ok = ebb_snapshot_read(shared, out);
+  /* Not yet published: the header the publisher wrote at creation still
+   * names it. A process killed (or ended with _exit) before its first
+   * publication leaves such an object, stale once that process is gone. A
+   * header not yet written reads as pid 0. */
+  bool orphan = !ok && shared->pid == (uint64_t)pid && shared->start_ticks != 0 &&
+                ebb_snapshot_is_stale(&(ebb_snapshot_t){.pid = shared->pid, .start_ticks = shared->start_ticks});
   munmap(map, sizeof(ebb_snapshot_t));
+  if (orphan) return SNAP_STALE;
   if (!ok) return SNAP_NOT_READY;
   return ebb_snapshot_is_stale(out) ? SNAP_STALE : SNAP_OK;
 }

@@ -221,7 +221,7 @@ size_t summary_rows(const summary_t *m, const run_result_t *r, summary_row_t *ro
     add_row(rows, &n, cap, "children", v);
   }
   if (r->stale_removed > 0) {
-    snprintf(v, sizeof(v), "%zu left behind by a process that could not remove it (killed), removed",
+    snprintf(v, sizeof(v), "%zu left behind by a process that could not remove it (killed, or ended by _exit), removed",
              r->stale_removed);
     add_row(rows, &n, cap, "stale snapshots", v);
   }
