@@ -389,7 +389,7 @@ extern _Atomic(size_t) _ebb_os_mapped_peak;
 void _ebb_os_mapped_add(size_t bytes); /* counts a mapping's growth, and the peak */
 
 /* ---- segment.c -------------------------------------------------------- */
-ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind);
+ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind, unsigned bin);
 void _ebb_segment_page_free(ebb_heap_t *heap, ebb_page_t *page);
 void _ebb_segment_abandon_all(ebb_heap_t *heap);
 size_t _ebb_segment_page_size(const ebb_segment_t *seg, const ebb_page_t *page, uint8_t **start);

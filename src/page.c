@@ -451,7 +451,7 @@ static ebb_page_t *page_fresh(ebb_heap_t *heap, unsigned bin) {
   ebb_page_kind_t kind = bsize <= EBB_SMALL_OBJ_MAX    ? EBB_PAGE_SMALL
                          : bsize <= EBB_MEDIUM_OBJ_MAX ? EBB_PAGE_MEDIUM
                                                        : EBB_PAGE_WIDE;
-  ebb_page_t *page = _ebb_segment_page_alloc(heap, kind);
+  ebb_page_t *page = _ebb_segment_page_alloc(heap, kind, bin);
   if (page == NULL) return NULL;
   _ebb_page_init(page, heap, bin);
   _ebb_queue_push_front(heap, bin, page);

@@ -362,10 +362,25 @@ static void segment_release(ebb_heap_t *heap, ebb_segment_t *seg) {
 }
 
 /* ---- pages ------------------------------------------------------------------ */
-static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg) {
+/* The free page of `seg` to use for size class `bin`: one that last held
+ * the same class (what its carving touched fits the class), else the
+ * first free one. Only the holder writes page->bin; is_fresh is not read
+ * here, as a purge pass may be writing it. */
+static uint32_t pick_page(const ebb_segment_t *seg, unsigned bin) {
+  uint32_t first = seg->page_count;
   for (uint32_t i = 0; i < seg->page_count; i++) {
-    ebb_page_t *page = &seg->pages[i];
+    const ebb_page_t *page = &seg->pages[i];
     if (page->in_use) continue;
+    if (page->bin == bin) return i;
+    if (first == seg->page_count) first = i;
+  }
+  return first;
+}
+
+static ebb_page_t *take_page(ebb_heap_t *heap, ebb_segment_t *seg, unsigned bin) {
+  uint32_t i = pick_page(seg, bin);
+  if (i < seg->page_count) {
+    ebb_page_t *page = &seg->pages[i];
     _ebb_page_claim(page); /* a purge may have it; it sets is_fresh */
     page->in_use = 1;
     _ebb_inuse_add((size_t)1 << seg->page_shift);
@@ -434,6 +449,7 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
     seg->cached_since = _ebb_purge_clock_ms(); /* its free memory waits the purge delay from here */
     _ebb_lock();
+    seg->left_by = heap;
     seg->next = _ebb_segment_abandoned;
     _ebb_segment_abandoned = seg;
     EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count + 1); /* abandoned_pop peeks */
@@ -462,6 +478,34 @@ void _ebb_segment_abandoned_push(ebb_segment_t *seg) {
   _ebb_unlock();
 }
 
+/* The abandoned segment that serves `heap` best for a page of `kind`: one
+ * the heap's last thread left (its pages were carved for the same
+ * program's pattern, and are resident), else one of that kind, else the
+ * newest. The list is searched this far; NULL if it is empty. */
+#define EBB_ADOPT_SEARCH 32
+static ebb_segment_t *abandoned_pop_for(ebb_heap_t *heap, ebb_page_kind_t kind) {
+  if (__atomic_load_n(&_ebb_segment_abandoned_count, __ATOMIC_RELAXED) == 0) return NULL;
+  _ebb_lock();
+  ebb_segment_t **best = &_ebb_segment_abandoned, **same_kind = NULL;
+  unsigned looked = 0;
+  for (ebb_segment_t **at = best; *at != NULL && looked < EBB_ADOPT_SEARCH; at = &(*at)->next, looked++) {
+    if ((*at)->kind != kind) continue;
+    if ((*at)->left_by == heap) {
+      same_kind = at;
+      break;
+    }
+    if (same_kind == NULL) same_kind = at;
+  }
+  if (same_kind != NULL) best = same_kind;
+  ebb_segment_t *seg = *best;
+  if (seg != NULL) {
+    *best = seg->next;
+    EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count - 1);
+  }
+  _ebb_unlock();
+  return seg;
+}
+
 /* Takes over one abandoned page: its blocks freed by other threads since
  * the owner left are collected; an empty page goes back to the segment. */
 static void adopt_page(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page) {
@@ -478,8 +522,8 @@ static void adopt_page(ebb_heap_t *heap, ebb_segment_t *seg, ebb_page_t *page) {
 }
 
 /* Adopts one abandoned segment. True if one was found. */
-static bool adopt_one(ebb_heap_t *heap) {
-  ebb_segment_t *seg = _ebb_segment_abandoned_pop();
+static bool adopt_one(ebb_heap_t *heap, ebb_page_kind_t kind) {
+  ebb_segment_t *seg = abandoned_pop_for(heap, kind);
   if (seg == NULL) return false;
   seg->next = seg->prev = NULL;
   seg->in_free_queue = false;
@@ -504,17 +548,17 @@ static bool adopt_one(ebb_heap_t *heap) {
 
 /* A page of `kind` for `heap`: from a segment the heap owns, from an
  * abandoned segment, or from a new segment. NULL + ENOMEM if the OS refuses. */
-ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind) {
+ebb_page_t *_ebb_segment_page_alloc(ebb_heap_t *heap, ebb_page_kind_t kind, unsigned bin) {
   ebb_assert(kind <= EBB_PAGE_WIDE);
   for (int tries = 0; tries < 4; tries++) {
     if (kind <= EBB_PAGE_MEDIUM && heap->with_free[kind] != NULL) {
-      return take_page(heap, heap->with_free[kind]);
+      return take_page(heap, heap->with_free[kind], bin);
     }
-    if (!adopt_one(heap)) break;
+    if (!adopt_one(heap, kind)) break;
   }
   ebb_segment_t *seg = segment_alloc(heap, kind);
   if (seg == NULL) return NULL;
-  return take_page(heap, seg);
+  return take_page(heap, seg, bin);
 }
 
 /* ---- fork ---------------------------------------------------------------------- */

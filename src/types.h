@@ -254,6 +254,10 @@ typedef struct ebb_segment_s {
    * owner left it: the exiting owner stores it before the push (global
    * lock); a pass that popped the segment reads it (purge.c). */
   uint64_t cached_since;
+  /* The heap of the thread that abandoned it: the exiting owner stores it
+   * before the push (global lock); adopt_one reads it under that lock, to
+   * hand the segment back to the next thread that takes the same heap. */
+  struct ebb_heap_s *left_by;
   /* OS pages whose block starts are purged: a word covers pages of more
    * than one page descriptor, so each holder changes its bits with atomic
    * or/and (relaxed) and reads them the same way. */
