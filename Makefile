@@ -46,20 +46,14 @@ check: check-release check-debug
 check-release: release
 	cd build && ctest --output-on-failure -j $(JOBS)
 
-# The EBB_DEBUG=3 build runs every test but five that the release build
+# The EBB_DEBUG=3 build runs every test but four that the release build
 # runs: the demo's promise (a timed demonstration, 90 s, whose code paths
 # every other test goes through), `real_programs` (90 s of python, perl,
 # git and gcc runs under the release library) and two of the three
 # vm.max_map_count cases (minutes of mapping churn each;
 # limits_map_count_small keeps that path under the deep assertions). They
 # would take the suite past CI's time.
-# `stats` (the statistics against the kernel's count after each workload)
-# runs in the release build only for now, alone (test/CMakeLists.txt):
-# beside other tests its prodcons case read ebb's resident 1.3-2 MiB above
-# the kernel's count, in either build; the cause found since (a dirty
-# cached segment taken again) is fixed, and this waits for a loaded loop
-# of the test to confirm it.
-DEBUG_SKIP = ^(demo_promise|real_programs|limits_map_count_large|limits_map_count_realloc|stats)$$
+DEBUG_SKIP = ^(demo_promise|real_programs|limits_map_count_large|limits_map_count_realloc)$$
 
 check-debug: debug
 	cd build-debug && ctest --output-on-failure -j $(JOBS) -E '$(DEBUG_SKIP)'
