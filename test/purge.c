@@ -45,6 +45,10 @@
  *   w  threads one after another, each freeing the blocks the one before
  *      left: the next thread adopts their segments and reuses the free
  *      memory there before the purge delay (no purge, few segments)
+ *   x  an exited thread's empty pages: the next thread's first block of a
+ *      class comes from the page that held that class
+ *   y  a thread that needs a medium page adopts an abandoned medium
+ *      segment, not the small one above it on the abandoned list
  *
  * Waits poll RSS (open/read, no allocation) up to a generous deadline, so a
  * loaded machine only makes a case slower, not fail. Usage:
@@ -1256,6 +1260,80 @@ static void case_adopt(void) {
          most_abandoned, purged / KiB);
 }
 
+/* Case x: where an exited thread's memory is taken again. */
+typedef struct reuse_job_s {
+  size_t keep_size;   /* a block of this size stays live: its segment is abandoned */
+  void *kept;         /* that block */
+  uintptr_t page_48;  /* the 64 KiB pages that held a 48 B and a 1000 B block, freed before the exit */
+  uintptr_t page_1000;
+  size_t ask;         /* the second thread's one allocation */
+  void *got;
+  size_t abandoned_after; /* abandoned segments right after that allocation (the thread alive) */
+} reuse_job_t;
+
+#define SMALL_PAGE_OF(p) ((uintptr_t)(p) & ~(uintptr_t)(64 * KiB - 1))
+#define SEGMENT_OF(p) ((uintptr_t)(p) & ~(uintptr_t)(4 * MiB - 1))
+
+static void *leave_pages(void *arg) {
+  reuse_job_t *job = arg;
+  void *a = malloc(48), *b = malloc(16), *c = malloc(1000);
+  job->kept = malloc(job->keep_size);
+  job->page_48 = SMALL_PAGE_OF(a);
+  job->page_1000 = SMALL_PAGE_OF(c);
+  free(a);
+  free(b);
+  free(c);
+  return NULL;
+}
+
+static void *take_one(void *arg) {
+  reuse_job_t *job = arg;
+  job->got = malloc(job->ask);
+  job->abandoned_after = (size_t)stats().abandoned_count;
+  return NULL;
+}
+
+static bool run_thread(void *(*fn)(void *), reuse_job_t *job) {
+  pthread_t t;
+  if (!CHECK(pthread_create(&t, NULL, fn, job) == 0)) return false;
+  pthread_join(t, NULL);
+  return true;
+}
+
+static void case_page_reuse(void) {
+  /* A thread left a small segment holding one live block, with the pages
+   * of its 48 B and 1000 B blocks empty: the next thread adopts it, and
+   * its first 1000 B block comes from the page that held that class (the
+   * first free page held 48 B blocks). */
+  reuse_job_t small = {.keep_size = 64, .ask = 1000};
+  if (!run_thread(leave_pages, &small)) return;
+  CHECK_EQ(stats().abandoned_count, 1);
+  if (!run_thread(take_one, &small)) return;
+  CHECK(small.page_48 != small.page_1000);
+  CHECK_MSG(SMALL_PAGE_OF(small.got) == small.page_1000,
+            "a 1000 B block after the exit came from page %#lx, not %#lx where that class was (48 B: %#lx)",
+            (unsigned long)SMALL_PAGE_OF(small.got), (unsigned long)small.page_1000, (unsigned long)small.page_48);
+  free(small.kept);
+  free(small.got);
+}
+
+static void case_kind_adopt(void) {
+  /* Two segments abandoned, a medium one below a small one (a thread that
+   * adopted one small segment, then mapped a medium one, exits; the list
+   * takes its segments newest first): a thread that needs a medium page
+   * adopts the medium one and leaves the small one. */
+  reuse_job_t first = {.keep_size = 64}, medium = {.keep_size = 20000}, later = {.ask = 20000};
+  if (!run_thread(leave_pages, &first) || !run_thread(leave_pages, &medium)) return;
+  CHECK_EQ(stats().abandoned_count, 2);
+  if (!run_thread(take_one, &later)) return;
+  CHECK_MSG(SEGMENT_OF(later.got) == SEGMENT_OF(medium.kept), "a 20000 B block did not come from the abandoned medium segment");
+  CHECK_MSG(later.abandoned_after == 1, "%zu segments still abandoned after the medium one was adopted (1: the small one)",
+            later.abandoned_after);
+  free(first.kept);
+  free(medium.kept);
+  free(later.got);
+}
+
 static const test_case_t cases[] = {
   {'a', "idle main thread", case_idle_main, {NULL}},
   {'b', "idle other thread", case_idle_thread, {NULL}},
@@ -1282,6 +1360,10 @@ static const test_case_t cases[] = {
   {'u', "a running thread is asked, answers at its next call", case_running_thread, {NULL}},
   {'v', "a thread blocked in a signal handler is not taken over", case_in_handler, {NULL}},
   {'w', "an exited thread's segments adopted", case_adopt, {NULL}},
+  {'x', "an exited thread's page reused by its class", case_page_reuse,
+   {"EBB_PURGE_THREAD=0", "EBB_PURGE_DELAY_MS=60000", NULL}},
+  {'y', "an abandoned segment adopted by its kind", case_kind_adopt,
+   {"EBB_PURGE_THREAD=0", "EBB_PURGE_DELAY_MS=60000", NULL}},
 };
 enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 
