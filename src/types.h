@@ -224,7 +224,15 @@ typedef struct ebb_segment_s {
   size_t size;
   struct ebb_heap_s *heap;    /* owner heap (the owner writes; NULL when abandoned or cached; statistics read it) */
   struct ebb_segment_s *next; /* owner's segments (the owner), the abandoned list or a cache (global lock) */
-  struct ebb_segment_s *prev;
+  union {
+    struct ebb_segment_s *prev; /* owner's segments (the owner) */
+    /* On the abandoned list (singly linked through next), the heap of the
+     * thread that left it: the exiting owner stores it before the push,
+     * adopt_one reads it (both under the global lock), to hand the segment
+     * back to the next thread that takes that heap. In prev's place, so
+     * that the page descriptors keep their offset (see below). */
+    struct ebb_heap_s *left_by;
+  };
   struct ebb_segment_s *free_next; /* owner's segments of this kind with a free page (the owner) */
   struct ebb_segment_s *free_prev;
   struct ebb_segment_s *all_next; /* registry of every mapped segment (global lock) */
@@ -254,10 +262,6 @@ typedef struct ebb_segment_s {
    * owner left it: the exiting owner stores it before the push (global
    * lock); a pass that popped the segment reads it (purge.c). */
   uint64_t cached_since;
-  /* The heap of the thread that abandoned it: the exiting owner stores it
-   * before the push (global lock); adopt_one reads it under that lock, to
-   * hand the segment back to the next thread that takes the same heap. */
-  struct ebb_heap_s *left_by;
   /* OS pages whose block starts are purged: a word covers pages of more
    * than one page descriptor, so each holder changes its bits with atomic
    * or/and (relaxed) and reads them the same way. */
