@@ -458,14 +458,21 @@ void _ebb_segment_abandon_all(ebb_heap_t *heap) {
   atomic_store_explicit(&_ebb_abandoned_hint, 1, memory_order_relaxed);
 }
 
+/* Takes the segment at `at` (a link of the abandoned list) off the list.
+ * Global lock held. */
+static ebb_segment_t *abandoned_unlink_locked(ebb_segment_t **at) {
+  ebb_segment_t *seg = *at;
+  if (seg != NULL) {
+    *at = seg->next;
+    EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count - 1); /* abandoned_pop peeks */
+  }
+  return seg;
+}
+
 ebb_segment_t *_ebb_segment_abandoned_pop(void) {
   if (__atomic_load_n(&_ebb_segment_abandoned_count, __ATOMIC_RELAXED) == 0) return NULL;
   _ebb_lock();
-  ebb_segment_t *seg = _ebb_segment_abandoned;
-  if (seg) {
-    _ebb_segment_abandoned = seg->next;
-    EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count - 1);
-  }
+  ebb_segment_t *seg = abandoned_unlink_locked(&_ebb_segment_abandoned);
   _ebb_unlock();
   return seg;
 }
@@ -486,22 +493,16 @@ void _ebb_segment_abandoned_push(ebb_segment_t *seg) {
 static ebb_segment_t *abandoned_pop_for(ebb_heap_t *heap, ebb_page_kind_t kind) {
   if (__atomic_load_n(&_ebb_segment_abandoned_count, __ATOMIC_RELAXED) == 0) return NULL;
   _ebb_lock();
-  ebb_segment_t **best = &_ebb_segment_abandoned, **same_kind = NULL;
-  unsigned looked = 0;
-  for (ebb_segment_t **at = best; *at != NULL && looked < EBB_ADOPT_SEARCH; at = &(*at)->next, looked++) {
+  ebb_segment_t **pick = NULL, **at = &_ebb_segment_abandoned;
+  for (unsigned looked = 0; *at != NULL && looked < EBB_ADOPT_SEARCH; at = &(*at)->next, looked++) {
     if ((*at)->kind != kind) continue;
     if ((*at)->left_by == heap) {
-      same_kind = at;
+      pick = at;
       break;
     }
-    if (same_kind == NULL) same_kind = at;
+    if (pick == NULL) pick = at;
   }
-  if (same_kind != NULL) best = same_kind;
-  ebb_segment_t *seg = *best;
-  if (seg != NULL) {
-    *best = seg->next;
-    EBB_STORE(_ebb_segment_abandoned_count, _ebb_segment_abandoned_count - 1);
-  }
+  ebb_segment_t *seg = abandoned_unlink_locked(pick != NULL ? pick : &_ebb_segment_abandoned);
   _ebb_unlock();
   return seg;
 }

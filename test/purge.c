@@ -1260,7 +1260,7 @@ static void case_adopt(void) {
          most_abandoned, purged / KiB);
 }
 
-/* Case x: where an exited thread's memory is taken again. */
+/* Cases x and y: where an exited thread's memory is taken again. */
 typedef struct reuse_job_s {
   size_t keep_size;   /* a block of this size stays live: its segment is abandoned */
   void *kept;         /* that block */

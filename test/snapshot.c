@@ -57,22 +57,6 @@ static bool shm_exists(pid_t pid) {
   return stat(path, &st) == 0;
 }
 
-/* True if a process that is running now, `pid`, created /dev/shm/ebb-<pid>.
- * An object left by an earlier process under the same pid (killed, or
- * ended by _exit: pids are reused) names that process's start time. */
-static bool published_by(pid_t pid) {
-  char path[64];
-  shm_path(path, sizeof(path), pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const volatile ebb_snapshot_t *m = mmap(NULL, EBB_SNAPSHOT_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-  close(fd);
-  if (m == MAP_FAILED) return true; /* there, and not readable: count it */
-  bool mine = m->pid == (uint64_t)pid && m->start_ticks == ebb_snapshot_start_ticks((uint64_t)pid);
-  munmap((void *)m, EBB_SNAPSHOT_BYTES);
-  return mine;
-}
-
 /* Maps the pid's object read-only, waiting up to `ms` for it. NULL if none. */
 static const ebb_snapshot_t *map_snapshot(pid_t pid, unsigned ms) {
   char path[64];
@@ -87,6 +71,17 @@ static const ebb_snapshot_t *map_snapshot(pid_t pid, unsigned ms) {
     if (now_ms() >= until) return NULL;
     sleep_ms(5);
   }
+}
+
+/* True if a process that is running now, `pid`, created /dev/shm/ebb-<pid>.
+ * An object left by an earlier process under the same pid (killed, or
+ * ended by _exit: pids are reused) names that process's start time. */
+static bool published_by(pid_t pid) {
+  const volatile ebb_snapshot_t *m = map_snapshot(pid, 0);
+  if (m == NULL) return shm_exists(pid); /* there, and not readable: count it */
+  bool mine = m->pid == (uint64_t)pid && m->start_ticks == ebb_snapshot_start_ticks((uint64_t)pid);
+  munmap((void *)m, EBB_SNAPSHOT_BYTES);
+  return mine;
 }
 
 /* Reads until a publication that satisfies `ok` arrives, up to `ms`. */
