@@ -58,6 +58,8 @@ DESCRIPTIONS = {
               "(log-uniform), under churn: delete a random key, insert a new one",
     "bigchurn": "2 threads replace 64 KiB..2 MiB blocks (uniform sizes) at random in a live set of 12 "
                 "each, every page written and read back",
+    "thp": "an object cache of 64 B..32 KiB evicted 30% and refilled in rounds, with the "
+           "allocator's transparent-huge-page switch on (tcmalloc has none)",
     "python": "/usr/bin/python3 bench/py_alloc.py: dicts, lists, strings and bytes built and "
               "dropped (objects <= 512 B go to pymalloc)",
     "python-malloc": "the same script with PYTHONMALLOC=malloc: every object from the allocator "
