@@ -255,7 +255,6 @@ static bool large_cache_put(ebb_segment_t *seg) {
   size_t size = seg->size; /* once the lock is released the block may be gone */
   bool kept = false;
   if (size > limit) return false;
-  _ebb_cache_resident_set(seg, _ebb_prim_resident(seg, size)); /* for statistics; nothing touches it while cached */
   EBB_STORE(seg->cached_since, _ebb_purge_clock_ms());
   pthread_mutex_lock(&cache_lock); /* the dirty count moves with the cache, under its lock */
   if (cache_bytes + size <= limit) {

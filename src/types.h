@@ -248,11 +248,12 @@ typedef struct ebb_segment_s {
    * (release, after claim IDLE), a pass exchanges it (acq_rel); the fences
    * of the hint protocol are purge.c's. */
   _Atomic(uint8_t) inplace_hint;
-  /* While cached (segment or large block): its resident OS pages, header
+  /* While a segment is cached: its resident OS pages, header
    * included, read from the kernel as it entered the cache (nothing
    * touches a cached mapping); a segment's cache purge leaves its first
    * one. The releasing thread sets it before the cache takes the mapping;
-   * then the global lock (statistics read it there). 32 bits of OS pages
+   * then the global lock (statistics read it there; they ask the kernel
+   * for a cached large block's at that time). 32 bits of OS pages
    * (16 TiB), in the padding before cached_since: the page descriptors
    * keep their offset, which the free fast path folds into one lea. */
   uint32_t cache_resident_pages;
